@@ -1,0 +1,250 @@
+"""Tolerances and comparison against the oracle: the five equivalence properties.
+
+Tolerance rule (one line per element, loss and gradient alike)::
+
+    |impl - oracle| <= atol[dtype] + K[dtype] · eps[dtype] · scale
+
+``eps`` is the dtype's machine epsilon. ``scale`` is the element's condition magnitude
+from the oracle: for the loss, the weighted row count times ``1 + max|x| + log C`` reduced
+like the loss (a log-softmax computed in precision eps has an absolute error of about
+eps · (|x|max + log C) per row, however it is written); for the gradient, the row's
+largest possible entry times the same condition number. ``K`` absorbs the
+accumulation in a sum or mean (pairwise summation grows like log M) and a few roundings:
+32 for float64/float32, 4 for bfloat16/float16, where the final rounding to the output
+dtype (eps/2) already dominates. ``atol`` is the smallest normal number of the dtype for
+gradients (below it values are subnormal and lose relative precision) and
+1e3 · tiny for losses. `F.cross_entropy` itself is checked by the same rule, so the table
+is not tuned to one implementation; ``suites/test_check.py`` also shows it rejects the
+defects it exists for (ignored weights, missing smoothing, a wrong normalisation).
+
+Non-finite values follow the oracle: NaN where the oracle is NaN, ±inf where it is ±inf,
+finite elsewhere — except where the exact value overflows the output dtype, where ±inf
+is required (and either is accepted within one tolerance of the dtype's maximum).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+
+from harness.cases import Inputs
+from harness.oracle import OracleResult
+
+F64 = torch.float64
+K_FACTOR = {torch.float64: 32, torch.float32: 32, torch.bfloat16: 4, torch.float16: 4}
+PROPERTIES = ("loss", "grad", "nonfinite", "inputs", "meta")
+
+
+class Expect(str, Enum):
+    """What theory predicts for one output of one contender on one case."""
+
+    EXACT = "exact"        # must match the oracle within tolerance
+    DEGRADED = "degraded"  # finite or not, accuracy unspecified: not compared
+    BREAKS = "breaks"      # must contain a non-finite value
+
+
+@dataclass(frozen=True)
+class Expectation:
+    loss: Expect = Expect.EXACT
+    grad: Expect = Expect.EXACT
+    reason: str = ""
+
+
+EXACT = Expectation()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call of a contender produced (see `harness.execute.evaluate`)."""
+
+    loss: torch.Tensor | None
+    grad: torch.Tensor | None
+    error: str | None
+    modified_inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One property on one case. ``max_abs``/``max_rel`` are the largest errors against
+    the oracle over the compared elements (rel: error / tolerance scale)."""
+
+    prop: str
+    ok: bool
+    detail: str = ""
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    compared: bool = True
+
+
+def tolerance(dtype: torch.dtype) -> tuple[float, float, float]:
+    """(rtol multiplier K·eps, loss atol, grad atol) of a dtype."""
+    fi = torch.finfo(dtype)
+    return K_FACTOR[dtype] * fi.eps, 1e3 * fi.tiny, fi.tiny
+
+
+def _as64(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to("cpu", F64)
+
+
+def _compare(prop: str, got: torch.Tensor, want: torch.Tensor, scale: torch.Tensor,
+             rtol: float, atol: float, fmax: float) -> Verdict:
+    got, want = _as64(got).reshape(want.shape), want
+    scale = scale.expand_as(want)
+    mask = torch.isfinite(want) & torch.isfinite(got) & (want.abs() <= fmax)
+    if not bool(mask.any()):
+        return Verdict(prop, True, "nothing finite to compare", compared=False)
+    err = (got - want).abs()[mask]
+    bound = atol + rtol * scale[mask]
+    excess = err / bound
+    worst = int(excess.argmax())
+    max_rel = float((err / scale[mask].clamp(min=atol)).max())
+    ok = bool((err <= bound).all())
+    idx = torch.nonzero(mask)[worst].tolist()
+    detail = (f"worst at index {idx}: got {float(got[mask][worst]):.8g}, oracle "
+              f"{float(want[mask][worst]):.8g}, |error| {float(err[worst]):.3g} > bound "
+              f"{float(bound[worst]):.3g}" if not ok else
+              f"max |error| {float(err.max()):.3g}, {float(excess.max()):.2f} of the bound")
+    return Verdict(prop, ok, detail, float(err.max()), max_rel)
+
+
+def _expected_output(out: Outcome) -> str | None:
+    if out.error:
+        return f"raised {out.error}"
+    return None
+
+
+def check_loss(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expectation) -> Verdict:
+    """(a) the loss matches the oracle within tolerance."""
+    if (why := _expected_output(out)) or out.loss is None:
+        return Verdict("loss", False, why or "returned nothing")
+    if expect.loss is not Expect.EXACT:
+        return _check_breaks("loss", out.loss, expect.loss, expect.reason)
+    dtype = out.loss.dtype if out.loss.is_floating_point() else inputs.logits.dtype
+    rtol, atol, _ = tolerance(dtype)
+    return _compare("loss", out.loss, oracle.loss, oracle.loss_scale, rtol, atol,
+                    torch.finfo(dtype).max)
+
+
+def check_grad(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expectation) -> Verdict:
+    """(b) the gradient w.r.t. the logits (upstream gradient ``inputs.grad_out``) matches."""
+    if (why := _expected_output(out)) or out.grad is None:
+        return Verdict("grad", False, why or "no gradient reached the logits")
+    if expect.grad is not Expect.EXACT:
+        return _check_breaks("grad", out.grad, expect.grad, expect.reason)
+    rtol, _, atol = tolerance(inputs.logits.dtype)
+    case = inputs.case
+    cond = _class_dim_scale(oracle, case)
+    return _compare("grad", out.grad, oracle.grad, cond, rtol, atol,
+                    torch.finfo(inputs.logits.dtype).max)
+
+
+def _class_dim_scale(oracle: OracleResult, case) -> torch.Tensor:
+    """Per-row gradient scale × condition number, broadcast to the logits' shape."""
+    per_row = oracle.row_scale * oracle.condition
+    if case.family == "binary":
+        return per_row.reshape(oracle.grad.shape)
+    shaped = per_row.reshape(case.n, *case.spatial, 1)
+    return shaped.movedim(-1, 1) if case.spatial else shaped
+
+
+def _check_breaks(prop: str, value: torch.Tensor, expect: Expect, reason: str) -> Verdict:
+    if expect is Expect.DEGRADED:
+        return Verdict(prop, True, f"not compared: degraded regime predicted ({reason})",
+                       compared=False)
+    finite = bool(torch.isfinite(value).all())
+    return Verdict(prop, not finite,
+                   f"predicted breakdown ({reason}) "
+                   + ("did not happen: output is finite" if finite else "observed"),
+                   compared=False)
+
+
+def _mean_numerator_overflows(oracle: OracleResult, inputs: Inputs, fmax: float) -> bool:
+    """A half-precision mean whose numerator Σ l_n exceeds the dtype's range may come out
+    inf even though the mean itself is representable: eager `F.cross_entropy` on CPU does
+    exactly that (case n2-c11-2-p0.5-f16-mean-z10000 gives inf for an exact 17620)."""
+    return inputs.case.reduction == "mean" and bool(oracle.weighted_sum.abs() > fmax)
+
+
+def _pattern(tag: str, got: torch.Tensor, want: torch.Tensor, rtol: float, fmax: float,
+             may_overflow: bool = False) -> str | None:
+    got, want = _as64(got).reshape(want.shape), want
+    overflow = want.abs() > fmax * (1 + rtol)
+    borderline = (want.abs() > fmax * (1 - rtol)) & ~overflow
+    if may_overflow:
+        borderline = borderline | (torch.isfinite(want) & ~overflow)
+    expect_nan = torch.isnan(want)
+    expect_inf = torch.isinf(want) | overflow
+    bad_nan = expect_nan & ~torch.isnan(got)
+    bad_inf = expect_inf & ~(torch.isinf(got) & (torch.sign(got) == torch.sign(want)))
+    bad_finite = ~expect_nan & ~expect_inf & ~borderline & ~torch.isfinite(got)
+    for name, bad in (("NaN", bad_nan), ("±inf", bad_inf), ("finite", bad_finite)):
+        if bool(bad.any()):
+            idx = torch.nonzero(bad)[0].tolist()
+            return (f"{tag}: oracle says {name} at index {idx} (oracle "
+                    f"{float(want[tuple(idx)]):.6g}), got {float(got[tuple(idx)]):.6g} "
+                    f"({int(bad.sum())} such elements)")
+    return None
+
+
+def check_nonfinite(out: Outcome, oracle: OracleResult, inputs: Inputs,
+                    expect: Expectation) -> Verdict:
+    """(c) finite where the oracle is finite; NaN/inf exactly where the oracle's are."""
+    if (why := _expected_output(out)) or out.loss is None:
+        return Verdict("nonfinite", False, why or "returned nothing")
+    problems = []
+    dtype = inputs.logits.dtype
+    rtol = tolerance(dtype)[0]
+    fmax = torch.finfo(dtype).max
+    if expect.loss is Expect.EXACT:
+        problems.append(_pattern("loss", out.loss, oracle.loss, rtol, fmax,
+                                 may_overflow=_mean_numerator_overflows(oracle, inputs, fmax)))
+    if expect.grad is Expect.EXACT and out.grad is not None:
+        problems.append(_pattern("grad", out.grad, oracle.grad, rtol, fmax))
+    problems = [p for p in problems if p]
+    return Verdict("nonfinite", not problems, "; ".join(problems) or "pattern matches")
+
+
+def check_inputs(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expectation) -> Verdict:
+    """(d) the call left logits, target and weight bit-for-bit unchanged."""
+    if out.modified_inputs:
+        return Verdict("inputs", False, "modified its inputs: " + ", ".join(out.modified_inputs))
+    return Verdict("inputs", True, "inputs unchanged")
+
+
+def expected_meta(inputs: Inputs) -> tuple[torch.dtype, tuple[int, ...]]:
+    """Output dtype and shape as `F.cross_entropy` defines them."""
+    case = inputs.case
+    shape = tuple(case.target_shape) if case.reduction == "none" else ()
+    return inputs.logits.dtype, shape
+
+
+def check_meta(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expectation) -> Verdict:
+    """(e) output dtype, shape and device follow `F.cross_entropy`."""
+    if (why := _expected_output(out)) or out.loss is None:
+        return Verdict("meta", False, why or "returned nothing")
+    dtype, shape = expected_meta(inputs)
+    got = (out.loss.dtype, tuple(out.loss.shape), out.loss.device.type)
+    want = (dtype, shape, inputs.logits.device.type)
+    if got != want:
+        return Verdict("meta", False, f"output (dtype, shape, device) {got}, expected {want}")
+    if out.grad is not None and (out.grad.shape != inputs.logits.shape
+                                 or out.grad.dtype != inputs.logits.dtype):
+        return Verdict("meta", False, f"gradient {out.grad.dtype}{tuple(out.grad.shape)}, "
+                                      f"expected {inputs.logits.dtype}{tuple(inputs.logits.shape)}")
+    return Verdict("meta", True, f"{dtype} {shape}")
+
+
+CHECKS = {
+    "loss": check_loss,
+    "grad": check_grad,
+    "nonfinite": check_nonfinite,
+    "inputs": check_inputs,
+    "meta": check_meta,
+}
+
+
+def check_all(out: Outcome, oracle: OracleResult, inputs: Inputs,
+              expect: Expectation = EXACT) -> dict[str, Verdict]:
+    return {name: fn(out, oracle, inputs, expect) for name, fn in CHECKS.items()}

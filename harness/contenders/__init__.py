@@ -1,0 +1,206 @@
+"""The contender registry: name → implementation with declared capabilities.
+
+A contender is data. The harness asks `Contender.skip_reason(case, device)` before it runs
+one, so a case outside its capabilities is skipped with that reason, never silently.
+
+Three sources, one shape:
+* built-ins (`harness.contenders.multiclass`, `...compiled`, `...binary`, ...);
+* ``--contender NAME=MODULE:ATTR`` / ``--binary-contender NAME=MODULE:ATTR`` at run time;
+* the entry-point groups ``xentbench.contenders`` and ``xentbench.binary_contenders``.
+
+An external ATTR may be a plain function with the family's signature (it is then assumed
+to support everything, so every case checks it) or a ready `Contender`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from harness.cases import DTYPES, LAYOUTS, REDUCTIONS, Case
+
+FAMILIES = ("multiclass", "binary")
+ENTRY_POINT_GROUPS = {"multiclass": "xentbench.contenders", "binary": "xentbench.binary_contenders"}
+
+
+class ContenderError(ValueError):
+    """A contender that cannot be loaded or registered, with how to fix it."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a contender handles. Anything outside is skipped with a reason."""
+
+    weights: bool = True
+    ignore_index: bool = True
+    label_smoothing: bool = True
+    spatial_dims: frozenset[int] = frozenset({0, 1, 2, 3})
+    dtypes: frozenset[str] = frozenset(DTYPES)
+    devices: frozenset[str] = frozenset({"cpu", "cuda"})
+    reductions: frozenset[str] = frozenset(REDUCTIONS)
+    layouts: frozenset[str] = frozenset(LAYOUTS)
+
+    def gaps(self) -> list[str]:
+        """Human-readable list of what is not supported."""
+        out = []
+        for flag in ("weights", "ignore_index", "label_smoothing"):
+            if not getattr(self, flag):
+                out.append(f"no {flag}")
+        for name, full in (("spatial_dims", {0, 1, 2, 3}), ("dtypes", set(DTYPES)),
+                           ("devices", {"cpu", "cuda"}), ("reductions", set(REDUCTIONS)),
+                           ("layouts", set(LAYOUTS))):
+            missing = sorted(map(str, set(full) - set(getattr(self, name))))
+            if missing:
+                out.append(f"no {name} {','.join(missing)}")
+        return out
+
+    def describe(self) -> str:
+        spatial = "/".join(f"{d}-D" for d in sorted(self.spatial_dims))
+        flags = [f for f in ("weights", "ignore_index", "label_smoothing") if getattr(self, f)]
+        return (f"{' '.join(flags) or '-'}; spatial {spatial}; "
+                f"{','.join(d for d in DTYPES if d in self.dtypes)}; "
+                f"{','.join(sorted(self.devices))}")
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A named implementation. ``fn`` has the family's signature: that of
+    `F.cross_entropy` (multiclass) or `F.binary_cross_entropy_with_logits` (binary).
+
+    ``limits`` predicts, from theory, where the implementation breaks down (see
+    `harness.check.Expectation`); ``compiled`` carries compile statistics for
+    torch.compile contenders; ``available`` says why it cannot run here (e.g. missing
+    Triton) or None."""
+
+    name: str
+    family: str
+    fn: Callable[..., Any]
+    description: str
+    caps: Capabilities = field(default_factory=Capabilities)
+    source: str = "builtin"
+    limits: Callable[..., Any] | None = None
+    compiled: Any = None
+    available: Callable[[], str | None] | None = None
+
+    def skip_reason(self, case: Case, device: str = "cpu") -> str | None:
+        """Why this contender cannot run this case here, or None when it can."""
+        if self.available is not None and (why := self.available()):
+            return f"{self.name}: {why}"
+        caps, cannot = self.caps, []
+        if case.family != self.family:
+            cannot.append(f"it is a {self.family} contender and this is a {case.family} case")
+        if case.weights != "none" and not caps.weights:
+            cannot.append("class weights")
+        if case.ignore_frac and not caps.ignore_index:
+            cannot.append("ignore_index")
+        if case.label_smoothing and not caps.label_smoothing:
+            cannot.append("label_smoothing")
+        if len(case.spatial) not in caps.spatial_dims:
+            cannot.append(f"{len(case.spatial)}-D spatial inputs")
+        if case.dtype not in caps.dtypes:
+            cannot.append(f"dtype {case.dtype}")
+        if device.split(":")[0] not in caps.devices:
+            cannot.append(f"device {device}")
+        if case.reduction not in caps.reductions:
+            cannot.append(f"reduction={case.reduction}")
+        if case.layout not in caps.layouts:
+            cannot.append(f"layout {case.layout}")
+        return f"{self.name} does not support " + ", ".join(cannot) if cannot else None
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+
+_BUILTINS: dict[str, Contender] = {}
+
+
+def register(contender: Contender) -> Contender:
+    """Add a built-in; a second contender under a taken name is an error."""
+    if contender.family not in FAMILIES:
+        raise ContenderError(f"{contender.name}: family must be one of {FAMILIES}")
+    if contender.name in _BUILTINS:
+        raise ContenderError(f"a contender named {contender.name!r} is already registered")
+    _BUILTINS[contender.name] = contender
+    return contender
+
+
+def _load_builtins() -> None:
+    if _BUILTINS:
+        return
+    for module in ("multiclass", "compiled", "binary", "fused"):
+        try:
+            importlib.import_module(f"harness.contenders.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"harness.contenders.{module}":
+                raise
+
+
+def builtins(family: str | None = None) -> list[Contender]:
+    _load_builtins()
+    return [c for c in _BUILTINS.values() if family in (None, c.family)]
+
+
+def get(name: str) -> Contender:
+    _load_builtins()
+    try:
+        return _BUILTINS[name]
+    except KeyError:
+        raise ContenderError(f"no built-in contender {name!r}; known: {sorted(_BUILTINS)}") from None
+
+
+def parse_spec(spec: str, family: str = "multiclass") -> Contender:
+    """Load ``NAME=MODULE:ATTR`` (ATTR may be dotted). MODULE is imported from the working
+    directory or PYTHONPATH."""
+    name, sep, target = spec.partition("=")
+    module_name, colon, attr = target.partition(":")
+    if not (sep and colon and name and module_name and attr):
+        raise ContenderError(
+            f"cannot read contender {spec!r}: write NAME=MODULE:ATTR, "
+            "e.g. probe=torch.nn.functional:cross_entropy")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ContenderError(f"contender {name}: cannot import module {module_name!r} ({exc}); "
+                             "is it on PYTHONPATH or in the working directory?") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ContenderError(f"contender {name}: {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return as_contender(name, obj, family, source=f"external {target}")
+
+
+def as_contender(name: str, obj: Any, family: str, source: str) -> Contender:
+    if isinstance(obj, Contender):
+        return replace(obj, name=name, source=source)
+    if not callable(obj):
+        raise ContenderError(f"contender {name}: {obj!r} is not callable")
+    return Contender(name=name, family=family, fn=obj, source=source,
+                     description=f"external {getattr(obj, '__qualname__', repr(obj))}")
+
+
+def from_entry_points(family: str) -> list[Contender]:
+    found = []
+    for ep in entry_points(group=ENTRY_POINT_GROUPS[family]):
+        found.append(as_contender(ep.name, ep.load(), family, source=f"entry point {ep.value}"))
+    return found
+
+
+def resolve(family: str, specs: list[str] = (), include_builtins: bool = True) -> list[Contender]:
+    """Built-ins, entry points and ``--contender`` specs of one family; names must be unique."""
+    chosen = builtins(family) if include_builtins else []
+    chosen += from_entry_points(family)
+    chosen += [parse_spec(s, family) for s in specs]
+    seen: dict[str, str] = {}
+    for c in chosen:
+        if c.name in seen:
+            raise ContenderError(f"two contenders are named {c.name!r} ({seen[c.name]} and "
+                                 f"{c.source}); give the external one another NAME")
+        seen[c.name] = c.source
+    return chosen

@@ -1,0 +1,129 @@
+"""torch.compile contenders that prove, call by call, that compiled code ran.
+
+Dynamo specialises on dtype, reduction, weight-or-None, ignore_index and label_smoothing;
+each new combination compiles again, and past the recompile limit it silently runs eager.
+So each `CompiledFunction` compiles through its own backend — inductor, wrapped — that
+counts compilations and executions of compiled graphs. A call during which no compiled
+graph ran is a fallback, and raises `CompileFallbackError` instead of returning an eager
+result under a compiled name. Shapes are dynamic from the first compile, so new sizes do
+not each trigger a compile; ``fullgraph=True`` turns a graph break into an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from harness.contenders import Capabilities, Contender, register
+from harness.contenders.multiclass import NO_SMOOTHING
+
+# Each wrapped function is its own code object, so each has its own dynamo cache and limit.
+RECOMPILE_LIMIT = 8
+
+
+class CompileFallbackError(RuntimeError):
+    """torch.compile ran the function eagerly (recompile limit reached or guard failure)."""
+
+
+@dataclass
+class CompileStats:
+    """Per-contender record: compiles, graph executions, and cold call times (seconds) of
+    the calls that compiled, keyed by the call's compile signature."""
+
+    compiles: int = 0
+    graph_runs: int = 0
+    cold_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def recompiles(self) -> int:
+        return max(self.compiles - 1, 0)
+
+
+def _no_duck_sizing():
+    """Duck sizing assumes equal sizes stay equal (a 5x5 image guards H == W) and
+    recompiles when they are not; turn it off where this torch has the switch."""
+    config = getattr(getattr(torch.fx, "experimental", None), "_config", None)
+    if config is not None and hasattr(config, "use_duck_shape"):
+        return config.patch(use_duck_shape=False)
+    return contextlib.nullcontext()
+
+
+def recompile_limit() -> int:
+    config = torch._dynamo.config
+    return getattr(config, "recompile_limit", getattr(config, "cache_size_limit", RECOMPILE_LIMIT))
+
+
+def signature(input: torch.Tensor, weight, reduction, ignore_index, label_smoothing, grad) -> str:
+    """What dynamo specialises on, as text: one compile per distinct value."""
+    contiguous = "cont" if input.is_contiguous() else "strided"
+    return (f"{str(input.dtype).removeprefix('torch.')}-{input.dim()}d-{contiguous}-{reduction}-"
+            f"{'w' if weight is not None else 'nw'}-ii{ignore_index}-ls{label_smoothing}"
+            f"-{'grad' if grad else 'nograd'}")
+
+
+class CompiledFunction:
+    """`torch.compile(fn, dynamic=True, fullgraph=True)` with fallback detection."""
+
+    def __init__(self, name: str, fn, smoothing: bool = True):
+        self.name = name
+        self.smoothing = smoothing
+        self.stats = CompileStats()
+        self._compiled = torch.compile(fn, backend=self._backend, dynamic=True, fullgraph=True)
+
+    def _backend(self, gm: torch.fx.GraphModule, example_inputs):
+        from torch._inductor.compile_fx import compile_fx
+
+        self.stats.compiles += 1
+        compiled = compile_fx(gm, example_inputs)
+        stats = self.stats
+
+        def run(*args):
+            stats.graph_runs += 1
+            return compiled(*args)
+
+        return run
+
+    def __call__(self, input, target, weight=None, ignore_index=-100, reduction="mean",
+                 label_smoothing=0.0):
+        if label_smoothing and not self.smoothing:
+            raise ValueError(f"{self.name} has no label_smoothing; got {label_smoothing}")
+        runs, compiles = self.stats.graph_runs, self.stats.compiles
+        start = time.perf_counter()
+        with _no_duck_sizing():
+            out = self._compiled(input, target, weight, ignore_index, reduction, label_smoothing)
+        if self.stats.graph_runs == runs:
+            raise CompileFallbackError(
+                f"{self.name}: torch.compile fell back to eager after {self.stats.compiles} "
+                f"compiles (recompile limit {recompile_limit()}); not reporting an eager result "
+                "under a compiled name — group cases by compile signature or raise the limit")
+        if self.stats.compiles > compiles:
+            key = signature(input, weight, reduction, ignore_index, label_smoothing,
+                            torch.is_grad_enabled() and input.requires_grad)
+            self.stats.cold_seconds[key] = time.perf_counter() - start
+        return out
+
+
+def _cross_entropy_body(input, target, weight, ignore_index, reduction, label_smoothing):
+    return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                           reduction=reduction, label_smoothing=label_smoothing)
+
+
+def _logsoftmax_nll_body(input, target, weight, ignore_index, reduction, label_smoothing):
+    return F.nll_loss(F.log_softmax(input, dim=1), target, weight=weight,
+                      ignore_index=ignore_index, reduction=reduction)
+
+
+def _make(name: str, body, description: str, caps: Capabilities) -> Contender:
+    fn = CompiledFunction(name, body, smoothing=caps.label_smoothing)
+    return register(Contender(name, "multiclass", fn, description, caps=caps, compiled=fn.stats))
+
+
+compiled_eager = _make("compiled_eager", _cross_entropy_body,
+                       "torch.compile(F.cross_entropy), dynamic shapes", Capabilities())
+compiled_logsoftmax_nll = _make("compiled_logsoftmax_nll", _logsoftmax_nll_body,
+                                "torch.compile(log_softmax + nll_loss), dynamic shapes",
+                                NO_SMOOTHING)

@@ -1,0 +1,81 @@
+"""Calling a contender: forward, backward with the case's upstream gradient, and a
+bit-for-bit check that the inputs survived. Failures are captured, not raised, so one bad
+contender is recorded and reported without aborting the run."""
+
+from __future__ import annotations
+
+import torch
+
+from harness.cases import Inputs, make_inputs
+from harness.check import EXACT, Outcome, Verdict, check_all
+from harness.contenders import Contender
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """A copy that compares bit-for-bit (NaN == NaN) through an integer view."""
+    c = t.detach().clone()
+    if c.is_floating_point():
+        ints = {8: torch.int64, 4: torch.int32, 2: torch.int16}[c.element_size()]
+        return c.contiguous().view(ints)
+    return c
+
+
+def _same(before: torch.Tensor, after: torch.Tensor) -> bool:
+    return before.shape == _bits(after).shape and bool(torch.equal(before, _bits(after)))
+
+
+def call_args(inputs: Inputs) -> dict:
+    """Keyword arguments for the contender's family."""
+    if inputs.case.family == "binary":
+        from harness.binary import binary_kwargs
+
+        return binary_kwargs(inputs)
+    return inputs.kwargs()
+
+
+def evaluate(contender: Contender, inputs: Inputs, backward: bool = True) -> Outcome:
+    """Run one contender on one case and capture what it did."""
+    named = {"logits": inputs.logits, "target": inputs.target}
+    if inputs.weight is not None:
+        named["weight"] = inputs.weight
+    snapshots = {k: _bits(v) for k, v in named.items()}
+    x = inputs.logits.detach().requires_grad_(backward)
+    loss = grad = None
+    error = None
+    try:
+        loss = contender(x, inputs.target, **call_args(inputs))
+        if not isinstance(loss, torch.Tensor):
+            raise TypeError(f"returned {type(loss).__name__}, not a tensor")
+        if backward:
+            if not loss.requires_grad:
+                raise RuntimeError("the loss does not require grad: it is detached from the logits")
+            loss.backward(inputs.grad_out.to(loss.dtype).expand_as(loss))
+            grad = x.grad
+        loss = loss.detach()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    modified = tuple(k for k, v in named.items() if not _same(snapshots[k], v))
+    return Outcome(loss, grad, error, modified)
+
+
+def solve(inputs: Inputs):
+    """The oracle of the case's family."""
+    from harness import oracle
+
+    return oracle.binary(inputs) if inputs.case.family == "binary" else oracle.multiclass(inputs)
+
+
+def verify(contender: Contender, case, device: str = "cpu") -> dict[str, Verdict]:
+    """Build the case, run the contender, and judge all five properties."""
+    inputs = make_inputs(case, device)
+    truth = solve(inputs)
+    expect = contender.limits(case, truth) if contender.limits else EXACT
+    return check_all(evaluate(contender, inputs), truth, inputs, expect)
+
+
+def repro_command(contender: Contender, case) -> str:
+    """One line that re-runs exactly this check."""
+    flag = "--binary-contender" if contender.family == "binary" else "--contender"
+    spec = (f" {flag} {contender.name}={contender.source.removeprefix('external ')}"
+            if contender.source.startswith("external ") else "")
+    return f"python -m harness check {case.id} --only {contender.name}{spec}"

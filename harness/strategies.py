@@ -1,0 +1,176 @@
+"""How problems are generated: Hypothesis strategies for `Case`, and the three profiles.
+
+Sizes are set for a 2-core CPU (`SMALL`); benchmarks draw from the same strategies with
+`BENCH` sizes. Values are drawn from short lists first ("simple" values lead, so shrinking
+ends on readable cases) and floats are rounded to a few significant digits so that ids stay
+short and read back exactly.
+
+Compiled contenders draw their dtype/reduction/weights/smoothing/layout/rank from a fixed
+list of compile signatures (`COMPILE_SIGNATURES`) and sizes >= 2 (dynamo specialises sizes
+0 and 1), so a run spends at most one compile per signature instead of one per case.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from harness.cases import DEFAULT_IGNORE_INDEX, Case, CaseError
+from harness.contenders import Contender
+from harness.weights import SCHEMES, is_defined
+
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=200, derandomize=True, database=None, deadline=None,
+                          print_blob=True, suppress_health_check=_SLOW_OK)
+settings.register_profile("dev", max_examples=60, deadline=None, print_blob=True,
+                          suppress_health_check=_SLOW_OK)
+settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True,
+                          suppress_health_check=_SLOW_OK)
+DEFAULT_PROFILE = "ci"
+# Compiled contenders: examples per property per profile (each is a real compiled call).
+COMPILED_EXAMPLES = {"ci": 30, "dev": 15, "thorough": 150}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    max_n: int
+    max_c: int
+    max_side: int
+    max_positions: int
+    max_elements: int
+
+
+SMALL = Sizes(max_n=8, max_c=40, max_side=16, max_positions=512, max_elements=8192)
+BENCH = Sizes(max_n=64, max_c=1000, max_side=256, max_positions=1 << 18, max_elements=1 << 22)
+
+# (dtype, reduction, weights, label_smoothing, spatial rank, layout)
+COMPILE_SIGNATURES: tuple[tuple[str, str, bool, float, int, str], ...] = (
+    ("f32", "mean", True, 0.0, 2, "contiguous"),
+    ("f32", "none", False, 0.1, 0, "contiguous"),
+    ("f64", "sum", True, 0.0, 1, "contiguous"),
+    ("bf16", "mean", True, 0.1, 2, "channels_last"),
+    ("f16", "none", True, 0.0, 3, "contiguous"),
+    ("f32", "mean", False, 0.0, 2, "strided"),
+)
+
+
+def sig_round(x: float, digits: int = 3) -> float:
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+PROBABILITIES = st.one_of(
+    st.sampled_from([0.5, 0.0, 1.0, 0.05, 1e-6, 1e-3, 0.01, 0.2]),
+    st.floats(0.0, 1.0).map(sig_round),
+)
+SCALES = st.one_of(
+    st.sampled_from([1.0, 1e-3, 10.0, 30.0, 100.0, 1e3, 1e4]),
+    st.floats(-3.0, 4.0).map(lambda e: sig_round(10.0**e, 2)),
+)
+SMOOTHING = st.one_of(st.just(0.0), st.sampled_from([0.1, 0.05, 0.2, 1.0]),
+                      st.floats(0.0, 1.0).map(lambda v: round(v, 2)))
+IGNORED = st.one_of(st.just(0.0), st.sampled_from([0.25, 1.0]),
+                    st.floats(0.0, 1.0).map(lambda v: round(v, 2)))
+
+
+@st.composite
+def _spatial(draw, rank: int, sizes: Sizes, n: int, min_side: int) -> tuple[int, ...]:
+    budget = max(sizes.max_positions // max(n, 1), 1)
+    side_cap = max(min_side, min(sizes.max_side, int(budget ** (1 / rank)) if rank else 1))
+    return tuple(draw(st.integers(min_side, side_cap)) for _ in range(rank))
+
+
+def _allowed(values, allowed) -> list:
+    return [v for v in values if v in allowed]
+
+
+@st.composite
+def cases(draw, contender: Contender | None = None, sizes: Sizes = SMALL,
+          family: str = "multiclass") -> Case:
+    """Any case the contender declares it can handle (all cases when None)."""
+    caps = contender.caps if contender is not None else None
+    family = contender.family if contender is not None else family
+    if contender is not None and contender.compiled is not None:
+        return draw(_compiled_case(contender, sizes))
+    ranks = sorted(caps.spatial_dims) if caps else [0, 1, 2, 3]
+    rank = draw(st.sampled_from(ranks))
+    n = draw(st.integers(1, sizes.max_n))
+    spatial = draw(_spatial(rank, sizes, n, 1))
+    fields = dict(
+        n=n, spatial=spatial, p=draw(PROBABILITIES), seed=draw(st.integers(0, 2**16)),
+        scale=draw(SCALES),
+        dtype=draw(st.sampled_from(_allowed(["f32", "f64", "bf16", "f16"], caps.dtypes) if caps
+                                   else ["f32", "f64", "bf16", "f16"])),
+        reduction=draw(st.sampled_from(_allowed(["mean", "sum", "none"], caps.reductions) if caps
+                                       else ["mean", "sum", "none"])),
+        layout=draw(st.sampled_from(_allowed(["contiguous", "channels_last", "strided"], caps.layouts)
+                                    if caps else ["contiguous", "channels_last", "strided"])),
+    )
+    if family == "binary":
+        fields.update(c=1, family="binary", channel_dim=draw(st.booleans()) or rank == 0)
+        if fields["layout"] == "channels_last" and not fields["channel_dim"]:
+            fields["layout"] = "contiguous"
+    else:
+        positions = n * math.prod(spatial)
+        max_c = max(2, min(sizes.max_c, sizes.max_elements // max(positions, 1)))
+        fields["c"] = draw(st.one_of(st.just(2), st.integers(2, max_c)))
+        if caps is None or caps.label_smoothing:
+            fields["label_smoothing"] = draw(SMOOTHING)
+        if caps is None or caps.ignore_index:
+            fields["ignore_frac"] = draw(IGNORED)
+            fields["ignore_index"] = draw(st.sampled_from([DEFAULT_IGNORE_INDEX, -1]))
+    fields["weights"] = "none"
+    if caps is None or caps.weights:
+        probe = Case(**fields)
+        schemes = [s for s in SCHEMES if is_defined(s, probe)]
+        fields["weights"] = draw(st.sampled_from(schemes))
+    return Case(**fields)
+
+
+@st.composite
+def _compiled_case(draw, contender: Contender, sizes: Sizes) -> Case:
+    caps = contender.caps
+    usable = [s for s in COMPILE_SIGNATURES
+              if s[0] in caps.dtypes and s[1] in caps.reductions and s[4] in caps.spatial_dims
+              and s[5] in caps.layouts and (caps.label_smoothing or not s[3])
+              and (caps.weights or not s[2])]
+    dtype, reduction, weighted, smoothing, rank, layout = draw(st.sampled_from(usable))
+    n = draw(st.integers(2, sizes.max_n))
+    spatial = draw(_spatial(rank, sizes, n, 2))
+    positions = n * math.prod(spatial)
+    max_c = max(2, min(sizes.max_c, sizes.max_elements // positions))
+    fields = dict(
+        n=n, c=draw(st.integers(2, max_c)), spatial=spatial, dtype=dtype, reduction=reduction,
+        label_smoothing=smoothing, layout=layout, p=draw(PROBABILITIES), scale=draw(SCALES),
+        seed=draw(st.integers(0, 2**16)),
+        ignore_frac=draw(IGNORED) if caps.ignore_index else 0.0,
+    )
+    fields["weights"] = "none"
+    if weighted:
+        probe = Case(**fields)
+        fields["weights"] = draw(st.sampled_from([s for s in SCHEMES[1:] if is_defined(s, probe)]))
+    return Case(**fields)
+
+
+def draw_cases(strategy: st.SearchStrategy, count: int) -> list[Case]:
+    """A fixed list of distinct cases drawn from a strategy: the same list on every run
+    (derandomized, no database), for benchmarks and the command-line check."""
+    drawn: list[Case] = []
+
+    @settings(max_examples=count * 3, derandomize=True, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck), deadline=None)
+    @given(strategy)
+    def collect(case: Case) -> None:
+        if len(drawn) < count and case not in drawn:
+            drawn.append(case)
+
+    collect()
+    return drawn
+
+
+__all__ = ["BENCH", "COMPILED_EXAMPLES", "COMPILE_SIGNATURES", "SMALL", "CaseError", "Sizes",
+           "cases", "draw_cases", "sig_round"]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create the project environment on first use (idempotent).
+#
+# A Python that already has torch (say, your CUDA build) is kept: the venv then sees it
+# through --system-site-packages and torch is dropped from the pins. Otherwise every
+# package, torch included (CPU build), is installed at the exact version in constraints.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+STAMP="$VENV/.xentbench-installed"
+EXTRAS=${XENTBENCH_EXTRAS:-dev,triton}
+
+if [ -f "$STAMP" ] && [ "$STAMP" -nt constraints.txt ] && [ "$STAMP" -nt pyproject.toml ]; then
+  exit 0
+fi
+if "$PYTHON" -c "import torch" >/dev/null 2>&1; then
+  echo "bootstrap: keeping $("$PYTHON" -c 'import torch; print("torch", torch.__version__)') from $PYTHON"
+  "$PYTHON" -m venv --system-site-packages "$VENV"
+  grep -v -E '^(torch|triton)==' constraints.txt > "$VENV/constraints.txt"
+else
+  "$PYTHON" -m venv "$VENV"
+  cp constraints.txt "$VENV/constraints.txt"
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$VENV/constraints.txt" -e ".[$EXTRAS]"
+touch "$STAMP"
