@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from harness import contenders as registry
 from harness.cases import CaseError
+
+
+class UsageError(ValueError):
+    """Bad input from the command line or a bad file: printed in one line, exit code 2."""
 
 
 def _add_contender_flags(p: argparse.ArgumentParser) -> None:
@@ -34,6 +39,11 @@ def cmd_check(args) -> int:
     return run_check(args, _all_contenders(args))
 
 
+# Modules that add their own subcommands: each has ``register(subparsers)``, which adds
+# parsers whose ``func(args) -> exit code`` does the work.
+COMMAND_MODULES = ("harness.bench_cli", "harness.reporting", "harness.compare")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _add_contender_flags(p)
     p.set_defaults(func=cmd_check)
+
+    for module in COMMAND_MODULES:
+        try:
+            importlib.import_module(module).register(sub)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
     return parser
 
 
@@ -57,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (CaseError, registry.ContenderError) as exc:
+    except (CaseError, registry.ContenderError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
