@@ -55,9 +55,13 @@ def _class_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def log_softmax(x: torch.Tensor) -> torch.Tensor:
-    """Max-shifted log-softmax over the last dim, in the input's precision."""
+    """Max-shifted log-softmax over the last dim, in the input's precision:
+    ``(x - m) - log Σ exp(x - m)``. Subtracting the shifted logit and the (small) log-sum
+    separately keeps a tiny log-probability exact; ``x - (m + lse)`` rounds ``m + lse`` at
+    the scale of ``m`` and loses all relative precision when the target is the max logit."""
     m = x.max(dim=-1, keepdim=True).values
-    return x - (m + (x - m).exp().sum(dim=-1, keepdim=True).log())
+    shifted = x - m
+    return shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
 
 
 def multiclass(inputs: Inputs) -> OracleResult:
