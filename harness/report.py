@@ -28,3 +28,179 @@ def verdict_table(results, properties, device: str) -> str:
         rows.append([name, str(cases), str(counts["skipped"]), *cells, verdict])
     title = f"equivalence against the float64 oracle on {device} (passed/checked per property)"
     return title + "\n" + _table(["contender", "cases", "skipped", *properties, "verdict"], rows)
+
+
+# ---- numbers printed to the digits their noise supports --------------------------------
+DASH = "-"
+_TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+
+
+def _finite(x) -> bool:
+    try:
+        return x is not None and x == x and abs(float(x)) != float("inf")
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_num(value, noise=float("nan"), default_digits: int = 3) -> str:
+    """``value`` to the significant digits its ``noise`` (same unit) supports."""
+    from harness.stats import significant_digits
+
+    if not _finite(value):
+        return DASH
+    digits = significant_digits(float(value), float(noise) if _finite(noise) else float("nan"),
+                                default_digits)
+    return f"{float(value):.{digits}g}" if abs(value) < 10 ** digits else f"{float(value):.0f}"
+
+
+def fmt_time(seconds, noise=float("nan")) -> str:
+    if not _finite(seconds):
+        return DASH
+    scale, unit = next(((s, u) for s, u in _TIME_UNITS if abs(seconds) >= s), _TIME_UNITS[-1])
+    return f"{fmt_num(seconds / scale, noise / scale if _finite(noise) else noise)} {unit}"
+
+
+def fmt_ratio(value, noise=float("nan")) -> str:
+    return DASH if not _finite(value) else f"{fmt_num(value, noise)}×"
+
+
+def fmt_bytes(n) -> str:
+    if not _finite(n):
+        return DASH
+    for scale, unit in ((2 ** 30, "GiB"), (2 ** 20, "MiB"), (2 ** 10, "KiB")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} B"
+
+
+def fmt_seconds(x) -> str:
+    return DASH if not _finite(x) else f"{x:.3g} s"
+
+
+def fmt_p(p) -> str:
+    if not _finite(p):
+        return DASH
+    return "<1e-4" if p < 1e-4 else f"{p:.2g}"
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured markdown table (pipes in cells escaped)."""
+    def cell(x) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(map(cell, header)) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# ---- compare ---------------------------------------------------------------------------
+_COMPARE_HEADER = ["status", "contender", "case", "mode", "ratio", "99% CI", "p", "test",
+                   "raw ratio", "base", "new", "note"]
+
+
+def _compare_rows(result) -> list[list[str]]:
+    from harness.compare import STATUSES
+
+    order = {s: i for i, s in enumerate(STATUSES)}
+    ranked = result.assign(_o=result["status"].map(order)).sort_values(["_o", "ratio"],
+                                                                       ascending=[True, False])
+    rows = []
+    for r in ranked.itertuples():
+        half = (r.ci_high - r.ci_low) / 2 if _finite(r.ci_low) else float("nan")
+        ci = (f"{fmt_num(r.ci_low, half)}–{fmt_num(r.ci_high, half)}" if _finite(r.ci_low) else DASH)
+        rows.append([r.status, str(r.contender), str(r.case_id), str(r.mode),
+                     fmt_ratio(r.ratio, half), ci, fmt_p(r.p), r.test or DASH,
+                     fmt_ratio(r.raw_ratio), fmt_time(r.base_median), fmt_time(r.new_median),
+                     r.note or ""])
+    return rows
+
+
+def _counts(result) -> str:
+    counts = result["status"].value_counts()
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def _compare_intro(title: str, env: list[str], threshold: float) -> list[str]:
+    lines = [f"compare {title}",
+             f"ratio = NEW/BASE of medians normalised by eager on the same case and mode; "
+             f"threshold {threshold:.0%}, significance by Mann-Whitney U or bootstrap CI"]
+    if env:
+        lines.append("environment changed: " + "; ".join(env))
+    return lines
+
+
+def compare_table(result, title: str, env: list[str], threshold: float, show_all: bool = False) -> str:
+    """Terminal table: changed benchmarks (all with ``show_all``) and a count per status."""
+    shown = result if show_all else result[~result["status"].isin(["unchanged", "reference"])]
+    lines = _compare_intro(title, env, threshold)
+    if len(shown):
+        lines.append(_table(_COMPARE_HEADER, _compare_rows(shown)))
+    lines.append(f"summary: {_counts(result)}")
+    return "\n".join(lines)
+
+
+def compare_markdown(result, title: str, env: list[str], threshold: float) -> str:
+    """Markdown for a CI summary: counts, changed benchmarks, then all in a fold."""
+    intro = _compare_intro(title, env, threshold)
+    out = [f"### Benchmark comparison: {intro[0].removeprefix('compare ')}", "", *intro[1:], "",
+           f"**{_counts(result)}**", ""]
+    changed = result[~result["status"].isin(["unchanged", "reference"])]
+    if len(changed):
+        out += [md_table(_COMPARE_HEADER, _compare_rows(changed)), ""]
+    out += ["<details><summary>all benchmarks</summary>", "",
+            md_table(_COMPARE_HEADER, _compare_rows(result)), "", "</details>"]
+    return "\n".join(out)
+
+
+# ---- report.md -------------------------------------------------------------------------
+def runs_md(runs) -> str:
+    rows = [[r.run_id, r.machine, str(r.commit or DASH)[:12], r.torch or DASH, r.devices or DASH,
+             str(r.datetime)[:19], str(r.benchmarks), r.file] for r in runs.itertuples()]
+    return md_table(["run", "machine", "commit", "torch", "device", "started", "benchmarks",
+                     "files"], rows)
+
+
+def case_md(view, run_ids: list[str], run_labels: dict[str, str]) -> str:
+    """One case and mode: contenders as rows (in ``view``'s order), runs side by side.
+
+    ``view`` has one row per contender and run with median/median_noise, speedup/
+    speedup_noise, gbps/gbps_noise, peak_bw_pct, peak_mem_bytes, compile_s, ok, error."""
+    metrics = ["median", "× eager", "GB/s", "% peak", "peak mem", "compile"]
+    multi = len(run_ids) > 1
+    header = ["contender"] + [f"{m} [{run_labels[r]}]" if multi else m
+                              for r in run_ids for m in metrics]
+    rows = []
+    for contender, sub in view.groupby("contender", sort=False):
+        cells = [str(contender)]
+        by_run = {r.run_id: r for r in sub.itertuples()}
+        for rid in run_ids:
+            cells += _case_cells(by_run.get(rid), len(metrics))
+        rows.append(cells)
+    return md_table(header, rows)
+
+
+def _case_cells(r, width: int) -> list[str]:
+    if r is None:
+        return [DASH] * width
+    if not r.ok or not _finite(r.median):
+        return [f"failed: {r.error}" if isinstance(r.error, str) else "not timed"] + [DASH] * (width - 1)
+    pct_noise = r.peak_bw_pct * r.gbps_noise / r.gbps if _finite(r.gbps_noise) and r.gbps else float("nan")
+    return [fmt_time(r.median, r.median_noise), fmt_ratio(r.speedup, r.speedup_noise),
+            fmt_num(r.gbps, r.gbps_noise), fmt_num(r.peak_bw_pct, pct_noise, 2),
+            fmt_bytes(r.peak_mem_bytes), fmt_seconds(r.compile_s)]
+
+
+def summary_md(summary) -> str:
+    """Fastest contender per run, device, dtype, family and mode."""
+    rows = [[r.run_label, str(r.device), str(r.dtype), str(r.family), str(r.mode), str(r.fastest),
+             f"{r.wins}/{r.cases}", fmt_ratio(r.geomean_speedup)] for r in summary.itertuples()]
+    return md_table(["run", "device", "dtype", "family", "mode", "fastest", "wins",
+                     "geomean × eager"], rows)
+
+
+def accuracy_md(acc) -> str:
+    """Largest error against the float64 oracle per contender × dtype × logit-scale band."""
+    rows = [[r.contender, r.dtype, r.band, r.prop, f"{r.max_abs:.2g}", f"{r.max_rel:.2g}",
+             str(r.cases), str(r.failed)] for r in acc.itertuples()]
+    return md_table(["contender", "dtype", "logit scale", "output", "max abs error",
+                     "max rel error", "cases", "failed"], rows)
