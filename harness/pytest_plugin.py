@@ -5,6 +5,9 @@ the harness that imports pytest."""
 from __future__ import annotations
 
 import os
+import platform
+import statistics
+import zlib
 from collections import defaultdict
 
 import pytest
@@ -29,6 +32,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(F.binary_cross_entropy_with_logits signature); repeatable")
     group.addoption("--device", default="auto", choices=("auto", "cpu", "cuda"),
                     help="where contenders run (auto: cuda when available)")
+    group.addoption("--bench-size", default="small", choices=("small", "full"),
+                    help="benchmark size preset: small keeps a 2-core CPU run to minutes")
+    group.addoption("--bench-flush-l2", action="store_true",
+                    help="flush the device cache before every timed round (CUDA)")
+    group.addoption("--bench-round-time", type=float, default=None,
+                    help="target seconds of timed rounds per benchmark "
+                         "(default 0.25 small, 1.0 full)")
+    group.addoption("--shard", default=None, metavar="I/K",
+                    help="run only shard I of K (1-based): a stable split of the collected "
+                         "tests by node id, for one process per GPU or machine")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,6 +81,8 @@ def _contenders(config: pytest.Config, family: str) -> list[registry.Contender]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "bench_item" in metafunc.fixturenames:
+        _parametrize_benchmarks(metafunc)
     for fixture, family in (("contender", "multiclass"), ("binary_contender", "binary")):
         if fixture in metafunc.fixturenames:
             found = _contenders(metafunc.config, family)
@@ -110,6 +125,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if _bench_notes or _bench_failures:
+        terminalreporter.section("xentbench: benchmark notes")
+        for line in _bench_notes:
+            terminalreporter.write_line(line)
+        for f in _bench_failures:
+            terminalreporter.write_line(f"FAILED {f['contender']} on {f['case_id']} {f['mode']}: "
+                                        f"{f['error']}")
     if not _counts:
         return
     terminalreporter.section("xentbench: generated cases checked per test")
@@ -121,3 +143,113 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
             terminalreporter.write_line(
                 f"{c.name}: {c.compiled.compiles} compiles ({c.compiled.recompiles} recompiles), "
                 f"{c.compiled.graph_runs} compiled calls in this process")
+
+
+# ---- sharding -------------------------------------------------------------------------
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, total = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise pytest.UsageError(f"--shard {text!r}: write I/K with 1 <= I <= K, e.g. 2/4") from None
+    if not 1 <= index <= total:
+        raise pytest.UsageError(f"--shard {text!r}: need 1 <= I <= K")
+    return index, total
+
+
+def shard_of(nodeid: str, total: int) -> int:
+    """1-based shard of a test: a hash of its node id, so the split does not depend on
+    collection order or on which other tests exist."""
+    return zlib.crc32(nodeid.encode()) % total + 1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    spec = config.getoption("shard")
+    if not spec:
+        return
+    index, total = parse_shard(spec)
+    keep = [i for i in items if shard_of(i.nodeid, total) == index]
+    dropped = [i for i in items if shard_of(i.nodeid, total) != index]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+
+
+# ---- benchmarks -----------------------------------------------------------------------
+_bench_notes: list[str] = []
+_bench_failures: list[dict] = []
+
+
+def _parametrize_benchmarks(metafunc: pytest.Metafunc) -> None:
+    from harness import bench
+
+    config = metafunc.config
+    device = resolve_device(config.getoption("device"))
+    size = config.getoption("bench_size")
+    by_family = {f: _contenders(config, f) for f in registry.FAMILIES}
+    params, ids = [], []
+    for case in bench.bench_cases(size, device):
+        for contender in by_family[case.family]:
+            for mode in bench.MODES:
+                params.append((case, contender, mode))
+                ids.append(f"{case.id}-{contender.name}-{mode}")
+    metafunc.parametrize("bench_item", params, ids=ids)
+
+
+@pytest.fixture(scope="session")
+def peak_gbps(device: str) -> float:
+    """The device's copy bandwidth, measured once per session (GB/s, 1e9 bytes)."""
+    from harness.timing import copy_samples
+
+    nbytes = (1 << 30) if device.startswith("cuda") else (256 << 20)
+    moved, samples = copy_samples(device, nbytes)
+    return moved / statistics.median(samples.seconds) / 1e9
+
+
+@pytest.fixture(scope="session")
+def bench_options(pytestconfig: pytest.Config) -> dict:
+    size = pytestconfig.getoption("bench_size")
+    round_time = pytestconfig.getoption("bench_round_time")
+    return {"size": size, "flush": pytestconfig.getoption("bench_flush_l2"),
+            "round_time": round_time if round_time else (0.25 if size == "small" else 1.0)}
+
+
+def bench_note(text: str) -> None:
+    """A line for the end-of-run summary (e.g. the timer fidelity ratio)."""
+    _bench_notes.append(text)
+
+
+def record_bench_failure(nodeid: str, contender: str, case_id: str, mode: str, error: str) -> None:
+    _bench_failures.append({"name": nodeid, "contender": contender, "case_id": case_id,
+                            "mode": mode, "error": error})
+
+
+def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:
+    machine_info["torch"] = torch.__version__
+    machine_info["python_implementation"] = platform.python_implementation()
+    machine_info["cpu_count"] = os.cpu_count()
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        machine_info["gpu_name"] = props.name
+        machine_info["gpu_memory_bytes"] = props.total_memory
+        machine_info["gpu_count"] = torch.cuda.device_count()
+        machine_info["cuda"] = torch.version.cuda
+        machine_info["driver"] = _nvidia_driver()
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        with open("/proc/driver/nvidia/version") as f:
+            return f.readline().strip()
+    except OSError:
+        return None
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json: dict) -> None:
+    output_json["xentbench"] = {
+        "schema": 1,
+        "bench_size": config.getoption("bench_size"),
+        "device": resolve_device(config.getoption("device")),
+        "shard": config.getoption("shard"),
+        "failures": list(_bench_failures),
+        "notes": list(_bench_notes),
+    }

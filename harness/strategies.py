@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from harness.cases import DEFAULT_IGNORE_INDEX, Case, CaseError
-from harness.contenders import Contender
+from harness.contenders import Capabilities, Contender
 from harness.weights import SCHEMES, is_defined
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
@@ -95,7 +95,7 @@ def cases(draw, contender: Contender | None = None, sizes: Sizes = SMALL,
     caps = contender.caps if contender is not None else None
     family = contender.family if contender is not None else family
     if contender is not None and contender.compiled is not None:
-        return draw(_compiled_case(contender, sizes))
+        return draw(signature_cases(contender, sizes))
     ranks = sorted(caps.spatial_dims) if caps else [0, 1, 2, 3]
     rank = draw(st.sampled_from(ranks))
     n = draw(st.integers(1, sizes.max_n))
@@ -132,8 +132,11 @@ def cases(draw, contender: Contender | None = None, sizes: Sizes = SMALL,
 
 
 @st.composite
-def _compiled_case(draw, contender: Contender, sizes: Sizes) -> Case:
-    caps = contender.caps
+def signature_cases(draw, contender: Contender | None = None, sizes: Sizes = SMALL) -> Case:
+    """Multi-class cases from the fixed compile signatures, sizes >= 2: what compiled
+    contenders are checked on, and what benchmarks draw so that every contender, compiled
+    or not, is timed on the same cases at a bounded compile cost."""
+    caps = contender.caps if contender is not None else Capabilities()
     usable = [s for s in COMPILE_SIGNATURES
               if s[0] in caps.dtypes and s[1] in caps.reductions and s[4] in caps.spatial_dims
               and s[5] in caps.layouts and (caps.label_smoothing or not s[3])
@@ -173,4 +176,4 @@ def draw_cases(strategy: st.SearchStrategy, count: int) -> list[Case]:
 
 
 __all__ = ["BENCH", "COMPILED_EXAMPLES", "COMPILE_SIGNATURES", "SMALL", "CaseError", "Sizes",
-           "cases", "draw_cases", "sig_round"]
+           "cases", "draw_cases", "sig_round", "signature_cases"]

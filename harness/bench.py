@@ -1,0 +1,197 @@
+"""What is benchmarked and what it must move: landmark and generated cases, the traffic
+model, the timed step of each mode, and the one correctness check made before timing.
+
+Traffic model (`min_bytes`): the least a loss must move through memory, whatever it is
+written in — logits read once, targets read once, the output written (one element per
+position for reduction='none', negligible otherwise), the class-weight vector read; for
+``fwd_bwd`` additionally the gradient written once (same size as the logits) and, for
+'none', the upstream gradient read. A fused kernel can reach this; a chain of eager ops
+moves several times more. GB/s = min_bytes / median time.
+
+Modes: ``fwd`` is a training forward (the logits require grad, as in a training step);
+``fwd_bwd`` adds ``loss.backward(upstream)``; ``x.grad`` is reset between rounds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from harness import strategies
+from harness.cases import Case, Inputs, make_inputs
+from harness.check import EXACT, Expect, Verdict, check_grad, check_loss, check_nonfinite
+from harness.contenders import Contender
+from harness.execute import call_args, evaluate, solve
+from harness.timing import flush_cache, synchronize
+
+MODES = ("fwd", "fwd_bwd")
+SIZES = ("small", "full")
+GENERATED = {"small": 4, "full": 12}
+BENCH_SEED = 20261128
+
+
+def landmarks(size: str, device: str) -> dict[str, Case]:
+    """Named cases every run includes. ``small`` keeps a 2-core CPU run within minutes."""
+    small = size == "small"
+    llm_rows = 4096 if device.startswith("cuda") and not small else 256
+    volume = (32, 64, 64) if small else (64, 128, 128)
+    found = {
+        "seed_segmentation": Case(n=8, c=2, spatial=(512, 512), p=0.05, weights="inverse_freq"),
+        "seed_segmentation_bce": Case(n=8, c=1, spatial=(512, 512), p=0.05, weights="inverse_freq",
+                                      family="binary"),
+        "classification": Case(n=256, c=1000, p=0.01),
+        "llm_vocab": Case(n=llm_rows, c=32000, p=0.001),
+        "volume_3d": Case(n=2, c=4, spatial=volume, p=0.02, weights="balanced"),
+    }
+    if not small and device.startswith("cuda"):
+        found["seed_segmentation_large"] = Case(n=64, c=2, spatial=(1024, 1024), p=0.05,
+                                                weights="inverse_freq")
+        found["seed_segmentation_large_bce"] = Case(n=64, c=1, spatial=(1024, 1024), p=0.05,
+                                                    weights="inverse_freq", family="binary")
+    return found
+
+
+def generated(size: str) -> list[Case]:
+    """A fixed list drawn from the equivalence suite's strategies at benchmark sizes."""
+    strategy = strategies.signature_cases(sizes=strategies.BENCH if size == "full" else _SMALL_BENCH)
+    return strategies.draw_cases(strategy, GENERATED[size])
+
+
+_SMALL_BENCH = strategies.Sizes(max_n=32, max_c=512, max_side=128, max_positions=1 << 15,
+                                max_elements=1 << 20)
+
+
+def bench_cases(size: str, device: str) -> list[Case]:
+    return [*landmarks(size, device).values(), *generated(size)]
+
+
+def min_bytes(case: Case, mode: str) -> int:
+    """Least bytes moved (module docstring)."""
+    elem = torch.finfo(case.torch_dtype).bits // 8
+    positions = case.positions
+    logits = math.prod(case.logits_shape) * elem
+    if case.family == "binary":
+        target = logits
+        weights = logits if case.weights != "none" else 0
+    else:
+        target = positions * 8
+        weights = case.c * elem if case.weights != "none" else 0
+    out = positions * elem if case.reduction == "none" else elem
+    total = logits + target + weights + out
+    if mode == "fwd_bwd":
+        total += logits + (out if case.reduction == "none" else 0)
+    return total
+
+
+@lru_cache(maxsize=2)
+def inputs_for(case: Case, device: str) -> Inputs:
+    return make_inputs(case, device)
+
+
+@lru_cache(maxsize=2)
+def oracle_for(case: Case, device: str):
+    return solve(inputs_for(case, device))
+
+
+@dataclass(frozen=True)
+class Step:
+    """The timed function of one benchmark and its untimed per-round setup."""
+
+    run: Callable[[], object]
+    setup: Callable[[], object]
+
+
+def make_step(contender: Contender, inputs: Inputs, mode: str, device: str,
+              flush: bool = False) -> Step:
+    x = inputs.logits.detach().requires_grad_(True)
+    target, kwargs = inputs.target, call_args(inputs)
+    upstream = inputs.grad_out
+
+    def setup() -> None:
+        x.grad = None
+        if flush:
+            flush_cache(device)
+        synchronize(device)
+
+    def fwd() -> None:
+        contender(x, target, **kwargs)
+        synchronize(device)
+
+    def fwd_bwd() -> None:
+        loss = contender(x, target, **kwargs)
+        loss.backward(upstream.to(loss.dtype).expand_as(loss))
+        synchronize(device)
+
+    return Step(fwd if mode == "fwd" else fwd_bwd, setup)
+
+
+def check_before_timing(contender: Contender, case: Case, mode: str, device: str) -> list[Verdict]:
+    """Run the timed function's computation once and judge what it returns: loss and
+    non-finite pattern, plus the gradient in ``fwd_bwd``. Untimed."""
+    inputs = inputs_for(case, device)
+    truth = oracle_for(case, device)
+    expect = contender.limits(case, truth) if contender.limits else EXACT
+    outcome = evaluate(contender, inputs, backward=mode == "fwd_bwd")
+    verdicts = [check_loss(outcome, truth, inputs, expect), check_nonfinite(outcome, truth, inputs, expect)]
+    if mode == "fwd_bwd":
+        verdicts.append(check_grad(outcome, truth, inputs, expect))
+    return verdicts
+
+
+def predicted_breakdown(contender: Contender, case: Case, device: str) -> str | None:
+    """Why timing this contender here would time a known-wrong answer, or None."""
+    if contender.limits is None:
+        return None
+    expect = contender.limits(case, oracle_for(case, device))
+    if Expect.EXACT in (expect.loss, expect.grad) and expect.loss is expect.grad:
+        return None
+    if expect.loss is Expect.EXACT and expect.grad is Expect.EXACT:
+        return None
+    return f"{contender.name} is predicted to break down on {case.id}: {expect.reason}"
+
+
+def compile_key(case: Case) -> str:
+    """What dynamo specialises on for a case: one compile per distinct key."""
+    return (f"{case.family}-{case.dtype}-{case.reduction}-{case.weights != 'none'}-"
+            f"{case.label_smoothing}-{case.ignore_index}-{len(case.spatial)}-{case.layout}")
+
+
+@dataclass
+class CompileCost:
+    """Seconds of the first call of a compile signature: cold (this process compiled it)
+    and warm (after torch._dynamo.reset(), served from inductor's on-disk caches)."""
+
+    cold_s: float | None = None
+    warm_s: float | None = None
+
+
+_compile_costs: dict[tuple[str, str], CompileCost] = {}
+
+
+def compile_cost(contender: Contender, step: Step, key: str) -> CompileCost | None:
+    """Measure a compiled contender's compile cost once per signature (None otherwise)."""
+    stats = contender.compiled
+    if stats is None:
+        return None
+    cached = _compile_costs.get((contender.name, key))
+    if cached is not None:
+        return cached
+    cost = CompileCost()
+    before = stats.compiles
+    step.setup()
+    start = time.perf_counter()
+    step.run()
+    if stats.compiles > before:
+        cost.cold_s = time.perf_counter() - start
+        torch._dynamo.reset()
+        step.setup()
+        start = time.perf_counter()
+        step.run()
+        cost.warm_s = time.perf_counter() - start
+    _compile_costs[(contender.name, key)] = cost
+    return cost
