@@ -1,0 +1,224 @@
+"""``python -m harness report RUN.json [...] --out DIR``: a run, or several runs from
+several machines side by side, as ``report.md``, ``runs.csv`` (+ Parquet with pyarrow)
+and PNG plots.
+
+This module derives the numbers (noise, speedups, winners) and draws the plots; the
+markdown text itself comes from `harness.report`, which computes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness import report, stats
+from harness.files import atomic_path, atomic_write_text
+from harness.results import REFERENCE, ResultsError, load, runs_table, write_csv, write_parquet
+
+
+# ---- derived numbers -----------------------------------------------------------------
+def enrich(df: pd.DataFrame) -> pd.DataFrame:
+    """Add each median's noise, the speedup against `eager` in the same run, case and
+    mode, and the noise of the speedup and of GB/s (both inherit the medians')."""
+    out = df.copy()
+    out["median_noise"] = [stats.median_noise(i, r) for i, r in zip(out["iqr"], out["rounds"], strict=True)]
+    ref = out[out["contender"] == REFERENCE][["run_id", "case_id", "mode", "median", "median_noise"]]
+    ref = ref.rename(columns={"median": "ref_median", "median_noise": "ref_noise"})
+    out = out.merge(ref.drop_duplicates(["run_id", "case_id", "mode"]), how="left",
+                    on=["run_id", "case_id", "mode"])
+    out["speedup"] = [stats.speedup(r, m) for r, m in zip(out["ref_median"], out["median"], strict=True)]
+    rel = [stats.relative_noise((m, n)) for m, n in zip(out["median"], out["median_noise"], strict=True)]
+    rel_ref = [stats.relative_noise((m, n)) for m, n in zip(out["ref_median"], out["ref_noise"], strict=True)]
+    out["speedup_noise"] = out["speedup"] * np.hypot(rel, rel_ref)
+    missing = out["gbps"].isna() & out["bytes"].notna() & (out["median"] > 0)
+    out.loc[missing, "gbps"] = out.loc[missing, "bytes"] / out.loc[missing, "median"] / 1e9
+    out["gbps_noise"] = out["gbps"] * np.asarray(rel, dtype=float)
+    return out
+
+
+def _is_case(df: pd.DataFrame) -> pd.Series:
+    """Benchmarks of a case (not the timer self-check and the like)."""
+    return df["size"].notna() if "size" in df else pd.Series(False, index=df.index)
+
+
+def contender_order(view: pd.DataFrame, run_ids: list[str]) -> list[str]:
+    """Contenders by median in the first run that timed them, fastest first; failed last."""
+    key = {}
+    for contender, sub in view.groupby("contender", sort=False):
+        medians = [sub[sub["run_id"] == r]["median"].min() for r in run_ids]
+        firsts = [(i, m) for i, m in enumerate(medians) if m == m]
+        key[contender] = (firsts[0][0], firsts[0][1]) if firsts else (len(run_ids), math.inf)
+    return sorted(key, key=lambda c: key[c])
+
+
+def fastest_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per run, device, dtype, family and mode: the contender that wins the most cases
+    (lowest median), its share of wins and its geometric-mean speedup against eager."""
+    timed = df[_is_case(df) & df["median"].notna()].copy()
+    timed["case_family"] = timed.get("case_family", timed["family"]).fillna(timed["family"])
+    keys = ["run_id", "device", "dtype", "case_family", "mode"]
+    rows = []
+    for group, sub in timed.groupby(keys, sort=True, dropna=False):
+        winners = sub.loc[sub.groupby("case_id")["median"].idxmin(), "contender"]
+        wins = winners.value_counts()
+        best = str(wins.index[0])
+        rows.append(dict(zip(keys, group, strict=True), fastest=best, wins=int(wins.iloc[0]),
+                         cases=int(sub["case_id"].nunique()),
+                         geomean_speedup=stats.geometric_mean(sub[sub["contender"] == best]["speedup"])))
+    cols = [*keys, "fastest", "wins", "cases", "geomean_speedup"]
+    out = pd.DataFrame(rows, columns=cols).rename(columns={"case_family": "family"})
+    return out.assign(run_label=out["run_id"])
+
+
+# ---- report.md -----------------------------------------------------------------------
+def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> str:
+    runs = runs_table(df)
+    run_ids = list(runs["run_id"])
+    labels = {r: r for r in run_ids}
+    out = ["# xentbench report", "", "## Runs", "", report.runs_md(runs), "",
+           "Times are medians over rounds, printed to the digits their noise supports (a 95 % "
+           "interval of the median from IQR and round count); `× eager` > 1 is faster than "
+           "`eager` on the same case and mode in the same run.", ""]
+    cases = df[_is_case(df)]
+    summary = fastest_summary(df)
+    if len(summary):
+        out += ["## Fastest contender", "", report.summary_md(summary), ""]
+    if accuracy is not None and len(accuracy):
+        out += ["## Accuracy against the float64 oracle", "",
+                "Largest error over the cases checked, per logit-scale band "
+                "(rel: error / the tolerance's condition scale).", "",
+                report.accuracy_md(accuracy), ""]
+    out += ["## Cases", ""]
+    order = cases.sort_values(["family", "case_id", "mode"], kind="stable")[["case_id", "mode"]]
+    for case_id, mode in order.drop_duplicates().itertuples(index=False):
+        view = cases[(cases["case_id"] == case_id) & (cases["mode"] == mode)]
+        ranked = contender_order(view, run_ids)
+        view = view.set_index("contender").loc[ranked].reset_index()
+        where = ", ".join(sorted({f"{d} {t}" for d, t in zip(view["device"], view["dtype"], strict=True)
+                                  if isinstance(d, str)}))
+        out += [f"### `{case_id}` · {mode}" + (f" · {where}" if where else ""), "",
+                report.case_md(view, run_ids, labels), ""]
+    other = df[~_is_case(df)]
+    if len(other):
+        rows = [[r.run_id, r.name, report.fmt_time(r.median, r.median_noise)] for r in other.itertuples()]
+        out += ["## Other benchmarks", "", report.md_table(["run", "benchmark", "median"], rows), ""]
+    return "\n".join(out)
+
+
+# ---- plots ---------------------------------------------------------------------------
+def _figure(ncols: int, nrows: int = 1):
+    from matplotlib.figure import Figure  # object API: no pyplot state, Agg canvas
+
+    fig = Figure(figsize=(5.5 * ncols, 4 * nrows), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
+    return fig, axes
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    return path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "run"
+
+
+def plot_time_vs_size(df: pd.DataFrame, out: Path) -> list[Path]:
+    """Median time against bytes moved, one line per contender, one panel per mode."""
+    paths = []
+    cases = df[_is_case(df) & df["median"].notna()]
+    for run_id, run in cases.groupby("run_id", sort=False):
+        modes = sorted(run["mode"].dropna().unique())
+        fig, axes = _figure(len(modes))
+        for ax, mode in zip(axes[0], modes, strict=True):
+            sub = run[run["mode"] == mode].assign(x=lambda d: d["bytes"].fillna(d["size"]))
+            for contender, pts in sub.groupby("contender"):
+                pts = pts.groupby("x")["median"].min().sort_index()
+                ax.plot(pts.index, pts.to_numpy(), marker="o", ms=3, label=str(contender))
+            ax.set(xscale="log", yscale="log", title=f"{run_id} · {mode}",
+                   xlabel="problem size (bytes moved)", ylabel="median time (s)")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize="small")
+        paths.append(_save(fig, out / f"time_vs_size-{_slug(str(run_id))}.png"))
+    return paths
+
+
+def plot_speedup(df: pd.DataFrame, out: Path) -> list[Path]:
+    """Speedup against eager across imbalance ratio p (top) and size (bottom), per mode."""
+    paths = []
+    cases = df[_is_case(df) & df["speedup"].notna() & (df["contender"] != REFERENCE)]
+    for run_id, run in cases.groupby("run_id", sort=False):
+        modes = sorted(run["mode"].dropna().unique())
+        fig, axes = _figure(len(modes), 2)
+        for col, mode in enumerate(modes):
+            sub = run[run["mode"] == mode]
+            for row, (xcol, label) in enumerate((("case_p", "rarest-class share p"),
+                                                 ("size", "logits elements"))):
+                ax = axes[row][col]
+                for contender, pts in sub.groupby("contender"):
+                    ax.scatter(pd.to_numeric(pts[xcol], errors="coerce"), pts["speedup"], s=12,
+                               label=str(contender))
+                ax.axhline(1.0, color="grey", lw=0.8)
+                ax.set(xscale="symlog" if row == 0 else "log", yscale="log", xlabel=label,
+                       ylabel="speedup vs eager", title=f"{run_id} · {mode}")
+                if row == 0:
+                    ax.set_xscale("symlog", linthresh=1e-3)
+                ax.grid(True, which="both", alpha=0.3)
+                ax.legend(fontsize="small")
+        paths.append(_save(fig, out / f"speedup-{_slug(str(run_id))}.png"))
+    return paths
+
+
+# ---- the command ---------------------------------------------------------------------
+def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | None = None,
+                 plots: bool = True) -> list[Path]:
+    """Everything `report` writes, each file atomically; returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = Path(out)
+    df = enrich(load(paths))
+    accuracy = None
+    if accuracy_paths:
+        from harness.accuracy import load_accuracy
+
+        accuracy = load_accuracy(accuracy_paths)
+    written = [atomic_write_text(out / "report.md", render_markdown(df, accuracy) + "\n"),
+               write_csv(df, out / "runs.csv")]
+    parquet = write_parquet(df, out / "runs.parquet")
+    written += [parquet] if parquet else []
+    if plots:
+        written += plot_time_vs_size(df, out) + plot_speedup(df, out)
+    return written
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="report.md, runs.csv and plots from benchmark JSON files",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", metavar="RUN.json",
+                   help="pytest-benchmark JSON files (shards of one run are merged; a directory "
+                        "stands for its *.json)")
+    p.add_argument("--out", required=True, metavar="DIR", help="where to write the report")
+    p.add_argument("--accuracy", action="append", default=[], metavar="FILE",
+                   help="accuracy file(s) from the equivalence suites (repeatable; a directory "
+                        "stands for its *.json)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    try:
+        written = write_report(args.runs, args.out, args.accuracy, plots=not args.no_plots)
+    except ResultsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
