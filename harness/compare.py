@@ -145,10 +145,10 @@ def _compare_one(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame, refs: dict
     row = {"name": name, "case_id": some["case_id"], "contender": some["contender"],
            "mode": some["mode"], "base_median": math.nan, "new_median": math.nan,
            "raw_ratio": math.nan, "ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-           "p": math.nan, "test": "", "note": ""}
+           "p": math.nan, "test": "", "note": "", "judged": ""}
     timed = [x is not None and not math.isnan(x["median"]) for x in (b, n)]
     if not all(timed):
-        row["status"] = "new" if not timed[0] else "missing"
+        row["status"] = row["judged"] = "new" if not timed[0] else "missing"
         failed = b if b is not None and not timed[0] else n
         if failed is not None and isinstance(failed.get("error"), str):
             row["note"] = f"failed: {failed['error']}"
@@ -161,7 +161,7 @@ def _compare_one(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame, refs: dict
     key = (some["case_id"], some["mode"])
     b_ref, n_ref = refs["base"][0].get(key), refs["new"][0].get(key)
     if row["contender"] == REFERENCE:
-        row.update(status="reference", ratio=1.0, note="normalises the others")
+        row.update(status="reference", judged="reference", ratio=1.0, note="normalises the others")
         return row
     if b_ref is None or n_ref is None:
         row["note"] = f"not normalised: no {REFERENCE} in {'BASE' if b_ref is None else 'NEW'}"
@@ -173,9 +173,9 @@ def _compare_one(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame, refs: dict
     p, ci, significant, test = significance(_rounds(b), _rounds(n), b_rounds, n_rounds, b_ref, n_ref,
                                             settings.alpha)
     row.update(p=p, ci_low=ci[0], ci_high=ci[1], test=test)
-    status = decide(row["ratio"], significant, settings.threshold)
+    row["judged"] = status = decide(row["ratio"], significant, settings.threshold)
     if env and not settings.allow_env_change:
-        row["note"] = f"would be {status}; " + "; ".join(env)
+        row["note"] = f"would be {status}"
         status = "environment changed"
     row["status"] = status
     return row

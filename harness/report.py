@@ -50,7 +50,9 @@ def fmt_num(value, noise=float("nan"), default_digits: int = 3) -> str:
         return DASH
     digits = significant_digits(float(value), float(noise) if _finite(noise) else float("nan"),
                                 default_digits)
-    return f"{float(value):.{digits}g}" if abs(value) < 10 ** digits else f"{float(value):.0f}"
+    if abs(value) >= 10 ** digits:
+        return f"{float(value):.0f}"
+    return f"{float(value):#.{digits}g}".rstrip(".")  # '#': keep trailing zeros that are known
 
 
 def fmt_time(seconds, noise=float("nan")) -> str:
@@ -115,6 +117,11 @@ def _compare_rows(result) -> list[list[str]]:
     return rows
 
 
+def _changed(result):
+    """Rows worth a look: not unchanged, also when the environment changed."""
+    return result[~result["judged"].isin(["unchanged", "reference"])]
+
+
 def _counts(result) -> str:
     counts = result["status"].value_counts()
     return ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -131,7 +138,7 @@ def _compare_intro(title: str, env: list[str], threshold: float) -> list[str]:
 
 def compare_table(result, title: str, env: list[str], threshold: float, show_all: bool = False) -> str:
     """Terminal table: changed benchmarks (all with ``show_all``) and a count per status."""
-    shown = result if show_all else result[~result["status"].isin(["unchanged", "reference"])]
+    shown = result if show_all else _changed(result)
     lines = _compare_intro(title, env, threshold)
     if len(shown):
         lines.append(_table(_COMPARE_HEADER, _compare_rows(shown)))
@@ -142,9 +149,11 @@ def compare_table(result, title: str, env: list[str], threshold: float, show_all
 def compare_markdown(result, title: str, env: list[str], threshold: float) -> str:
     """Markdown for a CI summary: counts, changed benchmarks, then all in a fold."""
     intro = _compare_intro(title, env, threshold)
-    out = [f"### Benchmark comparison: {intro[0].removeprefix('compare ')}", "", *intro[1:], "",
-           f"**{_counts(result)}**", ""]
-    changed = result[~result["status"].isin(["unchanged", "reference"])]
+    out = [f"### Benchmark comparison: {intro[0].removeprefix('compare ')}", ""]
+    for line in intro[1:]:
+        out += [line, ""]
+    out += [f"**{_counts(result)}**", ""]
+    changed = _changed(result)
     if len(changed):
         out += [md_table(_COMPARE_HEADER, _compare_rows(changed)), ""]
     out += ["<details><summary>all benchmarks</summary>", "",
