@@ -1,0 +1,108 @@
+"""Fused Triton kernels for cross-entropy (multi-class and 1-channel binary).
+
+Importing this package never imports Triton: the registry must load on machines without
+it. Triton chooses between compiling and interpreting a function when it is *decorated* —
+its own standard library (``tl.zeros``, ``tl.sum``'s combine function, ...) at
+``import triton`` — so ``TRITON_INTERPRET=1`` only works when set before the first
+``import triton`` of the process (``import torch._dynamo`` already imports it). The pytest
+plugin sets it early on machines without CUDA; setting it afterwards is detected here and
+reported as a reason, never run half-interpreted.
+
+Execution modes (see `mode`):
+
+* ``"compiled"`` — CUDA is available and the interpreter is off: real GPU kernels.
+* ``"interpreter"`` — ``TRITON_INTERPRET=1`` took effect: the same kernel source runs in
+  Triton's numpy interpreter on CPU tensors. It exists so CI proves the kernels correct;
+  it is orders of magnitude slower and must never be timed (`interpreted()` says so).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import cache
+
+INSTALL_HINT = "triton not installed; pip install xentbench[triton]"
+
+
+@cache
+def triton_missing() -> str | None:
+    """Why Triton cannot be used here, or None."""
+    if importlib.util.find_spec("triton") is None:
+        return INSTALL_HINT
+    try:
+        import triton  # noqa: F401
+    except Exception as exc:  # a broken install must skip, not crash the registry
+        return f"triton fails to import ({type(exc).__name__}: {exc}); pip install xentbench[triton]"
+    return None
+
+
+def env_interpret() -> bool:
+    """Whether the user asked for Triton's interpreter explicitly."""
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")
+
+
+def _interpreter_took_effect() -> bool:
+    """Whether Triton's standard library was decorated in interpreter mode."""
+    try:
+        import triton.language.standard as std
+        from triton.runtime.interpreter import InterpretedFunction
+    except Exception:
+        return env_interpret()
+    return isinstance(getattr(std, "zeros", None), InterpretedFunction)
+
+
+@cache
+def mode() -> str:
+    """``compiled``, ``interpreter`` or ``unavailable``; fixed for the process because the
+    kernels are decorated once, on first use."""
+    import torch
+
+    if triton_missing():
+        return "unavailable"
+    if env_interpret():
+        return "interpreter" if _interpreter_took_effect() else "unavailable"
+    return "compiled" if torch.cuda.is_available() else "unavailable"
+
+
+def unavailable_reason() -> str | None:
+    """Why the fused kernels cannot run in this process, or None. Cheap after the first
+    call; the first call imports Triton when it is installed."""
+    if why := triton_missing():
+        return why
+    if mode() != "unavailable":
+        return None
+    if env_interpret():
+        return ("TRITON_INTERPRET=1 was set after triton was imported, so Triton's standard "
+                "library is compiled, not interpreted; set it before anything imports triton "
+                "or torch._dynamo")
+    return ("no CUDA device, and Triton's interpreter is off: set TRITON_INTERPRET=1 before "
+            "triton is imported (the xentbench pytest plugin does this on CPU machines)")
+
+
+def expected_devices() -> frozenset[str]:
+    """Where the kernels will run, judged without importing Triton (for capabilities)."""
+    import torch
+
+    if env_interpret() or not torch.cuda.is_available():
+        return frozenset({"cpu"})
+    return frozenset({"cuda"})
+
+
+def interpreted() -> bool:
+    """True when the kernels run in Triton's interpreter: correct, but not to be timed."""
+    return mode() == "interpreter"
+
+
+def device_ok(device: str) -> str | None:
+    """Why tensors on ``device`` cannot go through the kernels in this process, or None."""
+    kind = device.split(":")[0]
+    if mode() == "compiled" and kind != "cuda":
+        return f"compiled Triton kernels need CUDA tensors, got {device}"
+    if mode() == "interpreter" and kind != "cpu":
+        return f"Triton's interpreter runs on CPU tensors, got {device}"
+    return None
+
+
+__all__ = ["INSTALL_HINT", "device_ok", "env_interpret", "expected_devices", "interpreted", "mode",
+           "triton_missing", "unavailable_reason"]

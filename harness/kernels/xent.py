@@ -1,0 +1,303 @@
+r"""Fused multi-class cross-entropy: one forward kernel writes the per-row loss (or its
+partial sums) *and* the unscaled gradient; the backward kernel only scales it.
+
+For row n with target y, class weights w (ones when absent), smoothing ε, C classes and
+lse = logsumexp_c x_nc (computed online over class blocks, in fp32 — fp64 for fp64 input):
+
+    loss_n = (1-ε)·w_y·(lse - x_y) + (ε/C)·(Σ_c w_c · lse - Σ_c w_c x_c)
+    d_nk   = p_nk·[(1-ε)·w_y + (ε/C)·Σ_c w_c] - [(1-ε)·w_y·[k=y] + (ε/C)·w_k],  p = e^{x-lse}
+
+both zero on ignored rows. The forward stores d (the gradient of Σ loss_n, in the logits'
+dtype) in a buffer of its own, never in the logits. Backward multiplies d by the row's
+factor: the upstream gradient g_n ('none'), g ('sum') or g / W ('mean', W = Σ w_y over
+non-ignored rows, reduced from per-program partials — deterministic, no atomics). When
+W = 0 the backward kernel, branching on W read from device memory (no host sync), writes
+NaN on non-ignored rows and 0 on ignored ones: PyTorch's contract.
+
+Traffic per position (b = bytes of a logit, t = bytes of a target), C classes:
+forward reads C·b + t, writes C·b (+ b for 'none'); backward reads and writes C·b in
+place (+ t only when W = 0). Total ≈ 4·C·b + t. When C > BLOCK_C the forward reads the
+logits twice (two passes over class blocks), ≈ 5·C·b + t.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from harness.kernels import interpreted
+from harness.kernels._jit import jit, launch_guard
+from harness.kernels.layout import merge_dims, row_strides, tile
+
+# Tile budgets (elements per program). The interpreter's cost is per program and per op,
+# not per element, so it gets one big tile; GPU figures are first guesses to be tuned.
+TILE_GPU, MAX_BLOCK_C_GPU = 4096, 4096
+TILE_INTERP, MAX_BLOCK_C_INTERP = 1 << 15, 1 << 13
+ACC = {torch.float64: tl.float64}
+
+
+@jit
+def _row_offsets(rows, R1, R2, R3, s0, s1, s2, s3):
+    """Memory offset of each row (int64) from its row-major index over 4 merged dims."""
+    i3 = rows % R3
+    t = rows // R3
+    i2 = t % R2
+    t = t // R2
+    i1 = t % R1
+    i0 = t // R1
+    return i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3
+
+
+@jit
+def _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W: tl.constexpr,
+                ACC_T: tl.constexpr):
+    """One [rows, classes] block of logits (-inf outside) and the classes' weights."""
+    cmask = cols < C
+    mask = rmask[:, None] & cmask[None, :]
+    x = tl.load(x_ptr + xrow[:, None] + cols[None, :].to(tl.int64) * xsc, mask=mask,
+                other=float("-inf")).to(ACC_T)
+    if HAS_W:
+        w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(ACC_T)
+    else:
+        w = tl.where(cmask, 1.0, 0.0).to(ACC_T)
+    return x, w, cmask
+
+
+@jit
+def _xent_fwd(x_ptr, y_ptr, w_ptr, coef_ptr, d_ptr, loss_ptr, part_ptr,
+              n_rows, C, ignore_index, R1, R2, R3,
+              xs0, xs1, xs2, xs3, xsc, ds0, ds1, ds2, ds3, dsc, ys0, ys1, ys2, ys3,
+              BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SINGLE: tl.constexpr,
+              HAS_W: tl.constexpr, HAS_LS: tl.constexpr, REDUCE_NONE: tl.constexpr,
+              ACC_T: tl.constexpr):
+    pid = tl.program_id(0)
+    rows = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    rmask = rows < n_rows
+    xrow = _row_offsets(rows, R1, R2, R3, xs0, xs1, xs2, xs3)
+    drow = _row_offsets(rows, R1, R2, R3, ds0, ds1, ds2, ds3)
+    yrow = _row_offsets(rows, R1, R2, R3, ys0, ys1, ys2, ys3)
+    y = tl.load(y_ptr + yrow, mask=rmask, other=ignore_index).to(tl.int64)
+    valid = rmask & (y != ignore_index)
+    bad = valid & ((y < 0) | (y >= C))  # out-of-range target: NaN, never a silent value
+    keep = tl.load(coef_ptr).to(ACC_T)       # 1 - ε
+    eps_c = tl.load(coef_ptr + 1).to(ACC_T)  # ε / C
+    zero = tl.zeros([BLOCK_R], dtype=ACC_T)
+    cols0 = tl.arange(0, BLOCK_C)
+
+    if SINGLE:
+        x, w, cmask = _load_block(x_ptr, xrow, cols0, xsc, rmask, w_ptr, C, HAS_W, ACC_T)
+        m = tl.max(x, 1)
+        shift = tl.where(m > float("-inf"), m, 0.0)
+        s = tl.sum(tl.exp(x - shift[:, None]), 1)
+        hit = cols0[None, :] == y[:, None]
+        xy = tl.sum(tl.where(hit, x, 0.0), 1)
+        wy = tl.sum(tl.where(hit, w, 0.0), 1)
+        sx = zero
+        sw = zero
+        if HAS_LS:
+            sx = tl.sum(tl.where(cmask[None, :], x * w[None, :], 0.0), 1)
+            sw = tl.sum(w, 0) + zero
+    else:
+        m = zero + float("-inf")
+        s = zero
+        xy = zero
+        wy = zero
+        sx = zero
+        sw = zero
+        for c0 in range(0, C, BLOCK_C):
+            cols = c0 + cols0
+            x, w, cmask = _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W, ACC_T)
+            m_new = tl.maximum(m, tl.max(x, 1))
+            shift = tl.where(m_new > float("-inf"), m_new, 0.0)
+            s = s * tl.exp(m - shift) + tl.sum(tl.exp(x - shift[:, None]), 1)
+            m = m_new
+            hit = cols[None, :] == y[:, None]
+            xy += tl.sum(tl.where(hit, x, 0.0), 1)
+            wy += tl.sum(tl.where(hit, w, 0.0), 1)
+            if HAS_LS:
+                sx += tl.sum(tl.where(cmask[None, :], x * w[None, :], 0.0), 1)
+                sw += tl.sum(w, 0)
+
+    lse = tl.where(m > float("-inf"), m, 0.0) + tl.log(s)
+    wy = tl.where(valid, wy, 0.0)
+    loss = keep * wy * (lse - xy)
+    a = keep * wy
+    if HAS_LS:
+        loss += eps_c * (sw * lse - sx)
+        a += eps_c * sw
+    nan = zero + float("nan")
+    loss = tl.where(valid, tl.where(bad, nan, loss), 0.0)
+    a = tl.where(bad, nan, a)
+
+    if SINGLE:
+        _store_grad(x, w, cols0, cmask, rmask, y, lse, a, keep * wy, eps_c, valid, d_ptr, drow,
+                    dsc, HAS_LS)
+    else:
+        for c0 in range(0, C, BLOCK_C):
+            cols = c0 + cols0
+            x, w, cmask = _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W, ACC_T)
+            _store_grad(x, w, cols, cmask, rmask, y, lse, a, keep * wy, eps_c, valid, d_ptr,
+                        drow, dsc, HAS_LS)
+
+    if REDUCE_NONE:
+        tl.store(loss_ptr + rows, loss, mask=rmask)
+    tl.store(part_ptr + pid, tl.sum(loss, 0))
+    tl.store(part_ptr + tl.num_programs(0) + pid, tl.sum(wy, 0))
+
+
+@jit
+def _store_grad(x, w, cols, cmask, rmask, y, lse, a, b_target, eps_c, valid, d_ptr, drow, dsc,
+                HAS_LS: tl.constexpr):
+    """d = p·a - ((1-ε)·w_y·[k=y] + (ε/C)·w_k), zero on ignored rows and padding."""
+    p = tl.exp(x - lse[:, None])
+    hit = cols[None, :] == y[:, None]
+    d = p * a[:, None] - tl.where(hit, b_target[:, None], 0.0)
+    if HAS_LS:
+        d -= eps_c * w[None, :]
+    d = tl.where(valid[:, None], d, 0.0)
+    tl.store(d_ptr + drow[:, None] + cols[None, :].to(tl.int64) * dsc, d,
+             mask=rmask[:, None] & cmask[None, :])
+
+
+@jit
+def _xent_bwd(d_ptr, g_ptr, y_ptr, wsum_ptr, n_rows, C, ignore_index, R1, R2, R3,
+              ds0, ds1, ds2, ds3, dsc, gs0, gs1, gs2, gs3, ys0, ys1, ys2, ys3,
+              BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, MEAN: tl.constexpr,
+              ACC_T: tl.constexpr):
+    """In place: d *= g_row (/ W for 'mean'); W = 0 gives NaN on non-ignored rows, 0 else."""
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    rmask = rows < n_rows
+    mask = rmask[:, None] & (cols < C)[None, :]
+    drow = _row_offsets(rows, R1, R2, R3, ds0, ds1, ds2, ds3)
+    grow = _row_offsets(rows, R1, R2, R3, gs0, gs1, gs2, gs3)
+    ptrs = d_ptr + drow[:, None] + cols[None, :].to(tl.int64) * dsc
+    g = tl.load(g_ptr + grow, mask=rmask, other=0.0).to(ACC_T)
+    out = tl.load(ptrs, mask=mask, other=0.0).to(ACC_T) * g[:, None]
+    if MEAN:
+        wsum = tl.load(wsum_ptr).to(ACC_T)
+        if wsum == 0:
+            yrow = _row_offsets(rows, R1, R2, R3, ys0, ys1, ys2, ys3)
+            y = tl.load(y_ptr + yrow, mask=rmask, other=ignore_index)
+            out = tl.where((y != ignore_index)[:, None], float("nan"), tl.zeros_like(out))
+        else:
+            out = out / wsum
+    tl.store(ptrs, out, mask=mask)
+
+
+def _acc(dtype: torch.dtype):
+    """Accumulation dtype: fp32 for half/bf16/fp32, fp64 for fp64."""
+    return ACC.get(dtype, tl.float32)
+
+
+def _budget() -> tuple[int, int]:
+    return (TILE_INTERP, MAX_BLOCK_C_INTERP) if interpreted() else (TILE_GPU, MAX_BLOCK_C_GPU)
+
+
+def _warps(block_r: int, block_c: int) -> int:
+    return 8 if block_r * block_c >= 4096 else 4
+
+
+def _check_args(x: torch.Tensor, y: torch.Tensor, weight, label_smoothing: float,
+                reduction: str) -> None:
+    if reduction not in ("none", "sum", "mean"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if label_smoothing > 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if y.is_floating_point():
+        raise NotImplementedError("fused cross_entropy takes class-index targets only; "
+                                  "probability targets are not supported")
+    if x.dim() < 2 or tuple(y.shape) != (x.shape[0], *x.shape[2:]):
+        raise ValueError(f"expected logits [N, C, *S] and target [N, *S]; got "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    if x.dim() - 2 > 3:
+        raise ValueError("at most 3 spatial dims are supported")
+    if weight is not None and tuple(weight.shape) != (x.shape[1],):
+        raise ValueError(f"weight must have shape ({x.shape[1]},), got {tuple(weight.shape)}")
+
+
+class FusedCrossEntropy(torch.autograd.Function):
+    """Forward: one kernel for loss and unscaled gradient. Backward: one in-place scaling
+    kernel over the stored gradient (so it may run only once per forward)."""
+
+    @staticmethod
+    def forward(ctx, x, y, weight, ignore_index: int, reduction: str, label_smoothing: float):
+        n_cls = x.shape[1]
+        acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+        eps = max(float(label_smoothing), 0.0)
+        coef = torch.tensor([1.0 - eps, eps / n_cls], dtype=acc, device=x.device)
+        d = torch.empty_like(x)  # preserves dense layouts (channels-last stays channels-last)
+        rows = [x.shape[0], *x.shape[2:]]
+        n_rows = d.numel() // n_cls if n_cls else 0
+        sizes, (xs, ds, ys) = merge_dims(rows, row_strides(x), row_strides(d), list(y.stride()))
+        loss_rows = torch.empty(rows if reduction == "none" else (0,), dtype=x.dtype,
+                                device=x.device)
+        tile_budget, max_c = _budget()
+        block_r, block_c = tile(n_rows, n_cls, tile_budget, max_c)
+        grid = triton.cdiv(n_rows, block_r)
+        parts = torch.zeros(2 * max(grid, 1), dtype=acc, device=x.device)
+        w = weight.contiguous() if weight is not None else coef  # coef: a dummy pointer
+        if n_rows:
+            with launch_guard():
+                _xent_fwd[(grid,)](
+                    x, y, w, coef, d, loss_rows, parts, n_rows, n_cls, ignore_index,
+                    sizes[1], sizes[2], sizes[3], *xs, x.stride(1), *ds, d.stride(1), *ys,
+                    BLOCK_R=block_r, BLOCK_C=block_c, SINGLE=n_cls <= block_c,
+                    HAS_W=weight is not None, HAS_LS=eps > 0, REDUCE_NONE=reduction == "none",
+                    ACC_T=_acc(x.dtype), num_warps=_warps(block_r, block_c))
+        wsum = parts[parts.numel() // 2:].sum()
+        if reduction == "none":
+            loss = loss_rows
+        elif reduction == "sum":
+            loss = parts[:parts.numel() // 2].sum().to(x.dtype)
+        else:
+            total = parts[:parts.numel() // 2].sum()
+            loss = torch.where(wsum == 0, torch.full_like(total, float("nan")),
+                               total / wsum).to(x.dtype)
+        ctx.d, ctx.y, ctx.wsum = d, y, wsum
+        ctx.meta = (ignore_index, reduction, sizes, n_rows)
+        ctx.consumed = False
+        ctx.mark_non_differentiable(y)
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        if ctx.consumed:
+            raise RuntimeError("fused_triton scales its stored gradient in place, so backward "
+                               "can run once per forward (retain_graph=True is not supported)")
+        ctx.consumed = True
+        d, y = ctx.d, ctx.y
+        ignore_index, reduction, _, n_rows = ctx.meta
+        n_cls = d.shape[1]
+        rows = [d.shape[0], *d.shape[2:]]
+        g_rows = list(g.stride()) if reduction == "none" else [0] * len(rows)
+        g = g.expand(rows) if reduction == "none" else g.reshape(())
+        sizes, (ds, gs, ys) = merge_dims(rows, row_strides(d), g_rows, list(y.stride()))
+        tile_budget, max_c = _budget()
+        block_r, block_c = tile(n_rows, n_cls, tile_budget, max_c)
+        if n_rows:
+            grid = (triton.cdiv(n_rows, block_r), triton.cdiv(n_cls, block_c))
+            with launch_guard():
+                _xent_bwd[grid](
+                    d, g, y, ctx.wsum, n_rows, n_cls, ignore_index, sizes[1], sizes[2],
+                    sizes[3], *ds, d.stride(1), *gs, *ys, BLOCK_R=block_r, BLOCK_C=block_c,
+                    MEAN=reduction == "mean", ACC_T=_acc(d.dtype),
+                    num_warps=_warps(block_r, block_c))
+        ctx.d = None
+        return d, None, None, None, None, None
+
+
+def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                  ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """`F.cross_entropy` for class-index targets through the fused kernels. Accepts
+    unbatched ``[C]`` logits with a scalar target, like PyTorch."""
+    if input.dim() == 1:
+        out = cross_entropy(input.unsqueeze(0), target.unsqueeze(0), weight, ignore_index,
+                            reduction, label_smoothing)
+        return out.squeeze(0) if reduction == "none" else out
+    _check_args(input, target, weight, label_smoothing, reduction)
+    return FusedCrossEntropy.apply(input, target, weight, int(ignore_index), reduction,
+                                   float(label_smoothing))
