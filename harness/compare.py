@@ -79,14 +79,14 @@ def _reference_medians(df: pd.DataFrame) -> dict[tuple, float]:
 
 def _reference_rounds(df: pd.DataFrame) -> dict[tuple, np.ndarray]:
     ref = df[df["contender"] == REFERENCE]
-    return {(r.case_id, r.mode): _rounds(r) for r in ref.itertuples()}
+    return {(r.case_id, r.mode): _rounds(r.data, r.median) for r in ref.itertuples()}
 
 
-def _rounds(row) -> np.ndarray:
-    data = row.data
+def _rounds(data, median: float) -> np.ndarray:
+    """The raw rounds, or the median alone when the run was saved without them."""
     if isinstance(data, list | np.ndarray) and len(data):
         return np.asarray(data, dtype=float)
-    return np.array([row.median]) if not math.isnan(row.median) else np.array([])
+    return np.array([median]) if not math.isnan(median) else np.array([])
 
 
 def significance(base: np.ndarray, new: np.ndarray, base_ref: np.ndarray, new_ref: np.ndarray,
@@ -170,8 +170,8 @@ def _compare_one(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame, refs: dict
     else:
         b_rounds, n_rounds = refs["base"][1][key], refs["new"][1][key]
     row["ratio"] = stats.normalised_ratio(b["median"], b_ref, n["median"], n_ref)
-    p, ci, significant, test = significance(_rounds(b), _rounds(n), b_rounds, n_rounds, b_ref, n_ref,
-                                            settings.alpha)
+    mine = _rounds(b["data"], b["median"]), _rounds(n["data"], n["median"])
+    p, ci, significant, test = significance(*mine, b_rounds, n_rounds, b_ref, n_ref, settings.alpha)
     row.update(p=p, ci_low=ci[0], ci_high=ci[1], test=test)
     row["judged"] = status = decide(row["ratio"], significant, settings.threshold)
     if env and not settings.allow_env_change:

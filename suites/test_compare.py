@@ -1,0 +1,161 @@
+"""compare: normalised by eager, noise-aware, one status per benchmark, CI exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+
+import numpy as np
+import pytest
+from test_results import make_run, scale_contender, write_run
+
+from harness import compare
+from harness.__main__ import main
+from harness.results import load
+
+
+def _compare(tmp_path, base: dict, new: dict, **settings):
+    b = load([write_run(tmp_path / "base.json", base)])
+    n = load([write_run(tmp_path / "new.json", new)])
+    return compare.compare_runs(b, n, compare.Settings(**settings))
+
+
+def _statuses(result) -> dict:
+    return result.groupby("status")["contender"].agg(lambda s: set(s)).to_dict()
+
+
+def test_two_runs_of_the_same_code_show_no_change(tmp_path):
+    result = _compare(tmp_path, make_run(0), make_run(1))
+    assert set(result["status"]) == {"unchanged", "reference"}
+    assert set(result[result["status"] == "reference"]["contender"]) == {"eager"}
+
+
+def test_exactly_the_contender_made_2x_slower_is_slower(tmp_path):
+    result = _compare(tmp_path, make_run(0), scale_contender(make_run(1), "ext", 2.0))
+    slower = result[result["status"] == "slower"]
+    assert set(slower["contender"]) == {"ext"} and len(slower) == len(result[result["contender"] == "ext"])
+    assert set(result[result["contender"] != "ext"]["status"]) <= {"unchanged", "reference"}
+    assert slower["ratio"].between(1.8, 2.2).all() and (slower["p"] < 0.01).all()
+
+
+def test_faster_is_reported_as_faster(tmp_path):
+    result = _compare(tmp_path, make_run(0), scale_contender(make_run(1), "naive", 0.5))
+    assert _statuses(result)["faster"] == {"naive"}
+
+
+def test_a_uniformly_slower_machine_flags_nothing(tmp_path):
+    result = _compare(tmp_path, make_run(0), make_run(1, machine=1.5))
+    assert set(result["status"]) == {"unchanged", "reference"}
+    assert result["raw_ratio"].between(1.35, 1.65).all()
+
+
+def test_a_slower_eager_makes_the_others_look_faster_not_slower(tmp_path):
+    """The reference itself is never judged: its change moves every ratio the other way."""
+    result = _compare(tmp_path, make_run(0), scale_contender(make_run(1), "eager", 2.0))
+    assert "slower" not in set(result["status"])
+
+
+def test_noise_without_significance_is_noisy(tmp_path):
+    base = make_run(0, rounds=6, noise=0.5)
+    result = _compare(tmp_path, base, scale_contender(make_run(1, rounds=6, noise=0.5), "ext", 1.25))
+    ext = result[result["contender"] == "ext"]
+    assert "slower" not in set(ext["status"]) and "noisy" in set(ext["status"])
+
+
+def test_few_rounds_use_the_bootstrap_interval(tmp_path):
+    result = _compare(tmp_path, make_run(0, rounds=3), scale_contender(make_run(1, rounds=3), "ext", 2.0))
+    ext = result[result["contender"] == "ext"]
+    assert set(ext["test"]) == {"bootstrap CI"} and set(ext["status"]) == {"slower"}
+
+
+def test_without_raw_rounds_nothing_is_called_significant(tmp_path):
+    base, new = make_run(0, save_data=False), scale_contender(make_run(1, save_data=False), "ext", 2.0)
+    result = _compare(tmp_path, base, new)
+    assert set(result[result["contender"] == "ext"]["status"]) == {"noisy"}
+
+
+def test_new_missing_and_failed_benchmarks(tmp_path):
+    base, new = make_run(0), make_run(1)
+    gone = new["benchmarks"].pop(3)["name"]
+    extra = copy.deepcopy(new["benchmarks"][0])
+    extra["name"] = extra["name"].replace("-eager-", "-liger-")
+    extra["extra_info"]["contender"] = "liger"
+    new["benchmarks"].append(extra)
+    result = _compare(tmp_path, base, new).set_index("name")
+    assert result.loc[gone, "status"] == "missing" and result.loc[extra["name"], "status"] == "new"
+
+
+def test_environment_change_is_its_own_status(tmp_path):
+    base, new = make_run(0), make_run(1, torch="2.14.0")
+    result = _compare(tmp_path, base, new)
+    assert set(result["status"]) == {"environment changed", "reference"}
+    assert set(result["judged"]) == {"unchanged", "reference"}
+    allowed = _compare(tmp_path, base, new, allow_env_change=True)
+    assert set(allowed["status"]) == {"unchanged", "reference"}
+
+
+def test_missing_reference_falls_back_to_raw_ratio(tmp_path):
+    base, new = make_run(0), make_run(1)
+    new["benchmarks"] = [b for b in new["benchmarks"] if b["extra_info"]["contender"] != "eager"]
+    result = _compare(tmp_path, base, new)
+    timed = result[result["contender"] != "eager"]
+    assert timed["note"].str.startswith("not normalised").all()
+    assert np.allclose(timed["ratio"], timed["raw_ratio"])
+
+
+def test_decide_needs_threshold_and_significance():
+    assert compare.decide(1.5, True, 0.1) == "slower"
+    assert compare.decide(1.5, False, 0.1) == "noisy"
+    assert compare.decide(1.05, True, 0.1) == "unchanged"
+    assert compare.decide(0.8, True, 0.1) == "faster"
+
+
+@pytest.mark.parametrize(("text", "value"), [("10%", 0.10), ("0.1", 0.10), ("25", 0.25), ("5.5%", 0.055)])
+def test_threshold_parsing(text, value):
+    assert compare.parse_threshold(text) == pytest.approx(value)
+
+
+def test_bad_threshold_is_a_usage_error():
+    with pytest.raises(argparse.ArgumentTypeError):
+        compare.parse_threshold("fast")
+
+
+def test_cli_exit_codes_and_markdown(tmp_path, capsys, monkeypatch):
+    base = write_run(tmp_path / "base.json", make_run(0))
+    same = write_run(tmp_path / "same.json", make_run(1))
+    slow = write_run(tmp_path / "slow.json", scale_contender(make_run(1), "ext", 2.0))
+    assert main(["compare", str(base), str(same), "--fail-on-regression"]) == 0
+    md = tmp_path / "summary.md"
+    assert main(["compare", str(base), str(slow), "--fail-on-regression", "--markdown", str(md)]) == 1
+    assert main(["compare", str(base), str(slow)]) == 0  # reporting only
+    assert main(["compare", str(base), str(slow), "--fail-ratio", "1.5"]) == 1
+    assert main(["compare", str(base), str(slow), "--fail-ratio", "2.5"]) == 0
+    out = capsys.readouterr().out
+    assert "slower" in out and "ext" in out
+    text = md.read_text()
+    assert text.startswith("### Benchmark comparison") and "| slower | ext |" in text
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(md))
+    main(["compare", str(base), str(same), "--markdown", str(md)])
+    assert md.read_text().startswith(text)  # appended to the CI summary, not replaced
+
+
+def test_two_runs_on_one_side_is_an_error(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    write_run(runs / "a.json", make_run(0))
+    write_run(runs / "b.json", make_run(1))
+    assert main(["compare", str(runs), str(runs / "a.json")]) == 2
+    assert "BASE holds 2 runs" in capsys.readouterr().err
+
+
+def test_sharded_new_run_compares_as_one(tmp_path):
+    new = make_run(1)
+    shard_dir = tmp_path / "shards"
+    shard_dir.mkdir()
+    for i in range(2):
+        part = dict(new, benchmarks=new["benchmarks"][i::2])
+        (shard_dir / f"s{i}.json").write_text(json.dumps(part))
+    base = load([write_run(tmp_path / "base.json", make_run(0))])
+    result = compare.compare_runs(base, load([shard_dir]))
+    assert set(result["status"]) == {"unchanged", "reference"}
