@@ -18,6 +18,7 @@ least one target, so extremes such as ``p = 1e-6`` reach "a single target".
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
@@ -65,15 +66,42 @@ class Case:
     extra: tuple[tuple[str, str], ...] = field(default=(), compare=True)
 
     def __post_init__(self) -> None:
-        problems = list(self._problems())
+        # A list is accepted where a tuple is meant; equality and hashing need the tuple.
+        object.__setattr__(self, "spatial", tuple(self.spatial))
+        object.__setattr__(self, "extra", tuple(tuple(kv) for kv in self.extra))
+        problems = list(self._type_problems()) or list(self._problems())
         if problems:
             raise CaseError("invalid case: " + "; ".join(problems))
 
+    def _type_problems(self):
+        for name in ("n", "c", "seed", "ignore_index"):
+            if not isinstance(getattr(self, name), numbers.Integral):
+                yield f"{name} must be an int, got {getattr(self, name)!r}"
+        if not all(isinstance(s, numbers.Integral) for s in self.spatial):
+            yield f"spatial sizes must be ints, got {self.spatial}"
+        for name in ("p", "scale", "label_smoothing", "ignore_frac"):
+            if not isinstance(getattr(self, name), numbers.Real):
+                yield f"{name} must be a number, got {getattr(self, name)!r}"
+
     def _problems(self):
+        from harness.weights import SCHEMES, is_defined  # local: weights depends on cases
+
         if self.family not in ("multiclass", "binary"):
             yield f"family must be 'multiclass' or 'binary', got {self.family!r}"
         if self.n < 0:
             yield f"batch n must be >= 0, got {self.n}"
+        if self.seed < 0:
+            yield f"seed must be >= 0 (the id has no negative seeds), got {self.seed}"
+        if self.weights not in SCHEMES:
+            yield f"weights must be one of {SCHEMES}, got {self.weights!r}"
+        elif self.family in ("multiclass", "binary") and not is_defined(self.weights, self):
+            yield (f"weights {self.weights!r} needs two classes and targets with at least "
+                   "two dims (n and a spatial dim): use another scheme")
+        for key, value in self.extra:
+            token = f"{key}={value}"
+            if not key or "=" in key or _split_id(f"x-{token}") != ["x", token]:
+                yield (f"extra {key!r}={value!r} would not read back from the id: use a key "
+                       "without '-' or '=' and a value without '-' (except a leading minus)")
         if self.family == "binary" and self.c != 1:
             yield f"a binary case has one logit channel: use c=1, got c={self.c}"
         if self.family == "multiclass" and self.c < 2:
@@ -320,7 +348,9 @@ def make_targets(case: Case, gen: torch.Generator) -> torch.Tensor:
 
 
 def _apply_layout(base: torch.Tensor, layout: str) -> torch.Tensor:
-    """Same values, different memory: channels-last keeps dim 1 innermost; 'strided' is a
+    """Same values, different memory. 'channels_last' keeps dim 1 (classes) innermost for
+    inputs with spatial dims; an [N, C] input already has it innermost, so there it is
+    stored transposed (dim 0 innermost) to still differ from contiguous. 'strided' is a
     non-contiguous view taken every other element of a wider buffer."""
     if layout == "contiguous" or base.dim() == 0:
         return base.contiguous()
