@@ -145,7 +145,8 @@ def test_shards_merge_into_one_run(tmp_path):
 
 
 def test_two_runs_of_one_commit_stay_two(tmp_path):
-    df = results.load([write_run(tmp_path / "a.json", make_run(0)), write_run(tmp_path / "b.json", make_run(1))])
+    paths = [write_run(tmp_path / "a.json", make_run(0)), write_run(tmp_path / "b.json", make_run(1))]
+    df = results.load(paths)
     assert sorted(df["run_id"].unique()) == ["a", "b"]
 
 
