@@ -29,6 +29,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
                                dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, _mode_for(dest))  # mkstemp makes 0600; keep what a plain open() would
     try:
         yield tmp_path
         _fsync(tmp_path)
@@ -49,6 +50,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Text version of `atomic_write_bytes` (UTF-8, newlines written as given)."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def _mode_for(dest: Path) -> int:
+    """The destination's current mode, or 0666 less the umask for a new file."""
+    try:
+        return dest.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _fsync(path: Path) -> None:

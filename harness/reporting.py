@@ -168,8 +168,9 @@ def plot_speedup(df: pd.DataFrame, out: Path) -> list[Path]:
                 ax.axhline(1.0, color="grey", lw=0.8)
                 ax.set(xscale="symlog" if row == 0 else "log", yscale="log", xlabel=label,
                        ylabel="speedup vs eager", title=f"{run_id} · {mode}")
-                if row == 0:
+                if row == 0:  # p spans 0 .. 1 with extremes such as 1e-6: linear near 0
                     ax.set_xscale("symlog", linthresh=1e-3)
+                    ax.set_xlim(0, 1.1)
                 ax.grid(True, which="both", alpha=0.3)
                 ax.legend(fontsize="small")
         paths.append(_save(fig, out / f"speedup-{_slug(str(run_id))}.png"))
