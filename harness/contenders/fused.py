@@ -30,6 +30,15 @@ def fused_triton(input, target, weight=None, ignore_index=-100, reduction="mean"
                          reduction=reduction, label_smoothing=label_smoothing)
 
 
+def fused_triton_binary(input, target, weight=None, pos_weight=None, reduction="mean"):
+    """`F.binary_cross_entropy_with_logits` through one Triton kernel for loss and gradient."""
+    from harness.kernels.bce import binary_cross_entropy_with_logits
+
+    _check_device(input)
+    return binary_cross_entropy_with_logits(input, target, weight=weight, pos_weight=pos_weight,
+                                            reduction=reduction)
+
+
 def _check_device(t: torch.Tensor) -> None:
     if why := kernels.device_ok(str(t.device)):
         raise RuntimeError(why)
@@ -78,6 +87,11 @@ register(Contender(
     "fused_triton", "multiclass", fused_triton,
     "one Triton kernel: online logsumexp + loss + gradient in the forward, stride-aware "
     "[N, C, *S]; backward scales the stored gradient in place",
+    caps=FUSED_CAPS, available=_triton_reason))
+register(Contender(
+    "fused_triton_binary", "binary", fused_triton_binary,
+    "one Triton kernel for BCE-with-logits loss + gradient on 1-channel logits; broadcast "
+    "weight/pos_weight read through stride-0 views",
     caps=FUSED_CAPS, available=_triton_reason))
 register(Contender(
     "liger", "multiclass", liger,
