@@ -14,7 +14,7 @@ test: env
 
 ## The main job: the default benchmark on the default device.
 bench: env
-	$(PY) -m harness check
+	$(PY) -m harness bench $(BENCH_ARGS)
 
 check: env
 	$(PY) -m harness check

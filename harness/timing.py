@@ -90,7 +90,9 @@ def independent_samples(fn: Callable[[], object], device: str) -> Samples:
         return time_calls(fn, device, rounds=50, warmup=5)
     from torch.utils.benchmark import Timer
 
-    measurement = Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=0.5)
+    # Timer defaults to one thread; time with the threads the harness itself uses.
+    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    measurement = timer.blocked_autorange(min_run_time=0.5)
     per_call = [t / measurement.number_per_run for t in measurement.raw_times]
     return Samples(tuple(per_call), "torch.utils.benchmark.blocked_autorange")
 

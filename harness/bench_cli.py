@@ -1,0 +1,67 @@
+"""``python -m harness bench``: the main job. Runs the benchmark suite under pytest,
+writes ``results/runs/<timestamp>-<machine>.json`` atomically and prints the table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.files import atomic_path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "results" / "runs"
+
+
+def default_output() -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    machine = re.sub(r"[^A-Za-z0-9_.-]+", "_", platform.node() or "machine")
+    return RUNS / f"{stamp}-{machine}.json"
+
+
+def pytest_command(args, json_path: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_bench.py"),
+           "--benchmark-only", f"--benchmark-json={json_path}", "--benchmark-save-data",
+           "--benchmark-group-by=group", "--benchmark-sort=mean",
+           "--benchmark-columns=min,median,iqr,rounds",
+           f"--bench-size={args.size}", f"--device={args.device}", "-q", "-p", "no:cacheprovider",
+           "-W", "ignore::DeprecationWarning"]
+    if args.shard:
+        cmd.append(f"--shard={args.shard}")
+    if args.flush_l2:
+        cmd.append("--bench-flush-l2")
+    for spec in args.contender:
+        cmd.append(f"--contender={spec}")
+    for spec in args.binary_contender:
+        cmd.append(f"--binary-contender={spec}")
+    return cmd + list(args.pytest_args)
+
+
+def cmd_bench(args) -> int:
+    out = Path(args.out) if args.out else default_output()
+    with atomic_path(out) as tmp:
+        code = subprocess.call(pytest_command(args, tmp), cwd=ROOT)
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            print(f"bench: pytest exited {code} and wrote no results", file=sys.stderr)
+            return code or 2
+        if code not in (0, 1):
+            return code
+    print(f"\nresults: {out}" + ("" if code == 0 else "  (some benchmarks failed: see above)"))
+    return code
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="run the benchmark suite and save its JSON (the main job)")
+    p.add_argument("--size", default="small", choices=("small", "full"),
+                   help="size preset (small: a few minutes on a 2-core CPU)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--out", default=None, help="JSON path (default results/runs/<time>-<machine>.json)")
+    p.add_argument("--shard", default=None, metavar="I/K", help="run shard I of K")
+    p.add_argument("--flush-l2", action="store_true", help="flush the device cache between rounds")
+    p.add_argument("--contender", action="append", default=[], metavar="NAME=MODULE:ATTR")
+    p.add_argument("--binary-contender", action="append", default=[], metavar="NAME=MODULE:ATTR")
+    p.add_argument("pytest_args", nargs="*", help="passed to pytest after --")
+    p.set_defaults(func=cmd_bench)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# GPU check: correctness suites and the full benchmark on CUDA, in 8 minutes or less,
+# with only what a CUDA image already has (torch, pytest, pytest-benchmark, hypothesis,
+# pandas): nothing is installed and nothing is fetched. Usage: scripts/gpu_check.sh OUTDIR
+set -uo pipefail
+OUT=${1:?usage: scripts/gpu_check.sh OUTDIR}
+cd "$(dirname "$0")/.."
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PYTHON:-python3}
+# Budgets (seconds) keep the whole script under 8 minutes even when a stage hangs.
+CORRECTNESS_S=${CORRECTNESS_S:-170}
+BENCH_S=${BENCH_S:-270}
+
+{
+  echo "date: $(date -u +%FT%TZ)"
+  "$PY" -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)'
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv 2>/dev/null
+  git rev-parse HEAD 2>/dev/null
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+timeout "$CORRECTNESS_S" "$PY" -m pytest suites/test_equivalence.py suites/test_binary.py suites/test_fused.py \
+  suites/test_oracle.py --device cuda -q -p no:cacheprovider --benchmark-disable \
+  -W ignore::DeprecationWarning --junitxml="$OUT/correctness.xml" > "$OUT/correctness.log" 2>&1
+echo "correctness exit: $?" | tee -a "$OUT/env.txt"
+tail -n 25 "$OUT/correctness.log"
+
+timeout "$BENCH_S" "$PY" -m harness bench --size full --device cuda --out "$OUT/bench-full.json" \
+  > "$OUT/bench.log" 2>&1
+echo "bench exit: $?" | tee -a "$OUT/env.txt"
+grep -E "fidelity|passed|failed|FAILED" "$OUT/bench.log" | tail -n 20
+ls -la "$OUT"
