@@ -5,8 +5,9 @@ by the reference contender (`eager`) on the same case and mode in the same run, 
 machine that is uniformly slower (another CI runner, a hot laptop) cancels out. A change
 is called faster or slower only when it passes both the threshold (default 10 %) and a
 significance test on the raw rounds, each round divided by its run's reference median:
-Mann-Whitney U at p < 0.01 when both sides have at least `MIN_U_ROUNDS` rounds, else a
-99 % bootstrap interval of the ratio that excludes 1 (asv's rule, made noise-aware).
+Mann-Whitney U at p < 0.01 when both sides have at least `MIN_U_ROUNDS` rounds, and in
+any case a 99 % bootstrap interval of the ratio (resampling the reference's rounds too)
+that excludes 1 (asv's rule, made aware of the reference's noise).
 Beyond the threshold but not significant is ``noisy``; an environment that differs
 (torch version, device, hardware) makes the ratio meaningless, hence its own status
 unless ``--allow-env-change``.
@@ -95,13 +96,17 @@ def significance(base: np.ndarray, new: np.ndarray, base_ref: np.ndarray, new_re
     """(p-value, 99 % CI of the normalised ratio, significant?, test used).
 
     Rounds are divided by their run's reference median before the U test, so what is
-    tested is the normalised change, not the machine's speed."""
+    tested is the normalised change, not the machine's speed. The U test takes the
+    reference median as exact, so a reference whose median moved by noise would shift
+    every contender "significantly"; the bootstrap interval, which resamples the
+    reference too, must therefore also exclude 1."""
     ci = stats.bootstrap_ratio_ci(base, base_ref, new, new_ref, confidence=1 - alpha, n_boot=1000)
+    ci_excludes_one = bool(ci[0] > 1 or ci[1] < 1)
     if min(base.size, new.size) >= MIN_U_ROUNDS:
         test = stats.mann_whitney_u(base / base_ref_median, new / new_ref_median)
-        return test.p, ci, bool(test.p < alpha), f"U ({test.method})"
+        return test.p, ci, bool(test.p < alpha) and ci_excludes_one, f"U ({test.method})"
     if min(base.size, new.size) >= MIN_BOOT_ROUNDS:
-        return math.nan, ci, bool(ci[0] > 1 or ci[1] < 1), "bootstrap CI"
+        return math.nan, ci, ci_excludes_one, "bootstrap CI"
     return math.nan, ci, False, "too few rounds"
 
 

@@ -44,14 +44,14 @@ def _finite(x) -> bool:
 
 def fmt_num(value, noise=float("nan"), default_digits: int = 3) -> str:
     """``value`` to the significant digits its ``noise`` (same unit) supports."""
-    from harness.stats import significant_digits
+    from harness.stats import round_sig, significant_digits
 
     if not _finite(value):
         return DASH
     digits = significant_digits(float(value), float(noise) if _finite(noise) else float("nan"),
                                 default_digits)
-    if abs(value) >= 10 ** digits:
-        return f"{float(value):.0f}"
+    if abs(value) >= 10 ** (digits - 1):  # no decimals: round the integer part, no exponent
+        return f"{round_sig(float(value), digits):.0f}"
     return f"{float(value):#.{digits}g}".rstrip(".")  # '#': keep trailing zeros that are known
 
 

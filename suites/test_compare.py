@@ -56,6 +56,13 @@ def test_a_slower_eager_makes_the_others_look_faster_not_slower(tmp_path):
     assert "slower" not in set(result["status"])
 
 
+def test_a_noisy_reference_does_not_move_everyone(tmp_path):
+    """Tight contenders divided by a noisy eager median: the U test alone would flag them."""
+    noisy = {"eager": 0.4}
+    result = _compare(tmp_path, make_run(0, noise_of=noisy), make_run(1, noise_of=noisy))
+    assert not {"slower", "faster"} & set(result["status"])
+
+
 def test_noise_without_significance_is_noisy(tmp_path):
     base = make_run(0, rounds=6, noise=0.5)
     result = _compare(tmp_path, base, scale_contender(make_run(1, rounds=6, noise=0.5), "ext", 1.25))

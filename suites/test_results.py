@@ -31,7 +31,8 @@ def _bytes(case: Case, mode: str) -> int:
 def make_run(seed: int = 0, *, speed: dict | None = None, slow: dict | None = None, machine: float = 1.0,
              rounds: int = 12, noise: float = 0.03, node: str = "vm", cpu: str = "AMD EPYC",
              torch: str = "2.13.0", device: str = "cpu", commit: str = "abc123", save_data: bool = True,
-             cases=CASES, modes=("fwd", "fwd_bwd"), stamp: dict | None = None) -> dict:
+             cases=CASES, modes=("fwd", "fwd_bwd"), stamp: dict | None = None,
+             noise_of: dict | None = None) -> dict:
     """A pytest-benchmark JSON document: every contender × case × mode, with raw rounds drawn
     log-normal around bytes / (5 GB/s) × contender factor × machine factor × slow[contender]."""
     rng = np.random.default_rng(seed)
@@ -42,7 +43,8 @@ def make_run(seed: int = 0, *, speed: dict | None = None, slow: dict | None = No
             for mode in modes:
                 nbytes = _bytes(case, mode)
                 centre = nbytes / 5e9 * factor * machine * slow.get(contender, 1.0)
-                data = centre * np.exp(rng.normal(0, noise, rounds))
+                sigma = (noise_of or {}).get(contender, noise)
+                data = centre * np.exp(rng.normal(0, sigma, rounds))
                 benchmarks.append(_entry(case, contender, mode, data, nbytes, device, torch, save_data))
     doc = {"machine_info": {"node": node, "machine": "x86_64", "cpu": {"brand_raw": cpu, "count": 2},
                             "torch": torch},
