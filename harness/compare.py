@@ -92,15 +92,19 @@ def _rounds(data, median: float) -> np.ndarray:
 
 def significance(base: np.ndarray, new: np.ndarray, base_ref: np.ndarray, new_ref: np.ndarray,
                  base_ref_median: float, new_ref_median: float,
-                 alpha: float = ALPHA) -> tuple[float, tuple[float, float], bool, str]:
+                 alpha: float = ALPHA, with_ci: bool = True) -> tuple[float, tuple[float, float], bool, str]:
     """(p-value, 99 % CI of the normalised ratio, significant?, test used).
+
+    ``with_ci=False`` skips the bootstrap (the costly part) for a change already inside
+    the threshold, whose status does not depend on significance.
 
     Rounds are divided by their run's reference median before the U test, so what is
     tested is the normalised change, not the machine's speed. The U test takes the
     reference median as exact, so a reference whose median moved by noise would shift
     every contender "significantly"; the bootstrap interval, which resamples the
     reference too, must therefore also exclude 1."""
-    ci = stats.bootstrap_ratio_ci(base, base_ref, new, new_ref, confidence=1 - alpha, n_boot=1000)
+    ci = (stats.bootstrap_ratio_ci(base, base_ref, new, new_ref, confidence=1 - alpha, n_boot=1000)
+          if with_ci else (math.nan, math.nan))
     ci_excludes_one = bool(ci[0] > 1 or ci[1] < 1)
     if min(base.size, new.size) >= MIN_U_ROUNDS:
         test = stats.mann_whitney_u(base / base_ref_median, new / new_ref_median)
@@ -176,7 +180,9 @@ def _compare_one(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame, refs: dict
         b_rounds, n_rounds = refs["base"][1][key], refs["new"][1][key]
     row["ratio"] = stats.normalised_ratio(b["median"], b_ref, n["median"], n_ref)
     mine = _rounds(b["data"], b["median"]), _rounds(n["data"], n["median"])
-    p, ci, significant, test = significance(*mine, b_rounds, n_rounds, b_ref, n_ref, settings.alpha)
+    beyond = decide(row["ratio"], True, settings.threshold) != "unchanged"
+    p, ci, significant, test = significance(*mine, b_rounds, n_rounds, b_ref, n_ref, settings.alpha,
+                                            with_ci=beyond)
     row.update(p=p, ci_low=ci[0], ci_high=ci[1], test=test)
     row["judged"] = status = decide(row["ratio"], significant, settings.threshold)
     if env and not settings.allow_env_change:
