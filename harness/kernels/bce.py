@@ -29,16 +29,9 @@ import triton.language as tl
 from harness.kernels import interpreted
 from harness.kernels._jit import jit, launch_guard
 from harness.kernels.layout import merge_dims, next_pow2
-from harness.kernels.xent import _acc, _row_offsets, _xent_bwd
+from harness.kernels.xent import _acc, _row_index, _xent_bwd
 
 BLOCK_GPU, BLOCK_INTERP = 2048, 1 << 15
-
-
-@jit
-def _log1p_small(e):
-    """log(1 + e) for 0 <= e <= 1, to full relative precision without libdevice."""
-    u = 1.0 + e
-    return tl.where(u == 1.0, e, tl.log(u) * (e / (u - 1.0)))
 
 
 @jit
@@ -50,31 +43,33 @@ def _bce_fwd(x_ptr, y_ptr, w_ptr, pw_ptr, cw_ptr, d_ptr, loss_ptr, part_ptr, num
     pid = tl.program_id(0)
     idx = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < numel
-    x = tl.load(x_ptr + _row_offsets(idx, R1, R2, R3, xs0, xs1, xs2, xs3), mask=mask,
+    i0, i1, i2, i3 = _row_index(idx, R1, R2, R3)
+    x = tl.load(x_ptr + i0 * xs0 + i1 * xs1 + i2 * xs2 + i3 * xs3, mask=mask,
                 other=0.0).to(ACC_T)
-    y = tl.load(y_ptr + _row_offsets(idx, R1, R2, R3, ys0, ys1, ys2, ys3), mask=mask,
+    y = tl.load(y_ptr + i0 * ys0 + i1 * ys1 + i2 * ys2 + i3 * ys3, mask=mask,
                 other=0).to(ACC_T)
     omega = tl.full([BLOCK], 1.0, ACC_T)
     if HAS_W:
-        omega = tl.load(w_ptr + _row_offsets(idx, R1, R2, R3, ws0, ws1, ws2, ws3), mask=mask,
+        omega = tl.load(w_ptr + i0 * ws0 + i1 * ws1 + i2 * ws2 + i3 * ws3, mask=mask,
                         other=0.0).to(ACC_T)
     if CLASS_W:
         omega *= tl.where(y > 0.5, tl.load(cw_ptr + 1).to(ACC_T), tl.load(cw_ptr).to(ACC_T))
     e = tl.exp(-tl.abs(x))
-    l1p = _log1p_small(e)
+    u = 1.0 + e  # log1p(e) for 0 <= e <= 1, exact: log(u)·e/(u-1), no libdevice
+    l1p = tl.where(u == 1.0, e, tl.log(u) * (e / (u - 1.0)))
     inv = 1.0 / (1.0 + e)
     sig = tl.where(x >= 0, inv, e * inv)      # σ(x)
     sig_neg = tl.where(x >= 0, e * inv, inv)  # σ(-x)
     pos_term = y * (tl.maximum(-x, 0.0) + l1p)
     pos_grad = y * sig_neg
     if HAS_PW:
-        pi = tl.load(pw_ptr + _row_offsets(idx, R1, R2, R3, ps0, ps1, ps2, ps3), mask=mask,
+        pi = tl.load(pw_ptr + i0 * ps0 + i1 * ps1 + i2 * ps2 + i3 * ps3, mask=mask,
                      other=1.0).to(ACC_T)
         pos_term = pi * pos_term
         pos_grad = pi * pos_grad
     loss = omega * (pos_term + (1.0 - y) * (tl.maximum(x, 0.0) + l1p))
     d = omega * ((1.0 - y) * sig - pos_grad)
-    tl.store(d_ptr + _row_offsets(idx, R1, R2, R3, ds0, ds1, ds2, ds3), d, mask=mask)
+    tl.store(d_ptr + i0 * ds0 + i1 * ds1 + i2 * ds2 + i3 * ds3, d, mask=mask)
     loss = tl.where(mask, loss, 0.0)
     if REDUCE_NONE:
         tl.store(loss_ptr + idx, loss, mask=mask)
@@ -87,7 +82,8 @@ def _count_pos(y_ptr, part_ptr, numel, R1, R2, R3, ys0, ys1, ys2, ys3, BLOCK: tl
     pid = tl.program_id(0)
     idx = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < numel
-    y = tl.load(y_ptr + _row_offsets(idx, R1, R2, R3, ys0, ys1, ys2, ys3), mask=mask, other=0)
+    i0, i1, i2, i3 = _row_index(idx, R1, R2, R3)
+    y = tl.load(y_ptr + i0 * ys0 + i1 * ys1 + i2 * ys2 + i3 * ys3, mask=mask, other=0)
     tl.store(part_ptr + pid, tl.sum((y.to(tl.float32) > 0.5).to(tl.int64), 0))
 
 

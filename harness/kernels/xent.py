@@ -38,15 +38,14 @@ ACC = {torch.float64: tl.float64}
 
 
 @jit
-def _row_offsets(rows, R1, R2, R3, s0, s1, s2, s3):
-    """Memory offset of each row (int64) from its row-major index over 4 merged dims."""
+def _row_index(rows, R1, R2, R3):
+    """A row's index over the 4 merged row dims, from its row-major (int64) index. Offsets
+    are then i·strides per tensor: one helper call, since the interpreter pays per call."""
     i3 = rows % R3
     t = rows // R3
     i2 = t % R2
     t = t // R2
-    i1 = t % R1
-    i0 = t // R1
-    return i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3
+    return t // R1, t % R1, i2, i3
 
 
 @jit
@@ -74,9 +73,10 @@ def _xent_fwd(x_ptr, y_ptr, w_ptr, coef_ptr, d_ptr, loss_ptr, part_ptr,
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     rmask = rows < n_rows
-    xrow = _row_offsets(rows, R1, R2, R3, xs0, xs1, xs2, xs3)
-    drow = _row_offsets(rows, R1, R2, R3, ds0, ds1, ds2, ds3)
-    yrow = _row_offsets(rows, R1, R2, R3, ys0, ys1, ys2, ys3)
+    i0, i1, i2, i3 = _row_index(rows, R1, R2, R3)
+    xrow = i0 * xs0 + i1 * xs1 + i2 * xs2 + i3 * xs3
+    drow = i0 * ds0 + i1 * ds1 + i2 * ds2 + i3 * ds3
+    yrow = i0 * ys0 + i1 * ys1 + i2 * ys2 + i3 * ys3
     y = tl.load(y_ptr + yrow, mask=rmask, other=ignore_index).to(tl.int64)
     valid = rmask & (y != ignore_index)
     bad = valid & ((y < 0) | (y >= C))  # out-of-range target: NaN, never a silent value
@@ -170,15 +170,16 @@ def _xent_bwd(d_ptr, g_ptr, y_ptr, wsum_ptr, n_rows, C, ignore_index, R1, R2, R3
     cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     rmask = rows < n_rows
     mask = rmask[:, None] & (cols < C)[None, :]
-    drow = _row_offsets(rows, R1, R2, R3, ds0, ds1, ds2, ds3)
-    grow = _row_offsets(rows, R1, R2, R3, gs0, gs1, gs2, gs3)
+    i0, i1, i2, i3 = _row_index(rows, R1, R2, R3)
+    drow = i0 * ds0 + i1 * ds1 + i2 * ds2 + i3 * ds3
+    grow = i0 * gs0 + i1 * gs1 + i2 * gs2 + i3 * gs3
     ptrs = d_ptr + drow[:, None] + cols[None, :].to(tl.int64) * dsc
     g = tl.load(g_ptr + grow, mask=rmask, other=0.0).to(ACC_T)
     out = tl.load(ptrs, mask=mask, other=0.0).to(ACC_T) * g[:, None]
     if MEAN:
         wsum = tl.load(wsum_ptr).to(ACC_T)
         if wsum == 0:
-            yrow = _row_offsets(rows, R1, R2, R3, ys0, ys1, ys2, ys3)
+            yrow = i0 * ys0 + i1 * ys1 + i2 * ys2 + i3 * ys3
             y = tl.load(y_ptr + yrow, mask=rmask, other=ignore_index)
             out = tl.where((y != ignore_index)[:, None], float("nan"), tl.zeros_like(out))
         else:
