@@ -39,6 +39,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-round-time", type=float, default=None,
                     help="target seconds of timed rounds per benchmark "
                          "(default 0.25 small, 1.0 full)")
+    group.addoption("--accuracy-out", default=None, metavar="DIR",
+                    help="record the largest errors against the oracle per contender, dtype "
+                         "and logit-scale band into DIR/accuracy-<process>.json")
     group.addoption("--shard", default=None, metavar="I/K",
                     help="run only shard I of K (1-based): a stable split of the collected "
                          "tests by node id, for one process per GPU or machine")
@@ -48,6 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("hypothesis_profile", None):
         settings.load_profile(os.environ.get("XENTBENCH_PROFILE", strategies.DEFAULT_PROFILE))
     config.addinivalue_line("markers", "cuda: needs a CUDA device")
+    _start_accuracy_log(config)
 
 
 def profile_name() -> str:
@@ -104,14 +108,63 @@ def example_budget(contender: registry.Contender) -> int | None:
 
 @pytest.fixture
 def count_case(request: pytest.FixtureRequest):
-    """Call once per generated case actually checked; the total lands in the summary."""
+    """Call once per generated case actually checked, with the contender, case and
+    verdicts: the count lands in the summary, the errors in the accuracy log."""
     counter = {"n": 0}
 
-    def bump() -> None:
+    def bump(contender=None, case=None, verdicts=None) -> None:
         counter["n"] += 1
+        if _accuracy is not None and verdicts is not None:
+            _accuracy.add(contender, case, verdicts)
 
     yield bump
     request.node.user_properties.append((CASES_CHECKED, counter["n"]))
+
+
+_accuracy = None  # harness.accuracy.AccuracyLog when --accuracy-out is given
+
+
+def check_property(contender: registry.Contender, prop: str, device: str, count_case) -> None:
+    """Hypothesis over the cases a contender declares it handles: one property against the
+    oracle. Shared by the multi-class and binary equivalence suites."""
+    from hypothesis import given
+
+    from harness.execute import repro_command, verify
+
+    if why := contender.unavailable(device):
+        pytest.skip(why)
+    budget = example_budget(contender)
+    chosen = settings(max_examples=budget) if budget else (lambda f: f)
+
+    @chosen
+    @given(case=strategies.cases(contender))
+    def property_holds(case):
+        verdict = verify(contender, case, device)[prop]
+        count_case(contender, case, {prop: verdict})
+        assert verdict.ok, (
+            f"{contender.name}: property '{prop}' fails on case {case.id}\n  {verdict.detail}\n"
+            f"  reproduce: {repro_command(contender, case)}")
+
+    property_holds()
+
+
+def _start_accuracy_log(config: pytest.Config) -> None:
+    global _accuracy
+    if config.getoption("accuracy_out"):
+        from harness.accuracy import AccuracyLog
+
+        _accuracy = AccuracyLog(device=resolve_device(config.getoption("device")),
+                                torch=torch.__version__)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Each process (xdist worker or not) writes its own accuracy file into the folder;
+    `python -m harness report --accuracy DIR` merges them."""
+    out = session.config.getoption("accuracy_out", None)
+    if _accuracy is None or not out or not _accuracy.cells:
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    _accuracy.write(os.path.join(out, f"accuracy-{worker}.json"))
 
 
 _counts: dict[str, int] = defaultdict(int)

@@ -87,10 +87,18 @@ class Contender:
     compiled: Any = None
     available: Callable[[], str | None] | None = None
 
-    def skip_reason(self, case: Case, device: str = "cpu") -> str | None:
-        """Why this contender cannot run this case here, or None when it can."""
+    def unavailable(self, device: str = "cpu") -> str | None:
+        """Why this contender cannot run at all here (missing package, device), or None."""
         if self.available is not None and (why := self.available()):
             return f"{self.name}: {why}"
+        if device.split(":")[0] not in self.caps.devices:
+            return f"{self.name} does not support device {device}"
+        return None
+
+    def skip_reason(self, case: Case, device: str = "cpu") -> str | None:
+        """Why this contender cannot run this case here, or None when it can."""
+        if why := self.unavailable(device):
+            return why
         caps, cannot = self.caps, []
         if case.family != self.family:
             cannot.append(f"it is a {self.family} contender and this is a {case.family} case")
