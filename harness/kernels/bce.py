@@ -137,7 +137,7 @@ class FusedBCEWithLogits(torch.autograd.Function):
                     CLASS_W=class_weight is not None, REDUCE_NONE=reduction == "none",
                     ACC_T=_acc(x.dtype), num_warps=4)
         if normaliser is None:
-            normaliser = torch.tensor(float(numel), dtype=acc, device=x.device)
+            normaliser = torch.full((), float(numel), dtype=acc, device=x.device)  # no H2D copy
         if reduction == "none":
             loss = loss_el
         elif reduction == "sum":

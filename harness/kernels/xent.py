@@ -22,6 +22,8 @@ logits twice (two passes over class blocks), ≈ 5·C·b + t.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import triton
 import triton.language as tl
@@ -218,6 +220,14 @@ def _check_args(x: torch.Tensor, y: torch.Tensor, weight, label_smoothing: float
         raise ValueError(f"weight must have shape ({x.shape[1]},), got {tuple(weight.shape)}")
 
 
+@lru_cache(maxsize=256)
+def _coefficients(keep: float, eps_c: float, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """[1-ε, ε/C] as a device tensor (float64 precision for float64 inputs; a Python float
+    kernel argument would be fp32). Cached: `torch.tensor(..., device='cuda')` is a
+    host-to-device copy that synchronises, and the forward must never wait on the GPU."""
+    return torch.tensor([keep, eps_c], dtype=dtype, device=device)
+
+
 class FusedCrossEntropy(torch.autograd.Function):
     """Forward: one kernel for loss and unscaled gradient. Backward: one in-place scaling
     kernel over the stored gradient (so it may run only once per forward)."""
@@ -227,7 +237,7 @@ class FusedCrossEntropy(torch.autograd.Function):
         n_cls = x.shape[1]
         acc = torch.float64 if x.dtype == torch.float64 else torch.float32
         eps = max(float(label_smoothing), 0.0)
-        coef = torch.tensor([1.0 - eps, eps / n_cls], dtype=acc, device=x.device)
+        coef = _coefficients(1.0 - eps, eps / n_cls, acc, str(x.device))
         d = torch.empty_like(x)  # preserves dense layouts (channels-last stays channels-last)
         rows = [x.shape[0], *x.shape[2:]]
         n_rows = d.numel() // n_cls if n_cls else 0
@@ -259,7 +269,6 @@ class FusedCrossEntropy(torch.autograd.Function):
         ctx.d, ctx.y, ctx.wsum = d, y, wsum
         ctx.meta = (ignore_index, reduction, sizes, n_rows)
         ctx.consumed = False
-        ctx.mark_non_differentiable(y)
         return loss
 
     @staticmethod
