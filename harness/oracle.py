@@ -115,3 +115,63 @@ def _restore_layout(flat: torch.Tensor, case) -> torch.Tensor:
     """[positions, C] back to the logits' [N, C, *spatial]."""
     shaped = flat.reshape(case.n, *case.spatial, case.c)
     return shaped.movedim(-1, 1) if case.spatial else shaped
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^x) without overflow or the e^-20 cut-off of `F.softplus`'s threshold:
+    max(x, 0) + log1p(e^-|x|), exact to float64 rounding for every finite x."""
+    return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))
+
+
+def binary(inputs: Inputs) -> OracleResult:
+    r"""The float64 answer for a binary case, by the semantics of
+    `F.binary_cross_entropy_with_logits` for the arguments `harness.binary.binary_kwargs`
+    passes (ω = weight, π = pos_weight, both broadcast to x, 1 where None; y ∈ {0, 1})::
+
+        l_n     = ω_n · [ π_n·y_n·softplus(-x_n) + (1 - y_n)·softplus(x_n) ]
+        none: l_n        sum: Σ_n l_n        mean: Σ_n l_n / numel   (NaN when numel = 0)
+        ∂/∂x_n  = a_n · ω_n · [ (1 - y_n)·σ(x_n) - π_n·y_n·σ(-x_n) ]
+
+    with a_n = g_n (none), g (sum), g / numel (mean). π = inf on a negative target gives
+    inf·0 = NaN, as PyTorch does. Per element (the binary "row" is one logit):
+    ``logp`` is [numel, 2] = [log(1-σ), log σ]; ``row_scale`` = |a_n|·|ω_n|·(|π_n|·y_n + 1 - y_n),
+    the gradient's largest possible magnitude; ``condition`` = 1 + |x_n| (softplus computed in
+    precision eps errs by about eps·|x|); ``loss_scale`` is |ω_n|·(|π_n|·y_n + 1 - y_n)·condition
+    reduced like the loss."""
+    from harness.binary import binary_kwargs
+
+    case = inputs.case
+    kw = binary_kwargs(inputs)
+    shape = inputs.logits.shape
+    x = inputs.logits.detach().to("cpu", F64).reshape(-1)
+    y = inputs.target.detach().to("cpu", F64).reshape(-1)
+    omega, pi = (torch.ones_like(x) if t is None else
+                 t.detach().to("cpu", F64).broadcast_to(shape).reshape(-1)
+                 for t in (kw["weight"], kw["pos_weight"]))
+    g = inputs.grad_out.detach().to("cpu", F64).reshape(-1)
+    numel = x.numel()
+
+    neg_log_p1, neg_log_p0 = softplus(-x), softplus(x)
+    per_pos = omega * (pi * y * neg_log_p1 + (1 - y) * neg_log_p0)
+    magnitude = omega.abs() * (pi.abs() * y + (1 - y))
+    condition = 1 + x.abs()
+
+    if case.reduction == "none":
+        loss, loss_scale = per_pos.reshape(shape), (magnitude * condition).reshape(shape)
+        row_factor = g
+    elif case.reduction == "sum":
+        loss, loss_scale = per_pos.sum(), (magnitude * condition).sum()
+        row_factor = g.expand_as(x)
+    else:
+        nan = torch.tensor(float("nan"), dtype=F64)
+        loss = per_pos.sum() / numel if numel else nan
+        loss_scale = (magnitude * condition).sum() / max(numel, 1)
+        row_factor = (g / max(numel, 1)).expand_as(x)
+
+    d = omega * ((1 - y) * torch.sigmoid(x) - pi * y * torch.sigmoid(-x))
+    grad = (row_factor * d).reshape(shape)
+    logp = torch.stack([-neg_log_p0, -neg_log_p1], dim=1)
+    target_logp = torch.where(y > 0.5, -neg_log_p1, -neg_log_p0)
+    valid = torch.ones_like(x, dtype=torch.bool)
+    return OracleResult(loss, grad, logp, valid, target_logp, row_factor.abs() * magnitude,
+                        condition, loss_scale, per_pos.sum())

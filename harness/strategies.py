@@ -95,6 +95,8 @@ def cases(draw, contender: Contender | None = None, sizes: Sizes = SMALL,
     caps = contender.caps if contender is not None else None
     family = contender.family if contender is not None else family
     if contender is not None and contender.compiled is not None:
+        if family == "binary":
+            return draw(binary_signature_cases(contender, sizes))
         return draw(signature_cases(contender, sizes))
     ranks = sorted(caps.spatial_dims) if caps else [0, 1, 2, 3]
     rank = draw(st.sampled_from(ranks))
@@ -111,7 +113,8 @@ def cases(draw, contender: Contender | None = None, sizes: Sizes = SMALL,
                                     if caps else ["contiguous", "channels_last", "strided"])),
     )
     if family == "binary":
-        fields.update(c=1, family="binary", channel_dim=draw(st.booleans()) or rank == 0)
+        # channel_dim=False with rank 0 is the plain [N] vector of logits, BCE's commonest use.
+        fields.update(c=1, family="binary", channel_dim=draw(st.booleans()))
         if fields["layout"] == "channels_last" and not fields["channel_dim"]:
             fields["layout"] = "contiguous"
     else:
@@ -159,6 +162,43 @@ def signature_cases(draw, contender: Contender | None = None, sizes: Sizes = SMA
     return Case(**fields)
 
 
+# Binary compile signatures: (dtype, reduction, weight form, spatial rank, channel_dim,
+# layout). The weight form decides what `harness.binary.binary_kwargs` passes — "pos": a
+# [1] weight and a [1] pos_weight (schemes whose w0 is not 0), "elementwise": a weight of
+# the target's shape ('onehot', w0 = 0), "none" — since dynamo guards on each.
+BINARY_COMPILE_SIGNATURES: tuple[tuple[str, str, str, int, bool, str], ...] = (
+    ("f32", "mean", "pos", 2, True, "contiguous"),
+    ("f32", "none", "none", 0, False, "contiguous"),
+    ("f64", "sum", "elementwise", 1, False, "contiguous"),
+    ("bf16", "mean", "pos", 2, False, "strided"),
+    ("f16", "sum", "pos", 3, True, "contiguous"),
+)
+POS_WEIGHT_SCHEMES = ("inverse_freq", "balanced", "sqrt_inv_freq", "effective_number",
+                      "median_freq", "random", "seed_inverse_freq")
+ELEMENTWISE_WEIGHT_SCHEMES = ("onehot",)
+
+
+@st.composite
+def binary_signature_cases(draw, contender: Contender | None = None, sizes: Sizes = SMALL) -> Case:
+    """Binary cases from `BINARY_COMPILE_SIGNATURES`, sizes >= 2 (dynamo specialises 0
+    and 1): a compiled binary contender compiles once per signature, not once per case."""
+    caps = contender.caps if contender is not None else Capabilities()
+    usable = [s for s in BINARY_COMPILE_SIGNATURES
+              if s[0] in caps.dtypes and s[1] in caps.reductions and s[3] in caps.spatial_dims
+              and s[5] in caps.layouts and (caps.weights or s[2] == "none")]
+    dtype, reduction, form, rank, channel_dim, layout = draw(st.sampled_from(usable))
+    n = draw(st.integers(2, sizes.max_n))
+    schemes = {"none": ("none",), "pos": POS_WEIGHT_SCHEMES,
+               "elementwise": ELEMENTWISE_WEIGHT_SCHEMES}[form]
+    scheme, p = draw(st.sampled_from(schemes)), draw(PROBABILITIES)
+    if scheme == "seed_inverse_freq" and p == 0:
+        p = 1.0  # an all-background batch gives the seed's w0 = 0: another compile signature
+    return Case(n=n, c=1, family="binary", channel_dim=channel_dim,
+                spatial=draw(_spatial(rank, sizes, n, 2)), dtype=dtype, reduction=reduction,
+                layout=layout, p=p, scale=draw(SCALES), seed=draw(st.integers(0, 2**16)),
+                weights=scheme)
+
+
 def draw_cases(strategy: st.SearchStrategy, count: int) -> list[Case]:
     """A fixed list of distinct cases drawn from a strategy: the same list on every run
     (derandomized, no database), for benchmarks and the command-line check."""
@@ -175,5 +215,6 @@ def draw_cases(strategy: st.SearchStrategy, count: int) -> list[Case]:
     return drawn
 
 
-__all__ = ["BENCH", "COMPILED_EXAMPLES", "COMPILE_SIGNATURES", "SMALL", "CaseError", "Sizes",
-           "cases", "draw_cases", "sig_round", "signature_cases"]
+__all__ = ["BENCH", "BINARY_COMPILE_SIGNATURES", "COMPILED_EXAMPLES", "COMPILE_SIGNATURES",
+           "SMALL", "CaseError", "Sizes", "binary_signature_cases", "cases", "draw_cases",
+           "sig_round", "signature_cases"]
