@@ -32,7 +32,7 @@ def merge_dims(sizes: Sequence[int], *strides: Sequence[int],
     for size, strd in dims:
         if merged:
             o_size, o_strd = merged[-1]
-            if all(o == i * size for o, i in zip(o_strd, strd)):
+            if all(o == i * size for o, i in zip(o_strd, strd, strict=True)):
                 merged[-1] = (o_size * size, strd)
                 continue
         merged.append((size, strd))
