@@ -208,8 +208,11 @@ def summary_md(summary) -> str:
 
 
 def accuracy_md(acc) -> str:
-    """Largest error against the float64 oracle per contender × dtype × logit-scale band."""
-    rows = [[r.contender, r.dtype, r.band, r.prop, f"{r.max_abs:.2g}", f"{r.max_rel:.2g}",
-             str(r.cases), str(r.failed)] for r in acc.itertuples()]
-    return md_table(["contender", "dtype", "logit scale", "output", "max abs error",
-                     "max rel error", "cases", "failed"], rows)
+    """Largest error against the float64 oracle per contender × dtype × logit-scale band
+    (``acc`` from `harness.reporting.accuracy_view`: loss and grad columns side by side)."""
+    def e(x) -> str:
+        return f"{x:.2g}" if _finite(x) else DASH
+    rows = [[r.contender, r.dtype, r.band, e(r.loss_max_abs), e(r.loss_max_rel), e(r.grad_max_abs),
+             e(r.grad_max_rel), str(int(r.cases)), str(int(r.failed))] for r in acc.itertuples()]
+    return md_table(["contender", "dtype", "logit scale", "loss abs", "loss rel", "grad abs",
+                     "grad rel", "cases", "failed"], rows)

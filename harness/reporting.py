@@ -76,6 +76,25 @@ def fastest_summary(df: pd.DataFrame) -> pd.DataFrame:
     return out.assign(run_label=out["run_id"])
 
 
+def accuracy_view(acc: pd.DataFrame) -> pd.DataFrame:
+    """Loss and gradient errors side by side: one row per contender, dtype and band."""
+    keys = ["contender", "dtype", "band"]
+    wide = acc.pivot_table(index=keys, columns="prop", values=["max_abs", "max_rel", "cases", "failed"],
+                           aggfunc={"max_abs": "max", "max_rel": "max", "cases": "max", "failed": "sum"},
+                           sort=False)
+    wide.columns = [f"{prop}_{stat}" for stat, prop in wide.columns]
+    for col in ("loss_max_abs", "loss_max_rel", "grad_max_abs", "grad_max_rel"):
+        if col not in wide:
+            wide[col] = math.nan
+    wide["cases"] = wide.filter(like="_cases").max(axis=1)
+    wide["failed"] = wide.filter(like="_failed").sum(axis=1)
+    from harness.accuracy import BANDS
+
+    order = {label: i for i, (_, label) in enumerate(BANDS)}
+    return wide.reset_index().sort_values(
+        keys, key=lambda s: s.map(order) if s.name == "band" else s).reset_index(drop=True)
+
+
 # ---- report.md -----------------------------------------------------------------------
 def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> str:
     runs = runs_table(df)
@@ -93,7 +112,7 @@ def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> s
         out += ["## Accuracy against the float64 oracle", "",
                 "Largest error over the cases checked, per logit-scale band "
                 "(rel: error / the tolerance's condition scale).", "",
-                report.accuracy_md(accuracy), ""]
+                report.accuracy_md(accuracy_view(accuracy)), ""]
     out += ["## Cases", ""]
     order = cases.sort_values(["family", "case_id", "mode"], kind="stable")[["case_id", "mode"]]
     for case_id, mode in order.drop_duplicates().itertuples(index=False):

@@ -44,7 +44,7 @@ def test_report_writes_markdown_csv_and_pngs_that_open(tmp_path, two_machines, c
     md = (out / "report.md").read_text()
     for text in ("## Runs", "## Fastest contender", "## Accuracy", "## Cases", CASES[0].id,
                  "median [vm]", "median [ci]", "vm (AMD EPYC)", "ci (Intel Xeon)",
-                 "| naive | f32 | 10-100 |"):
+                 "| naive | f32 | 10-100 | 0.5 | 0.3 | - |"):
         assert text in md
     csv = read_csv(out / "runs.csv")
     assert len(csv) == 2 * 3 * 4 * 2 and isinstance(csv["data"].iloc[0], list)
