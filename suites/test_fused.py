@@ -206,3 +206,19 @@ def test_unavailable_reasons_are_actionable(monkeypatch):
                         lambda name, *a: None if name == "triton" else real(name, *a))
     assert kernels.triton_missing.__wrapped__() == kernels.INSTALL_HINT
     assert "pip install xentbench[triton]" in kernels.INSTALL_HINT
+
+
+@pytest.mark.skipif(kernels.triton_missing() is not None, reason=str(kernels.triton_missing()))
+def test_kernels_compile_for_sm90_without_a_gpu():
+    """The interpreter skips Triton's compiler front end; compile every variant to a cubin
+    in a fresh process (no TRITON_INTERPRET there), so compiled-mode breakage shows in CI."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-m", "harness.kernels.aot", "--arch", "90"],
+                          cwd=Path(__file__).resolve().parents[1], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
