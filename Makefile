@@ -3,7 +3,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: env test bench check lint
+.PHONY: env test bench bench-ci baseline check lint
+
+# The short CPU benchmark CI compares with results/baseline/cpu.json: uncompiled contenders
+# on the classification landmark (eager is the reference every ratio is normalised by).
+CI_BENCH_FILTER ?= n256-c1000 and not compiled and not fused
+# One intra-op thread: with two, a busy neighbour process stalls OpenMP's barriers and a
+# 150 µs kernel can take 30 ms; single-threaded timings degrade gracefully instead.
+CI_BENCH_ENV ?= OMP_NUM_THREADS=1
 
 env:
 	@VENV=$(VENV) scripts/bootstrap.sh
@@ -15,6 +22,16 @@ test: env
 ## The main job: the default benchmark on the default device.
 bench: env
 	$(PY) -m harness bench $(BENCH_ARGS)
+
+## Short benchmark + regression report against the committed baseline (CI).
+bench-ci: env
+	$(CI_BENCH_ENV) $(PY) -m harness bench --out out/cpu.json -- -k "$(CI_BENCH_FILTER)"
+	$(PY) -m harness compare results/baseline/cpu.json out/cpu.json --fail-ratio 1.5 \
+		--allow-env-change --markdown "$${GITHUB_STEP_SUMMARY:-out/compare.md}"
+
+## Refresh the baseline (on a quiet machine, after an intended performance change).
+baseline: env
+	$(CI_BENCH_ENV) $(PY) -m harness bench --out results/baseline/cpu.json -- -k "$(CI_BENCH_FILTER)"
 
 check: env
 	$(PY) -m harness check

@@ -51,6 +51,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("hypothesis_profile", None):
         settings.load_profile(os.environ.get("XENTBENCH_PROFILE", strategies.DEFAULT_PROFILE))
     config.addinivalue_line("markers", "cuda: needs a CUDA device")
+    for family in registry.FAMILIES:
+        _contenders(config, family)  # a bad --contender spec is a usage error, up front
     _start_accuracy_log(config)
 
 

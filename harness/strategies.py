@@ -12,6 +12,7 @@ list of compile signatures (`COMPILE_SIGNATURES`) and sizes >= 2 (dynamo special
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -204,14 +205,21 @@ def draw_cases(strategy: st.SearchStrategy, count: int) -> list[Case]:
     (derandomized, no database), for benchmarks and the command-line check."""
     drawn: list[Case] = []
 
+    class _Enough(Exception):
+        """Stops generation once ``count`` distinct cases are in (generate phase only, so
+        Hypothesis does not try to shrink it)."""
+
     @settings(max_examples=count * 3, derandomize=True, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck), deadline=None)
     @given(strategy)
     def collect(case: Case) -> None:
-        if len(drawn) < count and case not in drawn:
+        if case not in drawn:
             drawn.append(case)
+        if len(drawn) >= count:
+            raise _Enough
 
-    collect()
+    with contextlib.suppress(_Enough):
+        collect()
     return drawn
 
 
