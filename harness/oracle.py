@@ -36,7 +36,8 @@ class OracleResult:
     ``logp`` is [positions, C] with the class dim last; ``valid`` marks non-ignored
     positions; ``row_scale`` is |a_n| · ((1-ε)·w_{y_n} + (ε/C)·Σ w), the largest a row's
     gradient entries can be; ``condition`` is a row's condition number 1 + max|x| + log C;
-    ``weighted_sum`` is Σ l_n, the numerator of the mean; ``loss_scale`` is the loss with
+    ``weighted_sum`` is the largest partial sum a reduction forms (Σ l_n, the nll and the
+    unscaled smoothing sums); ``loss_scale`` is the loss with
     every -log p replaced by the condition number, reduced like the loss."""
 
     loss: torch.Tensor
@@ -107,8 +108,13 @@ def multiclass(inputs: Inputs) -> OracleResult:
     row_scale = torch.where(valid, row_factor.abs() * row_weight, torch.zeros((), dtype=F64))
 
     grad = _restore_layout(grad, case)
+    # Eager sums the nll term and the unscaled smoothing term separately, in the input
+    # dtype: either partial sum can overflow a half-precision dtype before ε/C and the
+    # mean's 1/W bring the result back into range.
+    partial = torch.stack([(w_y * -target_logp).sum().abs(), per_pos.sum().abs(),
+                           smooth.sum().abs() if eps else torch.zeros((), dtype=F64)]).max()
     return OracleResult(loss, grad, logp, valid, target_logp, row_scale, condition, loss_scale,
-                        per_pos.sum())
+                        partial)
 
 
 def _restore_layout(flat: torch.Tensor, case) -> torch.Tensor:
