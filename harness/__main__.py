@@ -6,8 +6,12 @@ import argparse
 import importlib
 import sys
 
-from harness import contenders as registry
-from harness.cases import CaseError
+from harness.kernels import interpret_without_cuda
+
+interpret_without_cuda()  # before the imports below: torch._dynamo imports Triton
+
+from harness import contenders as registry  # noqa: E402
+from harness.cases import CaseError  # noqa: E402
 
 
 class UsageError(ValueError):

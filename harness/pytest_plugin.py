@@ -14,9 +14,13 @@ import pytest
 import torch
 from hypothesis import settings
 
-from harness import contenders as registry
-from harness import strategies
-from harness.contenders import ContenderError
+from harness.kernels import interpret_without_cuda
+
+interpret_without_cuda()  # before the imports below: torch._dynamo imports Triton
+
+from harness import contenders as registry  # noqa: E402
+from harness import strategies  # noqa: E402
+from harness.contenders import ContenderError  # noqa: E402
 
 CASES_CHECKED = "xentbench_cases_checked"
 

@@ -41,6 +41,8 @@ def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, request)
         pytest.skip(reason)
     if reason := bench.predicted_breakdown(contender, case, device):
         pytest.skip(reason)
+    if reason := contender.untimed_reason():
+        pytest.skip(f"{contender.name}: {reason}")
     inputs = bench.inputs_for(case, device)
     step = bench.make_step(contender, inputs, mode, device, flush=bench_options["flush"])
     try:

@@ -45,5 +45,5 @@ def test_shards_are_stable_across_runs(all_ids):
 
 @pytest.mark.parametrize("bad", ["3", "0/2", "3/2", "a/b"])
 def test_bad_shard_spec_is_a_usage_error(bad):
-    with pytest.raises(pytest.UsageError, match="I/K|1 <= I <= K"):
+    with pytest.raises(pytest.UsageError, match=r"I/K|1 <= I <= K"):
         parse_shard(bad)

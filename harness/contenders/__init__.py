@@ -75,7 +75,8 @@ class Contender:
     ``limits`` predicts, from theory, where the implementation breaks down (see
     `harness.check.Expectation`); ``compiled`` carries compile statistics for
     torch.compile contenders; ``available`` says why it cannot run here (e.g. missing
-    Triton) or None."""
+    Triton) or None; ``untimed`` says why it runs but must not be timed here (Triton's
+    interpreter) or None."""
 
     name: str
     family: str
@@ -86,6 +87,11 @@ class Contender:
     limits: Callable[..., Any] | None = None
     compiled: Any = None
     available: Callable[[], str | None] | None = None
+    untimed: Callable[[], str | None] | None = None
+
+    def untimed_reason(self) -> str | None:
+        """Why timing this contender here would be meaningless (an interpreter), or None."""
+        return self.untimed() if self.untimed is not None else None
 
     def unavailable(self, device: str = "cpu") -> str | None:
         """Why this contender cannot run at all here (missing package, device), or None."""

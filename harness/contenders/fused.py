@@ -83,16 +83,21 @@ def liger(input, target, weight=None, ignore_index=-100, reduction="mean", label
 
 FUSED_CAPS = Capabilities(devices=kernels.expected_devices())
 
+
+def _interpreter_reason() -> str | None:
+    return ("Triton interpreter (no CUDA): checked for correctness, never timed"
+            if kernels.interpreted() else None)
+
 register(Contender(
     "fused_triton", "multiclass", fused_triton,
     "one Triton kernel: online logsumexp + loss + gradient in the forward, stride-aware "
     "[N, C, *S]; backward scales the stored gradient in place",
-    caps=FUSED_CAPS, available=_triton_reason))
+    caps=FUSED_CAPS, available=_triton_reason, untimed=_interpreter_reason))
 register(Contender(
     "fused_triton_binary", "binary", fused_triton_binary,
     "one Triton kernel for BCE-with-logits loss + gradient on 1-channel logits; broadcast "
     "weight/pos_weight read through stride-0 views",
-    caps=FUSED_CAPS, available=_triton_reason))
+    caps=FUSED_CAPS, available=_triton_reason, untimed=_interpreter_reason))
 register(Contender(
     "liger", "multiclass", liger,
     "Liger-Kernel cross_entropy (CUDA; logits cloned because it overwrites them)",

@@ -37,6 +37,20 @@ def triton_missing() -> str | None:
     return None
 
 
+def interpret_without_cuda() -> None:
+    """Turn Triton's interpreter on for this process when there is no CUDA device, so the
+    fused contenders can be checked on CPU. Must run before anything imports Triton; a
+    process that already imported it, or an explicit TRITON_INTERPRET, is left alone."""
+    import sys
+
+    if "triton" in sys.modules or "TRITON_INTERPRET" in os.environ:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
+
 def env_interpret() -> bool:
     """Whether the user asked for Triton's interpreter explicitly."""
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")
