@@ -98,8 +98,10 @@ def _grad_bands(x, y, dtype: str):
     sat = min(SATURATES[dtype], GRAD_CLAMP)
     unc0, brk0 = _band(torch.where(neg, x, -torch.inf), sat - 0.7, sat)
     unc1, brk1 = _band(torch.where(pos, -x, -torch.inf), GRAD_CLAMP - 0.7, GRAD_CLAMP)
-    tiny = torch.where(neg, -x, -torch.inf)  # σ ≈ 1e-12 on a negative: error ~ σ itself
-    unc_tiny = (tiny > GRAD_CLAMP - 0.7) & (tiny < GRAD_CLAMP + 4)
+    # Where the true gradient is itself ~1e-12 (σ on a negative, 1-σ on a positive), the
+    # clamp's error is ~1e-12 too: beyond float64's tolerance for a few units of |x|.
+    tiny = torch.where(neg, -x, x)
+    unc_tiny = (tiny > GRAD_CLAMP - 0.7) & (tiny < GRAD_CLAMP + 4) & (dtype == "f64")
     return unc0 | unc1 | unc_tiny, brk0 | brk1
 
 
@@ -124,14 +126,16 @@ def _loss_expect(x, y, eff_w, oracle, case) -> Expect:
     uncertain, broken = uncertain & live, broken & live
     if not bool((uncertain | broken).any()):
         return Expect.EXACT
-    if not bool(broken.any()):
-        return Expect.DEGRADED
+    fmax = torch.finfo(case.torch_dtype).max
+    if not bool(broken.any()) or bool((oracle.loss.abs() > fmax).all()):
+        return Expect.DEGRADED  # nothing to compare: the exact loss overflows the dtype
     true = torch.where(y > 0.5, softplus(-x), softplus(x))
     err = eff_w * (100 - true)
     worst_other = (eff_w.abs() * (100 + x.abs()))[uncertain]
     if case.reduction == "none":
         bound = _bound(oracle.loss_scale.reshape(-1), case.torch_dtype, 1)
-        return Expect.DEPARTS if bool((err.abs() > 10 * bound)[broken].any()) else Expect.DEGRADED
+        visible = broken & (oracle.loss.reshape(-1).abs() <= fmax)
+        return Expect.DEPARTS if bool((err.abs() > 10 * bound)[visible].any()) else Expect.DEGRADED
     factor = 1.0 if case.reduction == "sum" else 1.0 / max(x.numel(), 1)
     predicted = factor * err[broken].sum().abs()
     others = factor * worst_other.sum()
@@ -139,10 +143,11 @@ def _loss_expect(x, y, eff_w, oracle, case) -> Expect:
     return Expect.DEPARTS if bool(predicted > 2 * others + 10 * bound) else Expect.DEGRADED
 
 
-def _grad_expect(x, y, oracle, case) -> Expect:
+def _grad_expect(x, y, true_size, oracle, case) -> Expect:
     """Half precision: BREAKS (NaN/-inf) where σ saturates. Otherwise DEPARTS when a
-    vanishing-gradient element's true gradient (at least half its row scale) clearly
-    exceeds its tolerance; DEGRADED in the bands around the thresholds."""
+    vanishing-gradient element's true gradient (``true_size``, |a_n·ω_n·(π_n·y_n + 1 - y_n)|,
+    of which at least half is lost) clearly exceeds its tolerance; DEGRADED in the bands
+    around the thresholds."""
     uncertain, broken = _grad_bands(x, y, case.dtype)
     if not bool((uncertain | broken).any()):
         return Expect.EXACT
@@ -151,7 +156,7 @@ def _grad_expect(x, y, oracle, case) -> Expect:
     scale = oracle.row_scale * oracle.condition
     terms = max(case.positions, 1) if case.reduction == "mean" else 1
     bound = _bound(scale, case.torch_dtype, terms)
-    departs = broken & (0.5 * oracle.row_scale > 10 * bound)
+    departs = broken & (0.5 * true_size > 10 * bound)
     return Expect.DEPARTS if bool(departs.any()) else Expect.DEGRADED
 
 
@@ -169,8 +174,10 @@ def bce_sigmoid_limits(case, oracle) -> Expectation:
                                 *(None if t is None else t.to(torch.float64)
                                   for t in (kw["weight"], kw["pos_weight"])))
     eff_w = torch.ones_like(x) if eff is None else eff.broadcast_to(inputs.logits.shape).reshape(-1)
+    g = inputs.grad_out.detach().to(torch.float64).reshape(-1)
+    a = g / max(x.numel(), 1) if case.reduction == "mean" else g
     loss = _loss_expect(x, y, eff_w, oracle, case)
-    grad = _grad_expect(x, y, oracle, case)
+    grad = _grad_expect(x, y, (a * eff_w).abs(), oracle, case)
     big = float(x.abs().max()) if x.numel() else 0.0
     return Expectation(loss, grad, f"{case.dtype} sigmoid saturates at |x| ≈ {SATURATES[case.dtype]}"
                                    f", BCELoss clamps log at -100; max |x| {big:.4g}")
