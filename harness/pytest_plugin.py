@@ -58,6 +58,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for family in registry.FAMILIES:
         _contenders(config, family)  # a bad --contender spec is a usage error, up front
     _start_accuracy_log(config)
+    if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+        # n workers × n intra-op threads on n cores stall each other's OpenMP barriers
+        # (a 10 µs op took 15 ms); one thread per worker. Timing never runs under xdist.
+        torch.set_num_threads(1)
 
 
 def profile_name() -> str:

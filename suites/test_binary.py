@@ -11,41 +11,27 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import find, given, settings
+from hypothesis import find, settings
 
 from harness import binary, strategies
 from harness.cases import Case, make_inputs
 from harness.check import PROPERTIES, Expect
 from harness.contenders import get
-from harness.execute import repro_command, verify
-from harness.pytest_plugin import example_budget
+from harness.execute import verify
+from harness.pytest_plugin import check_property
 from harness.weights import SCHEMES
-
-
-def _check_property(contender, prop: str, device: str, count_case) -> None:
-    budget = example_budget(contender)
-    chosen = settings(max_examples=budget) if budget else (lambda f: f)
-
-    @chosen
-    @given(case=strategies.cases(contender))
-    def property_holds(case):
-        verdict = verify(contender, case, device)[prop]
-        count_case()
-        assert verdict.ok, (
-            f"{contender.name}: property '{prop}' fails on case {case.id}\n  {verdict.detail}\n"
-            f"  reproduce: {repro_command(contender, case)}")
-
-    property_holds()
 
 
 @pytest.mark.parametrize("prop", PROPERTIES)
 def test_binary_property(binary_contender, prop, device, count_case):
-    _check_property(binary_contender, prop, device, count_case)
+    check_property(binary_contender, prop, device, count_case)
 
 
-def test_capability_gaps_are_visible(binary_contender):
+def test_capability_gaps_are_visible(binary_contender, device):
     """Cases outside a contender's declared capabilities are never generated for it."""
     gaps = binary_contender.caps.gaps()
+    if why := binary_contender.unavailable(device):
+        gaps.insert(0, why)
     if gaps:
         pytest.skip(f"{binary_contender.name}: not generated: {'; '.join(gaps)}")
 

@@ -107,8 +107,8 @@ COMPILED = [c for c in registry.builtins("multiclass") if c.compiled is not None
 @pytest.mark.parametrize("builtin", COMPILED, ids=name_of)
 def test_compiled_strategies_use_signatures_and_sizes_of_two(builtin: Contender) -> None:
     contender = builtin
-    cases = strategies.draw_cases(strategies.cases(contender), 60)
-    assert len(cases) == 60
+    cases = strategies.draw_cases(strategies.cases(contender), 150)
+    assert len(cases) == 150
     for case in cases:
         assert signature(case) in strategies.COMPILE_SIGNATURES, case.id
         assert case.n >= 2 and case.c >= 2 and all(s >= 2 for s in case.spatial), case.id
