@@ -42,10 +42,14 @@ class Sizes:
     max_side: int
     max_positions: int
     max_elements: int
+    min_n: int = 1
+    min_side: int = 1
 
 
 SMALL = Sizes(max_n=8, max_c=40, max_side=16, max_positions=512, max_elements=8192)
-BENCH = Sizes(max_n=64, max_c=1000, max_side=256, max_positions=1 << 18, max_elements=1 << 22)
+# Benchmarks want realistic sizes: Hypothesis's first draws are the smallest allowed.
+BENCH = Sizes(max_n=64, max_c=1000, max_side=256, max_positions=1 << 18, max_elements=1 << 22,
+              min_n=8, min_side=16)
 
 # (dtype, reduction, weights, label_smoothing, spatial rank, layout)
 COMPILE_SIGNATURES: tuple[tuple[str, str, bool, float, int, str], ...] = (
@@ -146,8 +150,8 @@ def signature_cases(draw, contender: Contender | None = None, sizes: Sizes = SMA
               and s[5] in caps.layouts and (caps.label_smoothing or not s[3])
               and (caps.weights or not s[2])]
     dtype, reduction, weighted, smoothing, rank, layout = draw(st.sampled_from(usable))
-    n = draw(st.integers(2, sizes.max_n))
-    spatial = draw(_spatial(rank, sizes, n, 2))
+    n = draw(st.integers(max(2, sizes.min_n), sizes.max_n))
+    spatial = draw(_spatial(rank, sizes, n, max(2, sizes.min_side)))
     positions = n * math.prod(spatial)
     max_c = max(2, min(sizes.max_c, sizes.max_elements // positions))
     fields = dict(

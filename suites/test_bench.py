@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import bench
+from harness.check import EXACT
 from harness.pytest_plugin import bench_note, record_bench_failure
 from harness.timing import independent_samples, peak_extra_memory
 
@@ -67,6 +68,7 @@ def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, request)
         "compile_s": cost.cold_s if cost else None,
         "compile_warm_s": cost.warm_s if cost else None,
         "torch": torch.__version__,
+        "accuracy": "exact" if bench.expectation(contender, case, device) == EXACT else "degraded",
     })
     rounds = _rounds(step, bench_options["round_time"])
     benchmark.pedantic(step.run, setup=step.setup, rounds=rounds, warmup_rounds=1, iterations=1)
