@@ -12,7 +12,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def contender_table(contenders) -> str:
-    rows = [[c.name, c.family, c.caps.describe(), c.source, c.description] for c in contenders]
+    rows = [[c.name, c.family, c.caps.describe(c.family), c.source, c.description] for c in contenders]
     return _table(["contender", "family", "capabilities", "source", "what"], rows)
 
 

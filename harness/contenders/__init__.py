@@ -59,9 +59,13 @@ class Capabilities:
                 out.append(f"no {name} {','.join(missing)}")
         return out
 
-    def describe(self) -> str:
+    def describe(self, family: str = "multiclass") -> str:
+        """One line; binary cases have neither ignore_index nor label smoothing, so those
+        flags are not shown for binary contenders."""
         spatial = "/".join(f"{d}-D" for d in sorted(self.spatial_dims))
-        flags = [f for f in ("weights", "ignore_index", "label_smoothing") if getattr(self, f)]
+        options = ("weights", "ignore_index", "label_smoothing") if family == "multiclass" \
+            else ("weights",)
+        flags = [f for f in options if getattr(self, f)]
         return (f"{' '.join(flags) or '-'}; spatial {spatial}; "
                 f"{','.join(d for d in DTYPES if d in self.dtypes)}; "
                 f"{','.join(sorted(self.devices))}")
