@@ -8,7 +8,8 @@ significance test on the raw rounds, each round divided by its run's reference m
 Mann-Whitney U at p < 0.01 when both sides have at least `MIN_U_ROUNDS` rounds, and in
 any case a 99 % bootstrap interval of the ratio (resampling the reference's rounds too)
 that excludes 1 (asv's rule, made aware of the reference's noise).
-Beyond the threshold but not significant is ``noisy``; an environment that differs
+Beyond the threshold but not significant is ``noisy``, and so is a change within three
+times the run-to-run drift of all benchmarks' ratios (`_apply_drift_floor`); an environment that differs
 (torch version, device, hardware) makes the ratio meaningless, hence its own status
 unless ``--allow-env-change``.
 """
@@ -143,7 +144,32 @@ def compare_runs(base: pd.DataFrame, new: pd.DataFrame, settings: Settings = Set
     b_idx, n_idx = base.set_index("name"), new.set_index("name")
     names = list(dict.fromkeys([*base["name"], *new["name"]]))
     rows = [_compare_one(name, b_idx, n_idx, refs, env, settings) for name in names]
-    return pd.DataFrame(rows)
+    return _apply_drift_floor(pd.DataFrame(rows))
+
+
+DRIFT_SIGMAS = 3.0
+
+
+def _apply_drift_floor(result: pd.DataFrame) -> pd.DataFrame:
+    """Rounds within one run cannot show how much a benchmark drifts from one run to the
+    next (measured: two back-to-back runs of one commit on a busy 2-core machine moved one
+    contender by 15 % with p < 1e-4). The spread of all benchmarks' normalised ratios
+    between the two runs estimates that drift; a change within ``DRIFT_SIGMAS`` of it is
+    ``noisy``, however significant its rounds are. A real regression of one contender
+    stands out against the others; with fewer than 4 comparable benchmarks there is no
+    estimate and no floor."""
+    judged = result["contender"] != REFERENCE
+    sigma = stats.drift_scale(result.loc[judged, "ratio"]) if "ratio" in result else math.nan
+    if not math.isfinite(sigma) or sigma == 0:
+        return result
+    floor = DRIFT_SIGMAS * sigma
+    for col in ("status", "judged"):
+        inside = result[col].isin(["slower", "faster"]) & (np.log(result["ratio"]).abs() <= floor)
+        result.loc[inside, col] = "noisy"
+        if col == "judged":
+            result.loc[inside, "note"] = (result.loc[inside, "note"].astype(str)
+                                          + f" within run-to-run drift ({math.expm1(floor):.0%})").str.strip()
+    return result
 
 
 def _compare_one(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame, refs: dict, env: list[str],

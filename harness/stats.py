@@ -229,3 +229,14 @@ def geometric_mean(values: ArrayLike) -> float:
     a = _arr(values)
     a = a[a > 0]
     return float(np.exp(np.log(a).mean())) if a.size else math.nan
+
+
+def drift_scale(ratios: ArrayLike) -> float:
+    """Robust spread (1.4826 · MAD, in log space) of the normalised ratios of many
+    benchmarks between two runs: the run-to-run drift that rounds within one run cannot
+    show. NaN with fewer than 4 finite ratios."""
+    r = _arr(ratios)
+    r = np.log(r[np.isfinite(r) & (r > 0)])
+    if r.size < 4:
+        return math.nan
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))

@@ -166,3 +166,32 @@ def test_sharded_new_run_compares_as_one(tmp_path):
     base = load([write_run(tmp_path / "base.json", make_run(0))])
     result = compare.compare_runs(base, load([shard_dir]))
     assert set(result["status"]) == {"unchanged", "reference"}
+
+
+def _drifted(doc: dict, spread: float) -> dict:
+    """Every non-reference benchmark moved by its own run-to-run drift: log-factors at the
+    evenly spaced quantiles of N(0, spread), so the drift is exactly as wide as stated."""
+    from statistics import NormalDist
+
+    doc = copy.deepcopy(doc)
+    moved = [b for b in doc["benchmarks"] if b["extra_info"]["contender"] != "eager"]
+    quantiles = [NormalDist(0, spread).inv_cdf((i + 0.5) / len(moved)) for i in range(len(moved))]
+    order = np.random.default_rng(3).permutation(len(moved))
+    for b, k in zip(moved, order, strict=True):
+        factor = float(np.exp(quantiles[k]))
+        for key in ("min", "max", "mean", "median", "q1", "q3"):
+            b["stats"][key] *= factor
+        b["stats"]["data"] = [x * factor for x in b["stats"]["data"]]
+    return doc
+
+
+def test_changes_within_run_to_run_drift_are_noisy_not_slower(tmp_path):
+    """Drift of ~10 % per benchmark between runs: rounds call each 'significant', the
+    drift floor does not; a 2x slowdown still stands out against it."""
+    base = make_run(0)
+    new = _drifted(make_run(1), spread=0.10)
+    result = _compare(tmp_path, base, new)
+    assert "slower" not in set(result["status"]) and "faster" not in set(result["status"])
+    assert "noisy" in set(result["status"])
+    regressed = _compare(tmp_path, base, scale_contender(new, "ext", 2.0))
+    assert set(regressed[regressed["status"] == "slower"]["contender"]) == {"ext"}
