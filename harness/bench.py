@@ -143,8 +143,8 @@ def check_before_timing(contender: Contender, case: Case, mode: str, device: str
     non-finite pattern, plus the gradient in ``fwd_bwd``. Untimed."""
     inputs = inputs_for(case, device)
     truth = oracle_for(case, device)
-    expect = contender.limits(case, truth) if contender.limits else EXACT
-    outcome = evaluate(contender, inputs, backward=mode == "fwd_bwd")
+    expect = expectation(contender, case, device)
+    outcome = evaluate(contender, inputs, backward=mode == "fwd_bwd", requires_grad=True)
     verdicts = [check_loss(outcome, truth, inputs, expect), check_nonfinite(outcome, truth, inputs, expect)]
     if mode == "fwd_bwd":
         verdicts.append(check_grad(outcome, truth, inputs, expect))
@@ -162,10 +162,18 @@ def predicted_breakdown(contender: Contender, case: Case, device: str) -> str | 
     return None
 
 
+_expectations: dict[tuple[str, Case, str], Expectation] = {}
+
+
 def expectation(contender: Contender, case: Case, device: str) -> Expectation:
+    """What theory predicts for this contender here; computed once (a contender's limits
+    may rebuild the case's inputs, gigabytes at full size)."""
     if contender.limits is None:
         return EXACT
-    return contender.limits(case, oracle_for(case, device))
+    key = (contender.name, case, device)
+    if key not in _expectations:
+        _expectations[key] = contender.limits(case, oracle_for(case, device))
+    return _expectations[key]
 
 
 def compile_key(case: Case) -> str:
@@ -176,8 +184,11 @@ def compile_key(case: Case) -> str:
 
 @dataclass
 class CompileCost:
-    """Seconds of the first call of a compile signature: cold (this process compiled it)
-    and warm (after torch._dynamo.reset(), served from inductor's on-disk caches)."""
+    """Seconds of the first call of a compile signature in one mode: cold (the first such
+    call in this process: tracing and compiling the forward graph, and in ``fwd_bwd`` the
+    backward graph — for ``fwd_bwd`` after ``fwd``, only what ``fwd`` did not compile) and
+    warm (the same after torch._dynamo.reset(), served from inductor's on-disk caches).
+    Both include one execution of the step."""
 
     cold_s: float | None = None
     warm_s: float | None = None
@@ -195,16 +206,14 @@ def compile_cost(contender: Contender, step: Step, key: str) -> CompileCost | No
     if cached is not None:
         return cached
     cost = CompileCost()
-    before = stats.compiles
     step.setup()
     start = time.perf_counter()
     step.run()
-    if stats.compiles > before:
-        cost.cold_s = time.perf_counter() - start
-        torch._dynamo.reset()
-        step.setup()
-        start = time.perf_counter()
-        step.run()
-        cost.warm_s = time.perf_counter() - start
+    cost.cold_s = time.perf_counter() - start
+    torch._dynamo.reset()
+    step.setup()
+    start = time.perf_counter()
+    step.run()
+    cost.warm_s = time.perf_counter() - start
     _compile_costs[(contender.name, key)] = cost
     return cost

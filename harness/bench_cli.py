@@ -40,15 +40,22 @@ def pytest_command(args, json_path: Path) -> list[str]:
     return cmd + list(args.pytest_args)
 
 
+class _NoResults(Exception):
+    """Raised inside the atomic block so a failed run never replaces an existing file."""
+
+
 def cmd_bench(args) -> int:
     out = Path(args.out) if args.out else default_output()
-    with atomic_path(out) as tmp:
-        code = subprocess.call(pytest_command(args, tmp), cwd=ROOT)
-        if not tmp.exists() or tmp.stat().st_size == 0:
-            print(f"bench: pytest exited {code} and wrote no results", file=sys.stderr)
-            return code or 2
-        if code not in (0, 1):
-            return code
+    try:
+        with atomic_path(out) as tmp:
+            code = subprocess.call(pytest_command(args, tmp), cwd=ROOT)
+            # 0: all passed; 1: some benchmarks failed (recorded in the JSON). Anything
+            # else (usage error, nothing collected, interrupted) publishes nothing.
+            if code not in (0, 1) or not tmp.exists() or tmp.stat().st_size == 0:
+                raise _NoResults(code)
+    except _NoResults:
+        print(f"bench: pytest exited {code}; {out} left as it was", file=sys.stderr)
+        return code or 2
     print(f"\nresults: {out}" + ("" if code == 0 else "  (some benchmarks failed: see above)"))
     return code
 

@@ -33,17 +33,21 @@ def call_args(inputs: Inputs) -> dict:
     return inputs.kwargs()
 
 
-def evaluate(contender: Contender, inputs: Inputs, backward: bool = True) -> Outcome:
-    """Run one contender on one case and capture what it did."""
-    named = {"logits": inputs.logits, "target": inputs.target}
-    if inputs.weight is not None:
-        named["weight"] = inputs.weight
+def evaluate(contender: Contender, inputs: Inputs, backward: bool = True,
+             requires_grad: bool | None = None) -> Outcome:
+    """Run one contender on one case and capture what it did. ``requires_grad`` (default:
+    ``backward``) is whether the logits require grad — a training forward does even when
+    no backward follows, and compiled or custom-autograd contenders take another path
+    without it."""
+    kwargs = call_args(inputs)
+    named = {"logits": inputs.logits, "target": inputs.target, "grad_out": inputs.grad_out}
+    named.update({k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
     snapshots = {k: _bits(v) for k, v in named.items()}
-    x = inputs.logits.detach().requires_grad_(backward)
+    x = inputs.logits.detach().requires_grad_(backward if requires_grad is None else requires_grad)
     loss = grad = None
     error = None
     try:
-        loss = contender(x, inputs.target, **call_args(inputs))
+        loss = contender(x, inputs.target, **kwargs)
         if not isinstance(loss, torch.Tensor):
             raise TypeError(f"returned {type(loss).__name__}, not a tensor")
         if backward:

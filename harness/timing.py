@@ -5,6 +5,10 @@ Nothing here computes a statistic. On CUDA a timed call is bracketed by synchron
 clock measures device time, not launch time; its calibration is bypassed by running a fixed
 number of rounds of one iteration each (`pedantic`). Between rounds the setup can flush L2
 by zeroing a buffer larger than the cache, as triton.testing.do_bench does.
+
+`time_calls` is a second, self-contained timer (CUDA events per call on CUDA,
+perf_counter on CPU): it measures the copy bandwidth and serves, with torch.utils.benchmark,
+as the independent timer of the fidelity check.
 """
 
 from __future__ import annotations

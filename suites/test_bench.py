@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import bench
-from harness.check import EXACT
+from harness.check import Expect, Expectation
 from harness.pytest_plugin import bench_note, record_bench_failure
 from harness.timing import independent_samples, peak_extra_memory
 
@@ -28,6 +28,11 @@ def _rounds(step: bench.Step, round_time: float) -> int:
     step.run()
     once = max(time.perf_counter() - start, 1e-6)
     return int(min(max(round_time / once, 5), 200))
+
+
+def _accuracy(expect: Expectation) -> str:
+    exact = expect.loss is Expect.EXACT and expect.grad is Expect.EXACT
+    return "exact" if exact else "degraded"
 
 
 def _median(benchmark) -> float | None:
@@ -47,7 +52,7 @@ def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, request)
     inputs = bench.inputs_for(case, device)
     step = bench.make_step(contender, inputs, mode, device, flush=bench_options["flush"])
     try:
-        cost = bench.compile_cost(contender, step, bench.compile_key(case))
+        cost = bench.compile_cost(contender, step, f"{bench.compile_key(case)}-{mode}")
         verdicts = bench.check_before_timing(contender, case, mode, device)
     except Exception as exc:  # recorded and reported; the run goes on
         kind = "out of memory" if isinstance(exc, torch.cuda.OutOfMemoryError) else type(exc).__name__
@@ -68,7 +73,7 @@ def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, request)
         "compile_s": cost.cold_s if cost else None,
         "compile_warm_s": cost.warm_s if cost else None,
         "torch": torch.__version__,
-        "accuracy": "exact" if bench.expectation(contender, case, device) == EXACT else "degraded",
+        "accuracy": _accuracy(bench.expectation(contender, case, device)),
     })
     rounds = _rounds(step, bench_options["round_time"])
     benchmark.pedantic(step.run, setup=step.setup, rounds=rounds, warmup_rounds=1, iterations=1)
