@@ -129,6 +129,18 @@ def count_case(request: pytest.FixtureRequest):
 
     yield bump
     request.node.user_properties.append((CASES_CHECKED, counter["n"]))
+    request.node.user_properties.append((COMPILE_STATS, _compile_snapshot()))
+
+
+COMPILE_STATS = "xentbench_compile_stats"
+
+
+def _compile_snapshot() -> list[tuple[str, str, int, int]]:
+    """(process, contender, compiles, compiled calls) so far: counters live in the process
+    that compiled, an xdist worker, and reach the summary through the test reports."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return [(worker, c.name, c.compiled.compiles, c.compiled.graph_runs)
+            for c in registry.builtins() if c.compiled is not None and c.compiled.compiles]
 
 
 _accuracy = None  # harness.accuracy.AccuracyLog when --accuracy-out is given
@@ -178,6 +190,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 _counts: dict[str, int] = defaultdict(int)
+_compiles: dict[tuple[str, str], tuple[int, int]] = {}  # latest per (process, contender)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -185,6 +198,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == CASES_CHECKED:
                 _counts[report.nodeid] += value
+            elif key == COMPILE_STATS:
+                for worker, name, compiles, runs in value:
+                    _compiles[(worker, name)] = (compiles, runs)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
@@ -200,12 +216,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     terminalreporter.section("xentbench: generated cases checked per test")
     for nodeid, n in sorted(_counts.items()):
         terminalreporter.write_line(f"{n:6d}  {nodeid.split('::', 1)[-1]}")
-    stats = [c for c in registry.builtins() if c.compiled is not None]
-    for c in stats:
-        if c.compiled.compiles:
-            terminalreporter.write_line(
-                f"{c.name}: {c.compiled.compiles} compiles ({c.compiled.recompiles} recompiles), "
-                f"{c.compiled.graph_runs} compiled calls in this process")
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (_, name), (compiles, runs) in _compiles.items():
+        totals[name][0] += compiles
+        totals[name][1] += max(compiles - 1, 0)
+        totals[name][2] += runs
+    processes = len({worker for worker, _ in _compiles})
+    for name, (compiles, recompiles, runs) in sorted(totals.items()):
+        terminalreporter.write_line(
+            f"{name}: {compiles} compiles ({recompiles} recompiles), {runs} compiled calls, "
+            f"in {processes} process(es) (a fallback to eager fails its test)")
 
 
 # ---- sharding -------------------------------------------------------------------------
