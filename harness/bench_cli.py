@@ -31,6 +31,8 @@ def pytest_command(args, json_path: Path) -> list[str]:
            "-W", "ignore::DeprecationWarning"]
     if args.shard:
         cmd.append(f"--shard={args.shard}")
+    if args.run_id:
+        cmd.append(f"--run-id={args.run_id}")
     if args.flush_l2:
         cmd.append("--bench-flush-l2")
     for spec in args.contender:
@@ -67,6 +69,8 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--out", default=None, help="JSON path (default results/runs/<time>-<machine>.json)")
     p.add_argument("--shard", default=None, metavar="I/K", help="run shard I of K")
+    p.add_argument("--run-id", default=None, help="id shared by all shards of one run "
+                   "(default: $XENTBENCH_RUN_ID)")
     p.add_argument("--flush-l2", action="store_true", help="flush the device cache between rounds")
     p.add_argument("--contender", action="append", default=[], metavar="NAME=MODULE:ATTR")
     p.add_argument("--binary-contender", action="append", default=[], metavar="NAME=MODULE:ATTR")

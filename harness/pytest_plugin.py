@@ -46,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--accuracy-out", default=None, metavar="DIR",
                     help="record the largest errors against the oracle per contender, dtype "
                          "and logit-scale band into DIR/accuracy-<process>.json")
+    group.addoption("--run-id", default=None, metavar="ID",
+                    help="id shared by the shard files of one run, so that reports merge them "
+                         "(default: $XENTBENCH_RUN_ID)")
     group.addoption("--shard", default=None, metavar="I/K",
                     help="run only shard I of K (1-based): a stable split of the collected "
                          "tests by node id, for one process per GPU or machine")
@@ -328,11 +331,13 @@ def _nvidia_driver() -> str | None:
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json: dict) -> None:
+    from harness.results import machine_info_stamp
+
+    run_id = config.getoption("run_id") or os.environ.get("XENTBENCH_RUN_ID")
     output_json["xentbench"] = {
-        "schema": 1,
+        **machine_info_stamp(run_id, config.getoption("shard")),
         "bench_size": config.getoption("bench_size"),
         "device": resolve_device(config.getoption("device")),
-        "shard": config.getoption("shard"),
         "failures": list(_bench_failures),
         "notes": list(_bench_notes),
     }
