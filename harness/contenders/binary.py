@@ -108,10 +108,7 @@ def _grad_bands(x, y, dtype: str):
 def _bound(scale: torch.Tensor, dtype: torch.dtype, terms: int) -> torch.Tensor:
     from harness.check import tolerance
 
-    try:
-        rtol, atol, _ = tolerance(dtype, terms)
-    except TypeError:  # a check.tolerance without the terms argument
-        rtol, atol, _ = tolerance(dtype)
+    rtol, atol, _ = tolerance(dtype, terms)
     return atol + rtol * scale
 
 
@@ -189,18 +186,7 @@ class CompiledBinary(CompiledFunction):
     being [1] or the input's) — the binary compile signature."""
 
     def __call__(self, input, target, weight=None, pos_weight=None, reduction="mean"):
-        return self.run((input, target, weight, pos_weight, reduction),
-                        lambda: binary_signature(input, weight, pos_weight, reduction,
-                                                 torch.is_grad_enabled() and input.requires_grad))
-
-
-def binary_signature(input, weight, pos_weight, reduction, grad) -> str:
-    def form(t):
-        return "n" if t is None else ("1" if t.numel() == 1 else "e")
-
-    contiguous = "cont" if input.is_contiguous() else "strided"
-    return (f"{str(input.dtype).removeprefix('torch.')}-{input.dim()}d-{contiguous}-{reduction}-"
-            f"w{form(weight)}-pw{form(pos_weight)}-{'grad' if grad else 'nograd'}")
+        return self.run((input, target, weight, pos_weight, reduction))
 
 
 def _bce_logits_body(input, target, weight, pos_weight, reduction):

@@ -12,8 +12,7 @@ not each trigger a compile; ``fullgraph=True`` turns a graph break into an error
 from __future__ import annotations
 
 import contextlib
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -34,12 +33,11 @@ class CompileFallbackError(RuntimeError):
 
 @dataclass
 class CompileStats:
-    """Per-contender record: compiles, graph executions, and cold call times (seconds) of
-    the calls that compiled, keyed by the call's compile signature."""
+    """Per-contender counters in this process: graphs compiled, compiled graphs executed.
+    (Compile time is measured by the benchmarks, per signature and mode: harness.bench.)"""
 
     compiles: int = 0
     graph_runs: int = 0
-    cold_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def recompiles(self) -> int:
@@ -69,14 +67,6 @@ def raise_recompile_limit(at_least: int = RECOMPILE_LIMIT) -> None:
         setattr(torch._dynamo.config, _limit_name(), at_least)
 
 
-def signature(input: torch.Tensor, weight, reduction, ignore_index, label_smoothing, grad) -> str:
-    """What dynamo specialises on, as text: one compile per distinct value."""
-    contiguous = "cont" if input.is_contiguous() else "strided"
-    return (f"{str(input.dtype).removeprefix('torch.')}-{input.dim()}d-{contiguous}-{reduction}-"
-            f"{'w' if weight is not None else 'nw'}-ii{ignore_index}-ls{label_smoothing}"
-            f"-{'grad' if grad else 'nograd'}")
-
-
 class CompiledFunction:
     """`torch.compile(fn, dynamic=True, fullgraph=True)` with fallback detection."""
 
@@ -104,16 +94,13 @@ class CompiledFunction:
                  label_smoothing=0.0):
         if label_smoothing and not self.smoothing:
             raise ValueError(f"{self.name} has no label_smoothing; got {label_smoothing}")
-        return self.run((input, target, weight, ignore_index, reduction, label_smoothing),
-                        lambda: signature(input, weight, reduction, ignore_index, label_smoothing,
-                                          torch.is_grad_enabled() and input.requires_grad))
+        return self.run((input, target, weight, ignore_index, reduction, label_smoothing))
 
-    def run(self, args: tuple, key) -> torch.Tensor:
+    def run(self, args: tuple) -> torch.Tensor:
         """Call the compiled function on positional ``args``; raise `CompileFallbackError` if
-        no compiled graph ran, and record the cold time under ``key()`` when it compiled.
-        Family-specific wrappers (the binary one) call this with their own argument list."""
-        runs, compiles = self.stats.graph_runs, self.stats.compiles
-        start = time.perf_counter()
+        no compiled graph ran. Family-specific wrappers (the binary one) call this with their
+        own argument list."""
+        runs = self.stats.graph_runs
         with _no_duck_sizing():
             out = self._compiled(*args)
         if self.stats.graph_runs == runs:
@@ -121,8 +108,6 @@ class CompiledFunction:
                 f"{self.name}: torch.compile fell back to eager after {self.stats.compiles} "
                 f"compiles (recompile limit {recompile_limit()}); not reporting an eager result "
                 "under a compiled name — group cases by compile signature or raise the limit")
-        if self.stats.compiles > compiles:
-            self.stats.cold_seconds[key()] = time.perf_counter() - start
         return out
 
 
