@@ -21,7 +21,7 @@ BENCH_S=${BENCH_S:-300}
 cat "$OUT/env.txt"
 
 timeout "$CORRECTNESS_S" "$PY" -m pytest suites/test_equivalence.py suites/test_binary.py suites/test_fused.py \
-  suites/test_oracle.py --device cuda -q -p no:cacheprovider --benchmark-disable \
+  suites/test_oracle.py --device cuda --hypothesis-profile dev -q -p no:cacheprovider --benchmark-disable \
   -W ignore::DeprecationWarning --junitxml="$OUT/correctness.xml" > "$OUT/correctness.log" 2>&1
 echo "correctness exit: $?" | tee -a "$OUT/env.txt"
 tail -n 25 "$OUT/correctness.log"
