@@ -218,6 +218,30 @@ def _compare_one(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame, refs: dict
     return row
 
 
+# ---- what the report shows ------------------------------------------------------------
+def presentable(result: pd.DataFrame) -> pd.DataFrame:
+    """``result`` as the report lists it: by status in `STATUSES` order, then by ratio,
+    largest first; with ``ci_half``, the half-width of the ratio's interval (the noise that
+    decides how many digits of the ratio and interval are printed)."""
+    order = {s: i for i, s in enumerate(STATUSES)}
+    ranked = result.assign(_o=result["status"].map(order)).sort_values(["_o", "ratio"],
+                                                                       ascending=[True, False])
+    ranked = ranked.drop(columns="_o")
+    ranked["ci_half"] = [stats.half_width(lo, hi) for lo, hi in zip(ranked["ci_low"], ranked["ci_high"],
+                                                                     strict=True)]
+    return ranked
+
+
+def worth_a_look(result: pd.DataFrame) -> pd.DataFrame:
+    """Rows worth a look: not unchanged, also when the environment changed."""
+    return result[~result["judged"].isin(["unchanged", "reference"])]
+
+
+def status_counts(result: pd.DataFrame) -> dict[str, int]:
+    """How many benchmarks have each status, most frequent first."""
+    return {str(s): int(n) for s, n in result["status"].value_counts().items()}
+
+
 def regressions(result: pd.DataFrame, fail_ratio: float | None = None) -> pd.DataFrame:
     """Rows that fail CI: significant slowdowns, at least ``fail_ratio`` when given."""
     slow = result[result["status"] == "slower"]
@@ -259,9 +283,12 @@ def cmd_compare(args) -> int:
         return 2
     env = environment_changes(base, new)
     title = f"{args.base} -> {args.new}"
-    print(report.compare_table(result, title, env, settings.threshold, show_all=args.all))
+    every = presentable(result)
+    changed, counts = worth_a_look(every), status_counts(result)
+    print(report.compare_table(every if args.all else changed, counts, title, env, settings.threshold))
     if args.markdown:
-        _write_markdown(args.markdown, report.compare_markdown(result, title, env, settings.threshold))
+        _write_markdown(args.markdown, report.compare_markdown(changed, every, counts, title, env,
+                                                               settings.threshold))
     failing = regressions(result, args.fail_ratio)
     if (args.fail_on_regression or args.fail_ratio is not None) and len(failing):
         print(f"FAIL: {len(failing)} significant regression(s)", file=sys.stderr)

@@ -16,16 +16,10 @@ def contender_table(contenders) -> str:
     return _table(["contender", "family", "capabilities", "source", "what"], rows)
 
 
-def verdict_table(results, properties, device: str) -> str:
-    from harness.verdicts import tally
-
-    rows = []
-    for name, counts in tally(results).items():
-        cases = counts["cases"]
-        cells = [f"{counts[p]}/{cases}" for p in properties]
-        verdict = "skip" if not cases else ("PASS" if all(counts[p] == cases for p in properties)
-                                            else "FAIL")
-        rows.append([name, str(cases), str(counts["skipped"]), *cells, verdict])
+def verdict_table(tallies, properties, device: str) -> str:
+    """``tallies`` from `harness.verdicts.summarise`: one per contender, verdict decided."""
+    rows = [[t.contender, str(t.cases), str(t.skipped), *[f"{t.passed[p]}/{t.cases}" for p in properties],
+             t.verdict] for t in tallies]
     title = f"equivalence against the float64 oracle on {device} (passed/checked per property)"
     return title + "\n" + _table(["contender", "cases", "skipped", *properties, "verdict"], rows)
 
@@ -100,30 +94,20 @@ _COMPARE_HEADER = ["status", "contender", "case", "mode", "ratio", "99% CI", "p"
                    "raw ratio", "base", "new", "note"]
 
 
-def _compare_rows(result) -> list[list[str]]:
-    from harness.compare import STATUSES
-
-    order = {s: i for i, s in enumerate(STATUSES)}
-    ranked = result.assign(_o=result["status"].map(order)).sort_values(["_o", "ratio"],
-                                                                       ascending=[True, False])
-    rows = []
-    for r in ranked.itertuples():
-        half = (r.ci_high - r.ci_low) / 2 if _finite(r.ci_low) else float("nan")
-        ci = (f"{fmt_num(r.ci_low, half)}–{fmt_num(r.ci_high, half)}" if _finite(r.ci_low) else DASH)
-        rows.append([r.status, str(r.contender), str(r.case_id), str(r.mode),
-                     fmt_ratio(r.ratio, half), ci, fmt_p(r.p), r.test or DASH,
-                     fmt_ratio(r.raw_ratio), fmt_time(r.base_median), fmt_time(r.new_median),
-                     r.note or ""])
-    return rows
+def _compare_rows(rows) -> list[list[str]]:
+    """``rows`` from `harness.compare.presentable`, in its order; ``ci_half`` sets the digits."""
+    out = []
+    for r in rows.itertuples():
+        ci = (f"{fmt_num(r.ci_low, r.ci_half)}–{fmt_num(r.ci_high, r.ci_half)}" if _finite(r.ci_low)
+              else DASH)
+        out.append([r.status, str(r.contender), str(r.case_id), str(r.mode),
+                    fmt_ratio(r.ratio, r.ci_half), ci, fmt_p(r.p), r.test or DASH,
+                    fmt_ratio(r.raw_ratio), fmt_time(r.base_median), fmt_time(r.new_median),
+                    r.note or ""])
+    return out
 
 
-def _changed(result):
-    """Rows worth a look: not unchanged, also when the environment changed."""
-    return result[~result["judged"].isin(["unchanged", "reference"])]
-
-
-def _counts(result) -> str:
-    counts = result["status"].value_counts()
+def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {s}" for s, n in counts.items())
 
 
@@ -136,28 +120,29 @@ def _compare_intro(title: str, env: list[str], threshold: float) -> list[str]:
     return lines
 
 
-def compare_table(result, title: str, env: list[str], threshold: float, show_all: bool = False) -> str:
-    """Terminal table: changed benchmarks (all with ``show_all``) and a count per status."""
-    shown = result if show_all else _changed(result)
+def compare_table(shown, counts: dict[str, int], title: str, env: list[str], threshold: float) -> str:
+    """Terminal table of the ``shown`` rows (`harness.compare.presentable`) and ``counts``,
+    the number of benchmarks per status."""
     lines = _compare_intro(title, env, threshold)
     if len(shown):
         lines.append(_table(_COMPARE_HEADER, _compare_rows(shown)))
-    lines.append(f"summary: {_counts(result)}")
+    lines.append(f"summary: {_counts(counts)}")
     return "\n".join(lines)
 
 
-def compare_markdown(result, title: str, env: list[str], threshold: float) -> str:
-    """Markdown for a CI summary: counts, changed benchmarks, then all in a fold."""
+def compare_markdown(changed, every, counts: dict[str, int], title: str, env: list[str],
+                     threshold: float) -> str:
+    """Markdown for a CI summary: ``counts``, the ``changed`` rows, then ``every`` row in a
+    fold (rows as from `harness.compare.presentable`)."""
     intro = _compare_intro(title, env, threshold)
     out = [f"### Benchmark comparison: {intro[0].removeprefix('compare ')}", ""]
     for line in intro[1:]:
         out += [line, ""]
-    out += [f"**{_counts(result)}**", ""]
-    changed = _changed(result)
+    out += [f"**{_counts(counts)}**", ""]
     if len(changed):
         out += [md_table(_COMPARE_HEADER, _compare_rows(changed)), ""]
     out += ["<details><summary>all benchmarks</summary>", "",
-            md_table(_COMPARE_HEADER, _compare_rows(result)), "", "</details>"]
+            md_table(_COMPARE_HEADER, _compare_rows(every)), "", "</details>"]
     return "\n".join(out)
 
 
@@ -173,7 +158,8 @@ def case_md(view, run_ids: list[str], run_labels: dict[str, str]) -> str:
     """One case and mode: contenders as rows (in ``view``'s order), runs side by side.
 
     ``view`` has one row per contender and run with median/median_noise, speedup/
-    speedup_noise, gbps/gbps_noise, peak_bw_pct, peak_mem_bytes, compile_s, ok, error."""
+    speedup_noise, gbps/gbps_noise, peak_bw_pct/peak_bw_pct_noise, peak_mem_bytes, compile_s,
+    ok, error."""
     metrics = ["median", "× eager", "GB/s", "% peak", "peak mem", "compile"]
     multi = len(run_ids) > 1
     header = ["contender"] + [f"{m} [{run_labels[r]}]" if multi else m
@@ -193,9 +179,8 @@ def _case_cells(r, width: int) -> list[str]:
         return [DASH] * width
     if not r.ok or not _finite(r.median):
         return [f"failed: {r.error}" if isinstance(r.error, str) else "not timed"] + [DASH] * (width - 1)
-    pct_noise = r.peak_bw_pct * r.gbps_noise / r.gbps if _finite(r.gbps_noise) and r.gbps else float("nan")
     return [fmt_time(r.median, r.median_noise), fmt_ratio(r.speedup, r.speedup_noise),
-            fmt_num(r.gbps, r.gbps_noise), fmt_num(r.peak_bw_pct, pct_noise, 2),
+            fmt_num(r.gbps, r.gbps_noise), fmt_num(r.peak_bw_pct, r.peak_bw_pct_noise, 2),
             fmt_bytes(r.peak_mem_bytes), fmt_seconds(r.compile_s)]
 
 

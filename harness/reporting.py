@@ -2,15 +2,15 @@
 several machines side by side, as ``report.md``, ``runs.csv`` (+ Parquet with pyarrow)
 and PNG plots.
 
-This module derives the numbers (noise, speedups, winners) and draws the plots; the
-markdown text itself comes from `harness.report`, which computes nothing.
+This module derives the numbers (noise, speedups, winners, the points to plot); the
+markdown text itself comes from `harness.report` and the figures from `harness.plots`,
+which compute nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 from pathlib import Path
 
@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from harness import report, stats
-from harness.files import atomic_path, atomic_write_text
+from harness.files import atomic_write_text
+from harness.plots import plot_speedup, plot_time_vs_size
 from harness.results import REFERENCE, ResultsError, load, runs_table, write_csv, write_parquet
 
 
@@ -76,6 +77,13 @@ def fastest_summary(df: pd.DataFrame) -> pd.DataFrame:
     return out.assign(run_label=out["run_id"])
 
 
+def with_peak_bw_noise(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``peak_bw_pct_noise``: the share of peak bandwidth inherits GB/s's noise."""
+    noise = [stats.proportional_noise(p, g, n)
+             for p, g, n in zip(df["peak_bw_pct"], df["gbps"], df["gbps_noise"], strict=True)]
+    return df.assign(peak_bw_pct_noise=noise)
+
+
 def accuracy_view(acc: pd.DataFrame) -> pd.DataFrame:
     """Loss and gradient errors side by side: one row per contender, dtype and band."""
     keys = ["contender", "dtype", "band"]
@@ -104,7 +112,7 @@ def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> s
            "Times are medians over rounds, printed to the digits their noise supports (a 95 % "
            "interval of the median from IQR and round count); `× eager` > 1 is faster than "
            "`eager` on the same case and mode in the same run.", ""]
-    cases = df[_is_case(df)]
+    cases = with_peak_bw_noise(df[_is_case(df)])
     summary = fastest_summary(df)
     if len(summary):
         out += ["## Fastest contender", "", report.summary_md(summary), ""]
@@ -130,79 +138,43 @@ def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> s
     return "\n".join(out)
 
 
-# ---- plots ---------------------------------------------------------------------------
-def _figure(ncols: int, nrows: int = 1):
-    from matplotlib.figure import Figure  # object API: no pyplot state, Agg canvas
-
-    fig = Figure(figsize=(5.5 * ncols, 4 * nrows), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
-    return fig, axes
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    return path
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "run"
-
-
-def plot_time_vs_size(df: pd.DataFrame, out: Path) -> list[Path]:
-    """Median time against bytes moved, one line per contender, one panel per mode."""
-    paths = []
+# ---- the points the plots draw --------------------------------------------------------
+def time_vs_size_lines(df: pd.DataFrame) -> dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """Per run, mode (sorted) and contender (sorted): problem sizes (bytes moved, else
+    logits elements) in increasing order and the lowest median at each."""
+    out = {}
     cases = df[_is_case(df) & df["median"].notna()]
     for run_id, run in cases.groupby("run_id", sort=False):
-        modes = sorted(run["mode"].dropna().unique())
-        fig, axes = _figure(len(modes))
-        for ax, mode in zip(axes[0], modes, strict=True):
+        modes = out[str(run_id)] = {}
+        for mode in sorted(run["mode"].dropna().unique()):
             sub = run[run["mode"] == mode].assign(x=lambda d: d["bytes"].fillna(d["size"]))
+            lines = modes[mode] = {}
             for contender, pts in sub.groupby("contender"):
                 pts = pts.groupby("x")["median"].min().sort_index()
-                ax.plot(pts.index, pts.to_numpy(), marker="o", ms=3, label=str(contender))
-            ax.set(xscale="log", yscale="log", title=f"{run_id} · {mode}",
-                   xlabel="problem size (bytes moved)", ylabel="median time (s)")
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize="small")
-        paths.append(_save(fig, out / f"time_vs_size-{_slug(str(run_id))}.png"))
-    return paths
+                lines[str(contender)] = (pts.index.to_numpy(), pts.to_numpy())
+    return out
 
 
-def plot_speedup(df: pd.DataFrame, out: Path) -> list[Path]:
-    """Speedup against eager across imbalance ratio p (top) and size (bottom), per mode."""
-    paths = []
+def speedup_points(df: pd.DataFrame) -> dict[str, dict[str, dict[str, dict[str, np.ndarray]]]]:
+    """Per run, mode (sorted) and contender other than eager (sorted): each timed case's
+    rarest-class share p, logits elements and speedup against eager."""
+    out = {}
     cases = df[_is_case(df) & df["speedup"].notna() & (df["contender"] != REFERENCE)]
     for run_id, run in cases.groupby("run_id", sort=False):
-        modes = sorted(run["mode"].dropna().unique())
-        fig, axes = _figure(len(modes), 2)
-        for col, mode in enumerate(modes):
+        modes = out[str(run_id)] = {}
+        for mode in sorted(run["mode"].dropna().unique()):
             sub = run[run["mode"] == mode]
-            for row, (xcol, label) in enumerate((("case_p", "rarest-class share p"),
-                                                 ("size", "logits elements"))):
-                ax = axes[row][col]
-                for contender, pts in sub.groupby("contender"):
-                    ax.scatter(pd.to_numeric(pts[xcol], errors="coerce"), pts["speedup"], s=12,
-                               label=str(contender))
-                ax.axhline(1.0, color="grey", lw=0.8)
-                ax.set(xscale="symlog" if row == 0 else "log", yscale="log", xlabel=label,
-                       ylabel="speedup vs eager", title=f"{run_id} · {mode}")
-                if row == 0:  # p spans 0 .. 1 with extremes such as 1e-6: linear near 0
-                    ax.set_xscale("symlog", linthresh=1e-3)
-                    ax.set_xlim(0, 1.1)
-                ax.grid(True, which="both", alpha=0.3)
-                ax.legend(fontsize="small")
-        paths.append(_save(fig, out / f"speedup-{_slug(str(run_id))}.png"))
-    return paths
+            modes[mode] = {str(contender): {col: pd.to_numeric(pts[col], errors="coerce").to_numpy()
+                                            for col in ("case_p", "size")}
+                                           | {"speedup": pts["speedup"].to_numpy()}
+                           for contender, pts in sub.groupby("contender")}
+    return out
 
 
 # ---- the command ---------------------------------------------------------------------
 def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | None = None,
                  plots: bool = True) -> list[Path]:
     """Everything `report` writes, each file atomically; returns the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     out = Path(out)
     df = enrich(load(paths))
     accuracy = None
@@ -215,7 +187,7 @@ def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | 
     parquet = write_parquet(df, out / "runs.parquet")
     written += [parquet] if parquet else []
     if plots:
-        written += plot_time_vs_size(df, out) + plot_speedup(df, out)
+        written += plot_time_vs_size(time_vs_size_lines(df), out) + plot_speedup(speedup_points(df), out)
     return written
 
 

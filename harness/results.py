@@ -174,13 +174,12 @@ def _is_number(x: object) -> bool:
 def hardware(machine_info: dict) -> str:
     """What the machine *is* (CPU model, GPU model), not what it is called: CI runners
     get a new host name every run, and shards of one run land on different nodes."""
-    cpu = machine_info.get("cpu")
-    brand = cpu.get("brand_raw", "") if isinstance(cpu, dict) else str(cpu or "")
     gpu = machine_info.get("gpu_name") or ""
-    return " / ".join(x for x in (brand or machine_info.get("machine", ""), gpu) if x)
+    return " / ".join(x for x in (_cpu_name(machine_info) or machine_info.get("machine", ""), gpu) if x)
 
 
 def _cpu_name(machine_info: dict) -> str:
+    """The CPU model as pytest-benchmark records it (a py-cpuinfo dict or a plain string)."""
     cpu = machine_info.get("cpu")
     return cpu.get("brand_raw", "") if isinstance(cpu, dict) else str(cpu or "")
 

@@ -209,6 +209,27 @@ def relative_noise(*pairs: tuple[float, float]) -> float:
     return math.sqrt(total)
 
 
+def proportional_noise(value: float, base: float, base_noise: float) -> float:
+    """Noise of ``value`` when it is ``base`` times a constant (a share of peak bandwidth
+    from GB/s): ``base``'s relative noise carried over. NaN when any of the three is not a
+    finite number or ``base`` is 0."""
+    try:
+        v, b, n = float(value), float(base), float(base_noise)
+    except (TypeError, ValueError):
+        return math.nan
+    if not (math.isfinite(v) and math.isfinite(b) and math.isfinite(n)) or b == 0:
+        return math.nan
+    return v * n / b
+
+
+def half_width(low: float, high: float) -> float:
+    """Half the width of the interval [low, high]: the uncertainty of a value inside it.
+    NaN when there is no interval (``low`` is NaN)."""
+    if low is None or not math.isfinite(low):
+        return math.nan
+    return (high - low) / 2
+
+
 def speedup(reference_median: float, median_value: float) -> float:
     """How many times faster than the reference (``eager``): >1 is faster."""
     if not (median_value and math.isfinite(median_value)):

@@ -51,6 +51,16 @@ def check_cases(contender: Contender, cases: list[Case], device: str) -> list[Ca
     return out
 
 
+@dataclass(frozen=True)
+class ContenderTally:
+    """One contender's line of the verdict table."""
+    contender: str
+    cases: int                  # cases checked
+    skipped: int
+    passed: dict[str, int]      # cases passed, per property
+    verdict: str                # 'PASS', 'FAIL', or 'skip' when no case was checked
+
+
 def run_check(args, contenders: list[Contender]) -> int:
     from harness.report import verdict_table
 
@@ -61,7 +71,7 @@ def run_check(args, contenders: list[Contender]) -> int:
     for contender in chosen:
         cases = explicit or cases_for(contender, args.cases)
         results += check_cases(contender, cases, device)
-    print(verdict_table(results, PROPERTIES, device))
+    print(verdict_table(summarise(results, PROPERTIES), PROPERTIES, device))
     failures = [r for r in results if r.verdicts is not None and not r.ok]
     for r in failures[:20]:
         contender = next(c for c in chosen if c.name == r.contender)
@@ -88,3 +98,16 @@ def tally(results: list[CaseVerdicts]) -> dict[str, Counter]:
         for prop, v in r.verdicts.items():
             counts[prop] += v.ok
     return by_contender
+
+
+def summarise(results: list[CaseVerdicts], properties) -> list[ContenderTally]:
+    """Per contender, in the order first checked: counts and the verdict, PASS when every
+    checked case passed every property in ``properties``."""
+    out = []
+    for name, counts in tally(results).items():
+        cases = counts["cases"]
+        verdict = "skip" if not cases else ("PASS" if all(counts[p] == cases for p in properties)
+                                            else "FAIL")
+        out.append(ContenderTally(name, cases, counts["skipped"], {p: counts[p] for p in properties},
+                                  verdict))
+    return out
