@@ -74,7 +74,9 @@ class Outcome:
 @dataclass(frozen=True)
 class Verdict:
     """One property on one case. ``max_abs``/``max_rel`` are the largest errors against
-    the oracle over the compared elements (rel: error / tolerance scale)."""
+    the oracle over the compared elements (rel: error / tolerance scale); ``regime`` is
+    what theory predicted (an `Expect` value): anything but 'exact' was asserted as a
+    known limit rather than compared."""
 
     prop: str
     ok: bool
@@ -82,6 +84,7 @@ class Verdict:
     max_abs: float = 0.0
     max_rel: float = 0.0
     compared: bool = True
+    regime: str = "exact"
 
 
 def tolerance(dtype: torch.dtype, terms: int = 1) -> tuple[float, float, float]:
@@ -177,18 +180,18 @@ def _departs(verdict: Verdict, expect: Expect, reason: str) -> Verdict:
     return Verdict(verdict.prop, not verdict.ok,
                    f"predicted departure ({reason}) "
                    + ("observed: " if not verdict.ok else "did not happen: ") + verdict.detail,
-                   verdict.max_abs, verdict.max_rel, compared=False)
+                   verdict.max_abs, verdict.max_rel, compared=False, regime=expect.value)
 
 
 def _check_breaks(prop: str, value: torch.Tensor, expect: Expect, reason: str) -> Verdict:
     if expect is Expect.DEGRADED:
         return Verdict(prop, True, f"not compared: degraded regime predicted ({reason})",
-                       compared=False)
+                       compared=False, regime=expect.value)
     finite = bool(torch.isfinite(value).all())
     return Verdict(prop, not finite,
                    f"predicted breakdown ({reason}) "
                    + ("did not happen: output is finite" if finite else "observed"),
-                   compared=False)
+                   compared=False, regime=expect.value)
 
 
 def _mean_numerator_overflows(oracle: OracleResult, inputs: Inputs, fmax: float) -> bool:

@@ -19,9 +19,11 @@ def contender_table(contenders) -> str:
 def verdict_table(tallies, properties, device: str) -> str:
     """``tallies`` from `harness.verdicts.summarise`: one per contender, verdict decided."""
     rows = [[t.contender, str(t.cases), str(t.skipped), *[f"{t.passed[p]}/{t.cases}" for p in properties],
-             t.verdict] for t in tallies]
-    title = f"equivalence against the float64 oracle on {device} (passed/checked per property)"
-    return title + "\n" + _table(["contender", "cases", "skipped", *properties, "verdict"], rows)
+             str(t.limits), t.verdict] for t in tallies]
+    title = (f"equivalence against the float64 oracle on {device} (passed/checked per property; "
+             "limits: cases where theory predicts a breakdown, asserted instead of compared)")
+    return title + "\n" + _table(["contender", "cases", "skipped", *properties, "limits", "verdict"],
+                                 rows)
 
 
 # ---- numbers printed to the digits their noise supports --------------------------------

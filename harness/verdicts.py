@@ -59,6 +59,7 @@ class ContenderTally:
     skipped: int
     passed: dict[str, int]      # cases passed, per property
     verdict: str                # 'PASS', 'FAIL', or 'skip' when no case was checked
+    limits: int = 0             # cases in a predicted breakdown/degraded regime (asserted)
 
 
 def run_check(args, contenders: list[Contender]) -> int:
@@ -97,6 +98,7 @@ def tally(results: list[CaseVerdicts]) -> dict[str, Counter]:
         counts["cases"] += 1
         for prop, v in r.verdicts.items():
             counts[prop] += v.ok
+        counts["limits"] += any(v.regime != "exact" for v in r.verdicts.values())
     return by_contender
 
 
@@ -109,5 +111,5 @@ def summarise(results: list[CaseVerdicts], properties) -> list[ContenderTally]:
         verdict = "skip" if not cases else ("PASS" if all(counts[p] == cases for p in properties)
                                             else "FAIL")
         out.append(ContenderTally(name, cases, counts["skipped"], {p: counts[p] for p in properties},
-                                  verdict))
+                                  verdict, counts["limits"]))
     return out
