@@ -28,7 +28,9 @@ def _bench(tmp_path: Path, tag: str, source: str) -> Path:
     module_dir.mkdir()
     (module_dir / "extmod.py").write_text(source)
     out = tmp_path / f"{tag}.json"
-    env = {**os.environ, "PYTHONPATH": f"{module_dir}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1"}
+    # Outside xdist's variables: pytest-benchmark disables itself when it sees them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env.update(PYTHONPATH=f"{module_dir}{os.pathsep}{ROOT}", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "harness", "bench", "--out", str(out),
            "--contender", "ext=extmod:ce", "--", "-k", SELECTION, "--bench-round-time", "0.15",
            "-p", "no:xdist"]

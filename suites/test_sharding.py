@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,10 @@ def test_shard_files_of_one_run_merge_into_one_run(tmp_path):
                "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "-k", selection,
                f"--shard={k}/2", "--run-id=run-42", f"--benchmark-json={out}",
                "--benchmark-save-data", "--bench-round-time=0.02"]
-        subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+        # Outside xdist's variables: pytest-benchmark disables itself when it sees them.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+        subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                       check=True)
         files.append(out)
     df = load(files)
     assert df["run_id"].nunique() == 1
