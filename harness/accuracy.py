@@ -60,9 +60,11 @@ class AccuracyLog:
             if v.prop not in PROPS:
                 continue
             key = (str(name), case.family, case.dtype, scale_band(case.scale), v.prop)
-            cell = self.cells.setdefault(key, {"max_abs": 0.0, "max_rel": 0.0, "cases": 0, "failed": 0})
+            cell = self.cells.setdefault(key, _empty_cell())
             cell["cases"] += 1
             cell["failed"] += 0 if v.ok else 1
+            # A known limit asserted (breakdown, departure, degraded): no error to record.
+            cell["limited"] += 0 if getattr(v, "regime", "exact") == "exact" else 1
             if v.compared:
                 cell["max_abs"] = _max(cell["max_abs"], v.max_abs)
                 cell["max_rel"] = _max(cell["max_rel"], v.max_rel)
@@ -70,11 +72,12 @@ class AccuracyLog:
     def update(self, other: AccuracyLog) -> None:
         """Merge another log (another worker, another file) into this one."""
         for key, theirs in other.cells.items():
-            mine = self.cells.setdefault(key, {"max_abs": 0.0, "max_rel": 0.0, "cases": 0, "failed": 0})
+            mine = self.cells.setdefault(key, _empty_cell())
             mine["max_abs"] = _max(mine["max_abs"], theirs["max_abs"])
             mine["max_rel"] = _max(mine["max_rel"], theirs["max_rel"])
             mine["cases"] += theirs["cases"]
             mine["failed"] += theirs["failed"]
+            mine["limited"] += theirs.get("limited", 0)
         self.device = self.device or other.device
         self.torch = self.torch or other.torch
 
@@ -103,7 +106,8 @@ class AccuracyLog:
             try:
                 key = tuple(str(e[k]) for k in _KEY)
                 cell = {"max_abs": _num(e["max_abs"]), "max_rel": _num(e["max_rel"]),
-                        "cases": int(e["cases"]), "failed": int(e["failed"])}
+                        "cases": int(e["cases"]), "failed": int(e["failed"]),
+                        "limited": int(e.get("limited", 0))}
             except (KeyError, TypeError, ValueError) as exc:
                 raise ResultsError(f"{where}: entry #{i} is malformed ({exc!r})") from None
             log.update(cls(cells={key: cell}))
@@ -120,7 +124,7 @@ class AccuracyLog:
         return cls.from_dict(doc, str(path))
 
     def frame(self) -> pd.DataFrame:
-        cols = [*_KEY, "max_abs", "max_rel", "cases", "failed"]
+        cols = [*_KEY, "max_abs", "max_rel", "cases", "failed", "limited"]
         return pd.DataFrame(self.to_dict()["entries"], columns=cols)
 
 
@@ -134,6 +138,10 @@ def load_accuracy(paths: Iterable[str | Path]) -> pd.DataFrame:
     return df.sort_values(["contender", "dtype", "band", "prop"],
                           key=lambda s: s.map(band_order) if s.name == "band" else s,
                           kind="stable").reset_index(drop=True)
+
+
+def _empty_cell() -> dict:
+    return {"max_abs": 0.0, "max_rel": 0.0, "cases": 0, "failed": 0, "limited": 0}
 
 
 def _max(a: float, b: float) -> float:
