@@ -122,3 +122,17 @@ def test_bad_accuracy_file_is_a_one_line_error(tmp_path, two_machines, capsys):
 @pytest.mark.parametrize(("scale", "band"), [(0.5, "<=1"), (1.0, "<=1"), (30.0, "10-100"), (1e6, ">1e4")])
 def test_scale_bands(scale, band):
     assert scale_band(scale) == band
+
+
+def test_asserted_known_limits_are_counted_not_reported_as_errors(tmp_path):
+    """A predicted breakdown carries no error: the cell counts it and shows no error."""
+    log = AccuracyLog(device="cpu")
+    case = Case(4, 8, scale=1000.0)
+    broke = Verdict("grad", True, "predicted breakdown (...) observed", compared=False, regime="breaks")
+    log.add("softmax_log_nll", case, [broke, Verdict("loss", True, max_abs=1e-3, max_rel=1e-6)])
+    log.write(tmp_path / "acc.json")
+    view = reporting.accuracy_view(load_accuracy([tmp_path / "acc.json"])).iloc[0]
+    assert view["limited"] == 1 and view["cases"] == 1
+    assert math.isnan(view["grad_max_abs"]) and view["loss_max_abs"] == 1e-3
+    assert "| 1 | 1 | 0 |" in report.accuracy_md(reporting.accuracy_view(
+        load_accuracy([tmp_path / "acc.json"])))
