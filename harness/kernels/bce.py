@@ -29,7 +29,7 @@ import triton.language as tl
 from harness.kernels import interpreted
 from harness.kernels._jit import jit, launch_guard
 from harness.kernels.layout import merge_dims, next_pow2
-from harness.kernels.xent import _acc, _row_index, _xent_bwd
+from harness.kernels.xent import _acc, _row_index, _xent_bwd, claim_stored_gradient
 
 BLOCK_GPU, BLOCK_INTERP = 2048, 1 << 15
 
@@ -150,10 +150,7 @@ class FusedBCEWithLogits(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        if ctx.consumed:
-            raise RuntimeError("fused_triton_binary scales its stored gradient in place, so "
-                               "backward can run once per forward (no retain_graph)")
-        ctx.consumed = True
+        claim_stored_gradient(ctx, "fused_triton_binary")
         d = ctx.d
         shape = list(d.shape)
         g = g.expand(shape) if ctx.reduction == "none" else g.reshape(()).expand(shape)
