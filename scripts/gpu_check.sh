@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu dry-runs the script's logic on a CPU machine
 # Budgets (seconds) keep the whole script under 8 minutes even when a stage hangs.
 CORRECTNESS_S=${CORRECTNESS_S:-150}
 BENCH_S=${BENCH_S:-300}
@@ -21,13 +22,13 @@ BENCH_S=${BENCH_S:-300}
 cat "$OUT/env.txt"
 
 timeout "$CORRECTNESS_S" "$PY" -m pytest suites/test_equivalence.py suites/test_binary.py suites/test_fused.py \
-  suites/test_oracle.py --device cuda --hypothesis-profile dev -q -p no:cacheprovider --benchmark-disable \
+  suites/test_oracle.py --device "$DEVICE" --hypothesis-profile dev -q -p no:cacheprovider --benchmark-disable \
   -W ignore::DeprecationWarning --junitxml="$OUT/correctness.xml" > "$OUT/correctness.log" 2>&1
 echo "correctness exit: $?" | tee -a "$OUT/env.txt"
 tail -n 25 "$OUT/correctness.log"
 
 # Short rounds: pytest-benchmark writes its JSON only at the end, so the run must finish.
-timeout "$BENCH_S" "$PY" -m harness bench --size full --device cuda --out "$OUT/bench-full.json" \
+timeout "$BENCH_S" "$PY" -m harness bench --size full --device "$DEVICE" --out "$OUT/bench-full.json" \
   -- --bench-round-time 0.2 > "$OUT/bench.log" 2>&1
 echo "bench exit: $?" | tee -a "$OUT/env.txt"
 grep -E "fidelity|passed|failed|FAILED" "$OUT/bench.log" | tail -n 20
