@@ -148,20 +148,31 @@ def compare_runs(base: pd.DataFrame, new: pd.DataFrame, settings: Settings = Set
 
 
 DRIFT_SIGMAS = 3.0
+DRIFT_CAP = 0.25  # the floor never exceeds a 25 % change: larger changes are always judged
 
 
 def _apply_drift_floor(result: pd.DataFrame) -> pd.DataFrame:
     """Rounds within one run cannot show how much a benchmark drifts from one run to the
     next (measured: two back-to-back runs of one commit on a busy 2-core machine moved one
-    contender by 15 % with p < 1e-4). The spread of all benchmarks' normalised ratios
+    contender by 15 % with p < 1e-4). The spread of all normalised benchmarks' ratios
     between the two runs estimates that drift; a change within ``DRIFT_SIGMAS`` of it is
-    ``noisy``, however significant its rounds are. A real regression of one contender
-    stands out against the others; with fewer than 4 comparable benchmarks there is no
-    estimate and no floor."""
-    judged = result["contender"] != REFERENCE
-    sigma = stats.drift_scale(result.loc[judged, "ratio"]) if "ratio" in result else math.nan
+    ``noisy``, however significant its rounds are. A regression that hits many benchmarks
+    widens the spread it is measured against, so the floor is capped at ``DRIFT_CAP``: a
+    change beyond 25 % (CI fails at 1.5x) is never explained away as drift. With fewer than
+    4 comparable benchmarks there is no estimate and no floor."""
+    normalised = (result["contender"] != REFERENCE) & ~result["note"].astype(str).str.startswith(
+        "not normalised")
+    sigma = stats.drift_scale(result.loc[normalised, "ratio"]) if "ratio" in result else math.nan
     if not math.isfinite(sigma) or sigma == 0:
         return result
+    floor = min(DRIFT_SIGMAS * sigma, math.log1p(DRIFT_CAP))
+    within = (np.log(result["ratio"]).abs() <= floor) & result["judged"].isin(["slower", "faster"])
+    drift = f"within run-to-run drift ({math.expm1(floor):.0%})"
+    env_changed = result["status"] == "environment changed"
+    result.loc[within, "judged"] = "noisy"
+    result.loc[within & ~env_changed, "status"] = "noisy"
+    result.loc[within, "note"] = np.where(env_changed[within], f"would be noisy: {drift}", drift)
+    return result
     floor = DRIFT_SIGMAS * sigma
     for col in ("status", "judged"):
         inside = result[col].isin(["slower", "faster"]) & (np.log(result["ratio"]).abs() <= floor)

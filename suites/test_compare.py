@@ -186,12 +186,23 @@ def _drifted(doc: dict, spread: float) -> dict:
 
 
 def test_changes_within_run_to_run_drift_are_noisy_not_slower(tmp_path):
-    """Drift of ~10 % per benchmark between runs: rounds call each 'significant', the
-    drift floor does not; a 2x slowdown still stands out against it."""
+    """Drift of ~6 % per benchmark between runs, the widest beyond the 10 % threshold:
+    rounds call each 'significant', the drift floor does not; a 2x slowdown still stands
+    out against it."""
     base = make_run(0)
-    new = _drifted(make_run(1), spread=0.10)
+    new = _drifted(make_run(1), spread=0.06)
     result = _compare(tmp_path, base, new)
     assert "slower" not in set(result["status"]) and "faster" not in set(result["status"])
     assert "noisy" in set(result["status"])
     regressed = _compare(tmp_path, base, scale_contender(new, "ext", 2.0))
     assert set(regressed[regressed["status"] == "slower"]["contender"]) == {"ext"}
+
+
+def test_a_regression_of_half_the_benchmarks_is_not_explained_away_as_drift(tmp_path):
+    """Half the benchmarks 1.6x slower widen the ratios' spread; the capped floor still
+    reports them (CI's --fail-ratio 1.5 must fire)."""
+    new = scale_contender(scale_contender(make_run(1), "naive", 1.6), "ext", 1.6)
+    result = _compare(tmp_path, make_run(0), new)
+    slower = result[result["status"] == "slower"]
+    assert set(slower["contender"]) == {"naive", "ext"}
+    assert len(compare.regressions(result, fail_ratio=1.5)) == len(slower)
