@@ -177,43 +177,57 @@ def expectation(contender: Contender, case: Case, device: str) -> Expectation:
 
 
 def compile_key(case: Case) -> str:
-    """What dynamo specialises on for a case: one compile per distinct key."""
+    """The case's compile signature (the values dynamo guards on, as
+    `harness.strategies.COMPILE_SIGNATURES` lists them; channels-last inputs also
+    specialise C, which the strategies hold fixed)."""
     return (f"{case.family}-{case.dtype}-{case.reduction}-{case.weights != 'none'}-"
             f"{case.label_smoothing}-{case.ignore_index}-{len(case.spatial)}-{case.layout}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompileCost:
-    """Seconds of the first call of a compile signature in one mode: cold (the first such
-    call in this process: tracing and compiling the forward graph, and in ``fwd_bwd`` the
-    backward graph — for ``fwd_bwd`` after ``fwd``, only what ``fwd`` did not compile) and
-    warm (the same after torch._dynamo.reset(), served from inductor's on-disk caches).
-    Both include one execution of the step."""
+    """Seconds of the first call of one compile signature in one mode, in this process.
 
-    cold_s: float | None = None
-    warm_s: float | None = None
+    ``cold_s`` includes whatever that call compiled and one execution: for ``fwd`` the
+    graphs of a training forward (on torch 2.13 AOT autograd compiles the backward then
+    too); for ``fwd_bwd`` only what ``fwd`` left uncompiled when ``fwd`` ran first — about
+    one step's time on 2.13 (``what`` says which). ``warm_s`` is the same call after
+    torch._dynamo.reset(), served from inductor's on-disk caches — measured only when the
+    cold call compiled a dynamo graph, so a reset never runs for nothing."""
+
+    cold_s: float
+    warm_s: float | None
+    what: str
 
 
-_compile_costs: dict[tuple[str, str], CompileCost] = {}
+_compile_costs: dict[tuple[str, str, str], CompileCost] = {}
 
 
-def compile_cost(contender: Contender, step: Step, key: str) -> CompileCost | None:
-    """Measure a compiled contender's compile cost once per signature (None otherwise)."""
-    stats = contender.compiled
-    if stats is None:
+def compile_cost(contender: Contender, step: Step, key: str, mode: str) -> CompileCost | None:
+    """Measure a compiled contender's compile cost once per signature and mode (None for a
+    contender that is not compiled)."""
+    counters = contender.compiled
+    if counters is None:
         return None
-    cached = _compile_costs.get((contender.name, key))
-    if cached is not None:
-        return cached
-    cost = CompileCost()
-    step.setup()
-    start = time.perf_counter()
-    step.run()
-    cost.cold_s = time.perf_counter() - start
-    torch._dynamo.reset()
-    step.setup()
-    start = time.perf_counter()
-    step.run()
-    cost.warm_s = time.perf_counter() - start
-    _compile_costs[(contender.name, key)] = cost
+    if (contender.name, key, mode) in _compile_costs:
+        return _compile_costs[(contender.name, key, mode)]
+    forward_done = mode == "fwd_bwd" and (contender.name, key, "fwd") in _compile_costs
+    what = {"fwd": "forward graph", "fwd_bwd": "forward and backward graphs"}[mode]
+    if forward_done:
+        what = "what fwd left uncompiled (torch 2.13 compiles the backward with the forward)"
+    before = counters.compiles
+    cold = _first_call_seconds(step)
+    warm = None
+    if counters.compiles > before:
+        torch._dynamo.reset()
+        warm = _first_call_seconds(step)
+    cost = CompileCost(cold, warm, what)
+    _compile_costs[(contender.name, key, mode)] = cost
     return cost
+
+
+def _first_call_seconds(step: Step) -> float:
+    step.setup()
+    start = time.perf_counter()
+    step.run()
+    return time.perf_counter() - start

@@ -52,7 +52,7 @@ def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, request)
     inputs = bench.inputs_for(case, device)
     step = bench.make_step(contender, inputs, mode, device, flush=bench_options["flush"])
     try:
-        cost = bench.compile_cost(contender, step, f"{bench.compile_key(case)}-{mode}")
+        cost = bench.compile_cost(contender, step, bench.compile_key(case), mode)
         verdicts = bench.check_before_timing(contender, case, mode, device)
     except Exception as exc:  # recorded and reported; the run goes on
         kind = "out of memory" if isinstance(exc, torch.cuda.OutOfMemoryError) else type(exc).__name__
@@ -72,6 +72,7 @@ def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, request)
         "peak_gbps": peak_gbps, "peak_mem_bytes": peak_mem,
         "compile_s": cost.cold_s if cost else None,
         "compile_warm_s": cost.warm_s if cost else None,
+        "compile_what": cost.what if cost else None,
         "torch": torch.__version__,
         "accuracy": _accuracy(bench.expectation(contender, case, device)),
     })
