@@ -197,12 +197,13 @@ def summary_md(summary) -> str:
 def accuracy_md(acc) -> str:
     """Largest error against the float64 oracle per contender × dtype × logit-scale band
     (``acc`` from `harness.reporting.accuracy_view`: loss and grad columns side by side).
-    'known limit' counts the cases where theory predicted a breakdown, asserted instead of
-    compared: their errors are not in the error columns."""
+    'known limit' counts, for the loss and the gradient, the cases where theory predicted
+    a breakdown or departure, asserted instead of compared: their errors are not shown."""
     def e(x) -> str:
         return f"{x:.2g}" if _finite(x) else DASH
     rows = [[r.contender, r.dtype, r.band, e(r.loss_max_abs), e(r.loss_max_rel), e(r.grad_max_abs),
-             e(r.grad_max_rel), str(int(r.cases)), str(int(r.limited)), str(int(r.failed))]
+             e(r.grad_max_rel), str(int(r.cases)), f"{int(r.loss_limited)}/{int(r.grad_limited)}",
+             str(int(r.failed))]
             for r in acc.itertuples()]
     return md_table(["contender", "dtype", "logit scale", "loss abs", "loss rel", "grad abs",
-                     "grad rel", "cases", "known limit", "failed"], rows)
+                     "grad rel", "cases", "known limit (loss/grad)", "failed"], rows)

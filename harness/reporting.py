@@ -100,10 +100,11 @@ def accuracy_view(acc: pd.DataFrame) -> pd.DataFrame:
             wide[col] = math.nan
     wide["cases"] = wide.filter(like="_cases").max(axis=1)
     wide["failed"] = wide.filter(like="_failed").sum(axis=1)
-    wide["limited"] = wide.filter(like="_limited").max(axis=1)
     for prop in ("loss", "grad"):
+        limited = f"{prop}_limited"
+        wide[limited] = wide[limited].fillna(0) if limited in wide else 0
         # Every case of the cell asserted a known limit: there is no error to show.
-        if f"{prop}_limited" in wide:
+        if f"{prop}_cases" in wide:
             nothing = wide[f"{prop}_limited"] >= wide[f"{prop}_cases"]
             wide.loc[nothing, [f"{prop}_max_abs", f"{prop}_max_rel"]] = math.nan
     from harness.accuracy import BANDS
@@ -129,9 +130,10 @@ def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> s
     if accuracy is not None and len(accuracy):
         out += ["## Accuracy against the float64 oracle", "",
                 "Largest error over the cases checked, per logit-scale band "
-                "(rel: error / the tolerance's condition scale). 'known limit': cases in a "
-                "regime where theory predicts a breakdown (softmax → log underflow, BCELoss's "
-                "clamp), asserted as such instead of compared, so absent from the errors.", "",
+                "(rel: error / the tolerance's condition scale). 'known limit (loss/grad)': "
+                "cases in a regime where theory predicts a breakdown or departure (softmax → log "
+                "underflow, BCELoss's clamp), asserted as such instead of compared, so absent "
+                "from the errors.", "",
                 report.accuracy_md(accuracy_view(accuracy)), ""]
     out += ["## Cases", ""]
     order = cases.sort_values(["family", "case_id", "mode"], kind="stable")[["case_id", "mode"]]
