@@ -21,7 +21,8 @@ def verdict_table(tallies, properties, device: str) -> str:
     rows = [[t.contender, str(t.cases), str(t.skipped), *[f"{t.passed[p]}/{t.cases}" for p in properties],
              str(t.limits), t.verdict] for t in tallies]
     title = (f"equivalence against the float64 oracle on {device} (passed/checked per property; "
-             "limits: cases where theory predicts a breakdown, asserted instead of compared)")
+             "limits: cases where theory predicts a breakdown or departure, asserted instead of "
+             "compared)")
     return title + "\n" + _table(["contender", "cases", "skipped", *properties, "limits", "verdict"],
                                  rows)
 

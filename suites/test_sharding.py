@@ -56,9 +56,10 @@ def test_shard_files_of_one_run_merge_into_one_run(tmp_path):
                f"--shard={k}/2", "--run-id=run-42", f"--benchmark-json={out}",
                "--benchmark-save-data", "--bench-round-time=0.02"]
         # Outside xdist's variables: pytest-benchmark disables itself when it sees them.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-        subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-                       check=True)
+        env = {name: value for name, value in os.environ.items()
+               if not name.startswith("PYTEST_XDIST")}
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         files.append(out)
     df = load(files)
     assert df["run_id"].nunique() == 1

@@ -28,3 +28,12 @@ def launch_guard():
 
         return np.errstate(all="ignore")
     return contextlib.nullcontext()
+
+
+def claim_stored_gradient(ctx, name: str) -> None:
+    """The fused backward scales the gradient stored by the forward in place, so it may
+    run once per forward: a second backward (retain_graph=True) is refused, not wrong."""
+    if ctx.consumed:
+        raise RuntimeError(f"{name} scales its stored gradient in place, so backward can run "
+                           "once per forward (retain_graph=True is not supported)")
+    ctx.consumed = True

@@ -27,9 +27,9 @@ import triton
 import triton.language as tl
 
 from harness.kernels import interpreted
-from harness.kernels._jit import jit, launch_guard
+from harness.kernels._jit import claim_stored_gradient, jit, launch_guard
 from harness.kernels.layout import merge_dims, next_pow2
-from harness.kernels.xent import _acc, _row_index, _xent_bwd, claim_stored_gradient
+from harness.kernels.xent import _acc, _row_index, _xent_bwd
 
 BLOCK_GPU, BLOCK_INTERP = 2048, 1 << 15
 

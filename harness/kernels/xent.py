@@ -29,17 +29,8 @@ import triton
 import triton.language as tl
 
 from harness.kernels import interpreted
-from harness.kernels._jit import jit, launch_guard
+from harness.kernels._jit import claim_stored_gradient, jit, launch_guard
 from harness.kernels.layout import merge_dims, row_strides, tile
-
-
-def claim_stored_gradient(ctx, name: str) -> None:
-    """The fused backward scales the gradient stored by the forward in place, so it may
-    run once per forward: a second backward (retain_graph=True) is refused, not wrong."""
-    if ctx.consumed:
-        raise RuntimeError(f"{name} scales its stored gradient in place, so backward can run "
-                           "once per forward (retain_graph=True is not supported)")
-    ctx.consumed = True
 
 # Tile budgets (elements per program). The interpreter's cost is per program and per op,
 # not per element, so it gets one big tile; GPU figures are first guesses to be tuned.
