@@ -165,3 +165,23 @@ def test_cli_lists_an_external_contender(tmp_path: Path, monkeypatch: pytest.Mon
     assert cli_main(["list", "--contender", "mine=xb_listed_mod:fn"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("mine "))
     assert "multiclass" in row and "external xb_listed_mod:fn" in row
+
+
+def test_installed_package_registers_contenders_by_entry_point(tmp_path: Path) -> None:
+    """A distribution declaring the entry-point groups contributes contenders to `list`
+    and to the suites, without any flag."""
+    dist = tmp_path / "xent_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xent-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[xentbench.contenders]\nviaep = torch.nn.functional:cross_entropy\n\n"
+        "[xentbench.binary_contenders]\nviaep_bin = torch.nn.functional:binary_cross_entropy_with_logits\n")
+    listed = run(["-m", "harness", "list"], pythonpath=tmp_path)
+    assert listed.returncode == 0, show(listed)
+    assert re.search(r"^viaep\s+multiclass\s", listed.stdout, re.M), show(listed)
+    assert re.search(r"^viaep_bin\s+binary\s", listed.stdout, re.M), show(listed)
+    collected = run(["-m", "pytest", "suites/test_equivalence.py", "suites/test_binary.py",
+                     "--collect-only", "-q", "-p", "no:cacheprovider", "-k", "viaep"],
+                    pythonpath=tmp_path)
+    assert "test_multiclass_property[viaep-loss]" in collected.stdout, show(collected)
+    assert "test_binary_property[viaep_bin-loss]" in collected.stdout, show(collected)
