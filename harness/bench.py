@@ -166,13 +166,13 @@ _expectations: dict[tuple[str, Case, str], Expectation] = {}
 
 
 def expectation(contender: Contender, case: Case, device: str) -> Expectation:
-    """What theory predicts for this contender here; computed once (a contender's limits
-    may rebuild the case's inputs, gigabytes at full size)."""
+    """What theory predicts for this contender here; computed once per case (a
+    contender's limits may scan every element of a full-size case)."""
     if contender.limits is None:
         return EXACT
     key = (contender.name, case, device)
     if key not in _expectations:
-        _expectations[key] = contender.limits(case, oracle_for(case, device))
+        _expectations[key] = contender.limits(inputs_for(case, device), oracle_for(case, device))
     return _expectations[key]
 
 

@@ -73,7 +73,7 @@ def verify(contender: Contender, case, device: str = "cpu") -> dict[str, Verdict
     """Build the case, run the contender, and judge all five properties."""
     inputs = make_inputs(case, device)
     truth = solve(inputs)
-    expect = contender.limits(case, truth) if contender.limits else EXACT
+    expect = contender.limits(inputs, truth) if contender.limits else EXACT
     return check_all(evaluate(contender, inputs), truth, inputs, expect)
 
 

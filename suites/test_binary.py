@@ -152,7 +152,8 @@ def test_bce_sigmoid_breakdown_is_predicted_and_observed(case_id, loss, grad):
     contender, case = get("bce_sigmoid"), Case.from_id(case_id)
     from harness.execute import solve
 
-    expect = contender.limits(case, solve(make_inputs(case)))
+    inputs = make_inputs(case)
+    expect = contender.limits(inputs, solve(inputs))
     assert (expect.loss, expect.grad) == (loss, grad), expect.reason
     verdicts = verify(contender, case)
     assert all(v.ok for v in verdicts.values()), {k: v.detail for k, v in verdicts.items()}

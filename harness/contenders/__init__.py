@@ -76,8 +76,8 @@ class Contender:
     """A named implementation. ``fn`` has the family's signature: that of
     `F.cross_entropy` (multiclass) or `F.binary_cross_entropy_with_logits` (binary).
 
-    ``limits`` predicts, from theory, where the implementation breaks down (see
-    `harness.check.Expectation`); ``compiled`` carries compile statistics for
+    ``limits(inputs, oracle)`` predicts, from theory, where the implementation breaks
+    down on these inputs (see `harness.check.Expectation`); ``compiled`` carries compile statistics for
     torch.compile contenders; ``available`` says why it cannot run here (e.g. missing
     Triton) or None; ``untimed`` says why it runs but must not be timed here (Triton's
     interpreter) or None."""

@@ -85,10 +85,11 @@ _SUBNORMAL_LOG = {k: math.log(torch.finfo(d).tiny) for k, d in
                    "f16": torch.float16}.items()}
 
 
-def softmax_log_limits(case, oracle) -> Expectation:
+def softmax_log_limits(inputs, oracle) -> Expectation:
     """The loss breaks (inf) once a target's log-probability is below T0, the gradient
     (NaN) once any class's is, since log's backward divides by p = 0; between T0 and Tn
     the result is finite but imprecise."""
+    case = inputs.case
     t0, tn = _UNDERFLOW_LOG[case.dtype], _SUBNORMAL_LOG[case.dtype]
     margin = 1.0
     valid = oracle.valid
