@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from harness.cases import Inputs, make_inputs
-from harness.check import EXACT, Outcome, Verdict, check_all
+from harness.check import EXACT, PROPERTIES, Outcome, Verdict, check_all
 from harness.contenders import Contender
 
 
@@ -69,12 +69,13 @@ def solve(inputs: Inputs):
     return oracle.binary(inputs) if inputs.case.family == "binary" else oracle.multiclass(inputs)
 
 
-def verify(contender: Contender, case, device: str = "cpu") -> dict[str, Verdict]:
-    """Build the case, run the contender, and judge all five properties."""
+def verify(contender: Contender, case, device: str = "cpu",
+           props: tuple[str, ...] = PROPERTIES) -> dict[str, Verdict]:
+    """Build the case, run the contender, and judge the properties (all five by default)."""
     inputs = make_inputs(case, device)
     truth = solve(inputs)
     expect = contender.limits(inputs, truth) if contender.limits else EXACT
-    return check_all(evaluate(contender, inputs), truth, inputs, expect)
+    return check_all(evaluate(contender, inputs), truth, inputs, expect, props)
 
 
 def repro_command(contender: Contender, case) -> str:

@@ -164,7 +164,7 @@ def check_property(contender: registry.Contender, prop: str, device: str, count_
     @chosen
     @given(case=strategies.cases(contender))
     def property_holds(case):
-        verdict = verify(contender, case, device)[prop]
+        verdict = verify(contender, case, device, (prop,))[prop]
         count_case(contender, case, {prop: verdict})
         assert verdict.ok, (
             f"{contender.name}: property '{prop}' fails on case {case.id}\n  {verdict.detail}\n"
