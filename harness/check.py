@@ -53,9 +53,21 @@ class Expect(str, Enum):
 
 @dataclass(frozen=True)
 class Expectation:
+    """What theory predicts, for the loss and the gradient as a whole (the worst case) and,
+    optionally, element by element: ``loss_regimes`` per loss element (reduction 'none')
+    and ``grad_regimes`` per row of the logits, each holding `REGIME_CODES` values. With
+    them, exact elements are still compared and breaking ones must be non-finite; without
+    them the whole output is judged by ``loss`` / ``grad``."""
+
     loss: Expect = Expect.EXACT
     grad: Expect = Expect.EXACT
     reason: str = ""
+    loss_regimes: torch.Tensor | None = None
+    grad_regimes: torch.Tensor | None = None
+
+
+# Element regimes in Expectation.loss_regimes / grad_regimes.
+REGIME_CODES = {Expect.EXACT: 0, Expect.DEGRADED: 1, Expect.BREAKS: 2}
 
 
 EXACT = Expectation()
@@ -110,10 +122,12 @@ def _as64(t: torch.Tensor) -> torch.Tensor:
 
 
 def _compare(prop: str, got: torch.Tensor, want: torch.Tensor, scale: torch.Tensor,
-             rtol: float, atol: float, fmax: float) -> Verdict:
+             rtol: float, atol: float, fmax: float, only: torch.Tensor | None = None) -> Verdict:
     got, want = _as64(got).reshape(want.shape), want
     scale = scale.expand_as(want)
     mask = torch.isfinite(want) & torch.isfinite(got) & (want.abs() <= fmax)
+    if only is not None:
+        mask &= only
     if not bool(mask.any()):
         return Verdict(prop, True, "nothing finite to compare", compared=False)
     err = (got - want).abs()[mask]
@@ -140,10 +154,14 @@ def check_loss(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expec
     """(a) the loss matches the oracle within tolerance."""
     if (why := _expected_output(out)) or out.loss is None:
         return Verdict("loss", False, why or "returned nothing")
-    if expect.loss not in (Expect.EXACT, Expect.DEPARTS):
-        return _check_breaks("loss", out.loss, expect.loss, expect.reason)
     dtype = out.loss.dtype if out.loss.is_floating_point() else inputs.logits.dtype
     rtol, atol, _ = tolerance(dtype, reduced_terms(inputs))
+    if expect.loss_regimes is not None:
+        return _check_regimes("loss", out.loss, oracle.loss, oracle.loss_scale, rtol, atol,
+                              torch.finfo(dtype).max, expect.loss_regimes.reshape(oracle.loss.shape),
+                              expect.reason)
+    if expect.loss not in (Expect.EXACT, Expect.DEPARTS):
+        return _check_breaks("loss", out.loss, expect.loss, expect.reason)
     return _departs(_compare("loss", out.loss, oracle.loss, oracle.loss_scale, rtol, atol,
                              torch.finfo(dtype).max), expect.loss, expect.reason)
 
@@ -152,23 +170,55 @@ def check_grad(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expec
     """(b) the gradient w.r.t. the logits (upstream gradient ``inputs.grad_out``) matches."""
     if (why := _expected_output(out)) or out.grad is None:
         return Verdict("grad", False, why or "no gradient reached the logits")
-    if expect.grad not in (Expect.EXACT, Expect.DEPARTS):
-        return _check_breaks("grad", out.grad, expect.grad, expect.reason)
     terms = reduced_terms(inputs) if inputs.case.reduction == "mean" else 1
     rtol, _, atol = tolerance(inputs.logits.dtype, terms)
     case = inputs.case
     cond = _class_dim_scale(oracle, case)
+    fmax = torch.finfo(inputs.logits.dtype).max
+    if expect.grad_regimes is not None:
+        codes = rows_to_logits(expect.grad_regimes, case).expand_as(oracle.grad)
+        return _check_regimes("grad", out.grad, oracle.grad, cond, rtol, atol, fmax, codes,
+                              expect.reason)
+    if expect.grad not in (Expect.EXACT, Expect.DEPARTS):
+        return _check_breaks("grad", out.grad, expect.grad, expect.reason)
     return _departs(_compare("grad", out.grad, oracle.grad, cond, rtol, atol,
                              torch.finfo(inputs.logits.dtype).max), expect.grad, expect.reason)
 
 
 def _class_dim_scale(oracle: OracleResult, case) -> torch.Tensor:
     """Per-row gradient scale × condition number, broadcast to the logits' shape."""
-    per_row = oracle.row_scale * oracle.condition
+    return rows_to_logits(oracle.row_scale * oracle.condition, case)
+
+
+def rows_to_logits(per_row: torch.Tensor, case) -> torch.Tensor:
+    """A value per position ([positions], the oracle's row order) laid out like the
+    logits, with a class dim of size 1 to broadcast."""
     if case.family == "binary":
-        return per_row.reshape(oracle.grad.shape)
+        return per_row.reshape(case.logits_shape)
     shaped = per_row.reshape(case.n, *case.spatial, 1)
     return shaped.movedim(-1, 1) if case.spatial else shaped
+
+
+def _check_regimes(prop: str, got: torch.Tensor, want: torch.Tensor, scale: torch.Tensor,
+                   rtol: float, atol: float, fmax: float, codes: torch.Tensor,
+                   reason: str) -> Verdict:
+    """Element by element: compare where theory says exact, require a non-finite value
+    where it says the computation breaks, leave the degraded band alone."""
+    exact, breaks = codes == REGIME_CODES[Expect.EXACT], codes == REGIME_CODES[Expect.BREAKS]
+    verdict = _compare(prop, got, want, scale, rtol, atol, fmax, only=exact)
+    got64 = _as64(got).reshape(want.shape)
+    survived = breaks & torch.isfinite(got64)
+    regime = (Expect.BREAKS if bool(breaks.any()) else
+              Expect.DEGRADED if not bool(exact.all()) else Expect.EXACT)
+    if regime is Expect.EXACT:
+        return verdict
+    detail = (f"{verdict.detail if bool(exact.any()) else 'nothing exact to compare'}; "
+              f"{int(breaks.sum())} elements predicted to break ({reason})")
+    if bool(survived.any()):
+        idx = torch.nonzero(survived)[0].tolist()
+        detail += f" but {int(survived.sum())} are finite, e.g. at {idx}"
+    return Verdict(prop, verdict.ok and not bool(survived.any()), detail, verdict.max_abs,
+                   verdict.max_rel, compared=bool(exact.any()), regime=regime.value)
 
 
 def _departs(verdict: Verdict, expect: Expect, reason: str) -> Verdict:
@@ -220,7 +270,8 @@ def _binary_partials_overflow(oracle: OracleResult, inputs: Inputs, fmax: float)
 
 
 def _pattern(tag: str, got: torch.Tensor, want: torch.Tensor, rtol: float, fmax: float,
-             may_overflow: bool | torch.Tensor = False) -> str | None:
+             may_overflow: bool | torch.Tensor = False,
+             only: torch.Tensor | None = None) -> str | None:
     got, want = _as64(got).reshape(want.shape), want
     overflow = want.abs() > fmax * (1 + rtol)
     borderline = (want.abs() > fmax * (1 - rtol)) & ~overflow
@@ -232,6 +283,8 @@ def _pattern(tag: str, got: torch.Tensor, want: torch.Tensor, rtol: float, fmax:
     bad_inf = expect_inf & ~(torch.isinf(got) & (torch.sign(got) == torch.sign(want)))
     bad_finite = ~expect_nan & ~expect_inf & ~borderline & ~torch.isfinite(got)
     for name, bad in (("NaN", bad_nan), ("±inf", bad_inf), ("finite", bad_finite)):
+        if only is not None:
+            bad &= only
         if bool(bad.any()):
             idx = torch.nonzero(bad)[0].tolist()
             return (f"{tag}: oracle says {name} at index {idx} (oracle "
@@ -249,14 +302,19 @@ def check_nonfinite(out: Outcome, oracle: OracleResult, inputs: Inputs,
     dtype = inputs.logits.dtype
     rtol = tolerance(dtype)[0]
     fmax = torch.finfo(dtype).max
-    if expect.loss is Expect.EXACT:
+    exact = REGIME_CODES[Expect.EXACT]
+    if expect.loss is Expect.EXACT or expect.loss_regimes is not None:
         may_overflow = _mean_numerator_overflows(oracle, inputs, fmax)
         if inputs.case.family == "binary":
             may_overflow = _binary_partials_overflow(oracle, inputs, fmax) | may_overflow
+        only = (None if expect.loss_regimes is None
+                else expect.loss_regimes.reshape(oracle.loss.shape) == exact)
         problems.append(_pattern("loss", out.loss, oracle.loss, rtol, fmax,
-                                 may_overflow=may_overflow))
-    if expect.grad is Expect.EXACT and out.grad is not None:
-        problems.append(_pattern("grad", out.grad, oracle.grad, rtol, fmax))
+                                 may_overflow=may_overflow, only=only))
+    if (expect.grad is Expect.EXACT or expect.grad_regimes is not None) and out.grad is not None:
+        only = (None if expect.grad_regimes is None else
+                rows_to_logits(expect.grad_regimes, inputs.case).expand_as(oracle.grad) == exact)
+        problems.append(_pattern("grad", out.grad, oracle.grad, rtol, fmax, only=only))
     problems = [p for p in problems if p]
     return Verdict("nonfinite", not problems, "; ".join(problems) or "pattern matches")
 

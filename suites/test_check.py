@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 
 from harness import contenders as registry
 from harness import strategies
-from harness.cases import Case
+from harness.cases import Case, make_inputs
 from harness.check import PROPERTIES
 from harness.contenders import Capabilities, Contender
 from harness.execute import verify
@@ -206,3 +206,37 @@ def test_raising_contender_fails_every_output_property() -> None:
     for prop in ("loss", "grad", "nonfinite", "meta"):
         assert not verdicts[prop].ok
         assert "kernel not implemented" in verdicts[prop].detail
+
+
+def _mixed_regime_case():
+    """A 'none' case in which softmax→log breaks on some rows and is exact on others."""
+    from harness.contenders import get
+    from harness.execute import solve
+
+    limits = get("softmax_log_nll").limits
+    for seed in range(200):
+        case = Case(n=16, c=2, reduction="none", scale=100.0, seed=seed)
+        inputs = make_inputs(case)
+        regimes = limits(inputs, solve(inputs)).loss_regimes
+        if bool((regimes == 0).any()) and bool((regimes == 2).any()):
+            return case
+    raise AssertionError("no seed below 200 mixes exact and breaking rows")
+
+
+def test_rows_theory_calls_exact_are_still_compared_when_others_break():
+    """Element-wise regimes: the breaking rows must be inf, and the exact rows must match;
+    an error planted on the exact rows alone is caught."""
+    from harness.contenders import get
+    from harness.contenders.multiclass import softmax_log_nll
+
+    case = _mixed_regime_case()
+    honest = verify(get("softmax_log_nll"), case)
+    assert honest["loss"].ok and honest["loss"].regime == "breaks" and honest["loss"].compared
+
+    def nudged(input, target, **kwargs):
+        out = softmax_log_nll(input, target, **kwargs)
+        return torch.where(torch.isfinite(out), out * 1.001, out)
+
+    planted = Contender("nudged", "multiclass", nudged, "test", caps=get("softmax_log_nll").caps,
+                        limits=get("softmax_log_nll").limits)
+    assert not verify(planted, case)["loss"].ok

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from harness.check import Expect, Expectation
+from harness.check import REGIME_CODES, Expect, Expectation
 from harness.contenders import Capabilities, Contender, register
 
 NO_SMOOTHING = Capabilities(label_smoothing=False)
@@ -86,27 +86,38 @@ _SUBNORMAL_LOG = {k: math.log(torch.finfo(d).tiny) for k, d in
 
 
 def softmax_log_limits(inputs, oracle) -> Expectation:
-    """The loss breaks (inf) once a target's log-probability is below T0, the gradient
-    (NaN) once any class's is, since log's backward divides by p = 0; between T0 and Tn
-    the result is finite but imprecise."""
+    """Row by row: the loss breaks (inf) once the target's log-probability is below T0, the
+    gradient (NaN) once any class's is, since log's backward divides by p = 0 — ignored rows
+    included (0/0); between T0 and Tn a row is finite but imprecise. Rows are independent,
+    so the gradient is judged per row under every reduction and the loss per element under
+    'none'; a sum or mean breaks when any row does."""
     case = inputs.case
     t0, tn = _UNDERFLOW_LOG[case.dtype], _SUBNORMAL_LOG[case.dtype]
     margin = 1.0
-    valid = oracle.valid
-    target_min = float(oracle.target_logp[valid].min()) if bool(valid.any()) else 0.0
-    any_min = float(oracle.logp.min()) if oracle.logp.numel() else 0.0
+    exact, degraded, breaks = (REGIME_CODES[e] for e in (Expect.EXACT, Expect.DEGRADED,
+                                                           Expect.BREAKS))
+    valid, target = oracle.valid, oracle.target_logp
+    row_min = oracle.logp.amin(1) if oracle.logp.numel() else torch.zeros(0, dtype=torch.float64)
 
-    def band(value: float, exact_floor: float) -> Expect:
-        if value < t0 - margin:
-            return Expect.BREAKS
-        return Expect.EXACT if value > exact_floor + margin else Expect.DEGRADED
+    loss_rows = torch.full_like(target, degraded, dtype=torch.int8)
+    loss_rows[~valid | (target > tn + margin)] = exact
+    loss_rows[valid & (target < t0 - margin)] = breaks
+    grad_rows = torch.full_like(target, degraded, dtype=torch.int8)
+    grad_rows[(row_min > t0 + margin) & (~valid | (target > tn + margin))] = exact
+    grad_rows[row_min < t0 - margin] = breaks
 
-    loss = band(target_min, tn)
-    grad = band(any_min, t0)
-    if grad is Expect.EXACT and loss is not Expect.EXACT:
-        grad = Expect.DEGRADED
-    return Expectation(loss, grad, f"min target log p {target_min:.4g}, min log p {any_min:.4g}; "
-                                   f"{case.dtype} softmax underflows below {t0}")
+    def worst(codes: torch.Tensor) -> Expect:
+        top = int(codes.max()) if codes.numel() else exact
+        return next(e for e, c in REGIME_CODES.items() if c == top)
+
+    target_min = float(target[valid].min()) if bool(valid.any()) else 0.0
+    any_min = float(row_min.min()) if row_min.numel() else 0.0
+    return Expectation(
+        worst(loss_rows), worst(grad_rows),
+        f"min target log p {target_min:.4g}, min log p {any_min:.4g}; "
+        f"{case.dtype} softmax underflows below {t0}",
+        loss_regimes=loss_rows if case.reduction == "none" else None,
+        grad_regimes=grad_rows)
 
 
 register(Contender("eager", "multiclass", eager, "F.cross_entropy"))
