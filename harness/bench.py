@@ -74,8 +74,13 @@ _SMALL_BENCH = strategies.Sizes(max_n=32, max_c=512, max_side=128, max_positions
                                 max_elements=1 << 20, min_n=4, min_side=8)
 
 
-def bench_cases(size: str, device: str) -> list[Case]:
-    return [*landmarks(size, device).values(), *generated(size)]
+CASE_SETS = ("all", "landmarks", "generated")
+
+
+def bench_cases(size: str, device: str, which: str = "all") -> list[Case]:
+    """The landmark cases, the generated ones, or both (landmarks first)."""
+    named = list(landmarks(size, device).values()) if which in ("all", "landmarks") else []
+    return named + (generated(size) if which in ("all", "generated") else [])
 
 
 def min_bytes(case: Case, mode: str) -> int:

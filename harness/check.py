@@ -271,7 +271,10 @@ def _binary_partials_overflow(oracle: OracleResult, inputs: Inputs, fmax: float)
 
 def _pattern(tag: str, got: torch.Tensor, want: torch.Tensor, rtol: float, fmax: float,
              may_overflow: bool | torch.Tensor = False,
-             only: torch.Tensor | None = None) -> str | None:
+             only: torch.Tensor | None = None, any_nonfinite: bool = False) -> str | None:
+    """The first element whose finiteness disagrees with the oracle, described; None if
+    none does. ``any_nonfinite``: the oracle's NaNs stand for a division by zero, where
+    ±inf is as right as NaN."""
     got, want = _as64(got).reshape(want.shape), want
     overflow = want.abs() > fmax * (1 + rtol)
     borderline = (want.abs() > fmax * (1 - rtol)) & ~overflow
@@ -279,7 +282,7 @@ def _pattern(tag: str, got: torch.Tensor, want: torch.Tensor, rtol: float, fmax:
         borderline = borderline | (torch.isfinite(want) & ~overflow & may_overflow)
     expect_nan = torch.isnan(want)
     expect_inf = torch.isinf(want) | overflow
-    bad_nan = expect_nan & ~torch.isnan(got)
+    bad_nan = expect_nan & (torch.isfinite(got) if any_nonfinite else ~torch.isnan(got))
     bad_inf = expect_inf & ~(torch.isinf(got) & (torch.sign(got) == torch.sign(want)))
     bad_finite = ~expect_nan & ~expect_inf & ~borderline & ~torch.isfinite(got)
     for name, bad in (("NaN", bad_nan), ("±inf", bad_inf), ("finite", bad_finite)):
@@ -310,11 +313,13 @@ def check_nonfinite(out: Outcome, oracle: OracleResult, inputs: Inputs,
         only = (None if expect.loss_regimes is None
                 else expect.loss_regimes.reshape(oracle.loss.shape) == exact)
         problems.append(_pattern("loss", out.loss, oracle.loss, rtol, fmax,
-                                 may_overflow=may_overflow, only=only))
+                                 may_overflow=may_overflow, only=only,
+                                 any_nonfinite=oracle.division_by_zero))
     if (expect.grad is Expect.EXACT or expect.grad_regimes is not None) and out.grad is not None:
         only = (None if expect.grad_regimes is None else
                 rows_to_logits(expect.grad_regimes, inputs.case).expand_as(oracle.grad) == exact)
-        problems.append(_pattern("grad", out.grad, oracle.grad, rtol, fmax, only=only))
+        problems.append(_pattern("grad", out.grad, oracle.grad, rtol, fmax, only=only,
+                                 any_nonfinite=oracle.division_by_zero))
     problems = [p for p in problems if p]
     return Verdict("nonfinite", not problems, "; ".join(problems) or "pattern matches")
 

@@ -15,7 +15,10 @@ row factor a_n (g_n for none, g for sum, g / W for mean),
     ∂/∂x_nk = a_n · v_n · [ (1-ε)·w_{y_n}·(p_nk - [k = y_n]) + (ε/C)·(p_nk·Σ_c w_c - w_k) ]
 
 PyTorch's contract when W = 0 under 'mean': the loss is NaN; ignored rows get a zero
-gradient and non-ignored rows (whose weights are all 0) a NaN gradient.
+gradient and non-ignored rows (whose weights are all 0) a NaN gradient. When weights of
+both signs cancel to W = 0 under a nonzero numerator (the seed's helper does this), the
+value is a division by zero — ±inf or NaN by the sign of a zero — and the result says so
+(``division_by_zero``): any non-finite value is then right.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class OracleResult:
     condition: torch.Tensor
     loss_scale: torch.Tensor
     weighted_sum: torch.Tensor
+    division_by_zero: bool = False
 
 
 def _class_last(x: torch.Tensor) -> torch.Tensor:
@@ -88,6 +92,7 @@ def multiclass(inputs: Inputs) -> OracleResult:
     row_weight = (1 - eps) * w_y.abs() + (eps / n_cls) * w.abs().sum() * valid
     magnitude = row_weight * condition
 
+    division_by_zero = False
     if case.reduction == "none":
         loss, loss_scale = per_pos.reshape(case.target_shape), magnitude.reshape(case.target_shape)
         row_factor = g
@@ -97,6 +102,9 @@ def multiclass(inputs: Inputs) -> OracleResult:
     elif bool(total_weight == 0):
         loss, loss_scale = torch.tensor(float("nan"), dtype=F64), magnitude.sum()
         row_factor = torch.full_like(per_pos, float("nan"))
+        # Weights of both signs (the seed's helper) can cancel to W = 0 under a nonzero
+        # numerator: x / ±0 is ±inf, or NaN where terms meet, by the sign of a zero.
+        division_by_zero = bool((w_y * -target_logp).sum() != 0)
     else:
         loss, loss_scale = per_pos.sum() / total_weight, magnitude.sum() / total_weight.abs()
         row_factor = (g / total_weight).expand_as(per_pos)
@@ -114,7 +122,7 @@ def multiclass(inputs: Inputs) -> OracleResult:
     partial = torch.stack([(w_y * -target_logp).sum().abs(), per_pos.sum().abs(),
                            smooth.sum().abs() if eps else torch.zeros((), dtype=F64)]).max()
     return OracleResult(loss, grad, logp, valid, target_logp, row_scale, condition, loss_scale,
-                        partial)
+                        partial, division_by_zero)
 
 
 def _restore_layout(flat: torch.Tensor, case) -> torch.Tensor:

@@ -40,6 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="benchmark size preset: small keeps a 2-core CPU run to minutes")
     group.addoption("--bench-flush-l2", action="store_true",
                     help="flush the device cache before every timed round (CUDA)")
+    group.addoption("--bench-cases", default="all", choices=("all", "landmarks", "generated"),
+                    help="which benchmark cases: the named landmarks, the generated ones, or both")
     group.addoption("--bench-round-time", type=float, default=None,
                     help="target seconds of timed rounds per benchmark "
                          "(default 0.25 small, 1.0 full)")
@@ -273,7 +275,7 @@ def _parametrize_benchmarks(metafunc: pytest.Metafunc) -> None:
     size = config.getoption("bench_size")
     by_family = {f: _contenders(config, f) for f in registry.FAMILIES}
     params, ids = [], []
-    for case in bench.bench_cases(size, device):
+    for case in bench.bench_cases(size, device, config.getoption("bench_cases")):
         for contender in by_family[case.family]:
             for mode in bench.MODES:
                 params.append((case, contender, mode))

@@ -210,3 +210,20 @@ def test_weighted_mean_divides_by_target_weight_sum() -> None:
     logp = log_softmax(torch.tensor(SCORES, dtype=F64))[0]
     want = (1 * -float(logp[0]) + 3 * -float(logp[2])) / 4
     assert math.isclose(float(multiclass(inputs).loss), want, rel_tol=1e-14)
+
+
+def test_weights_cancelling_to_zero_total_are_a_division_by_zero():
+    """The seed's helper on 3x1x1 images gives weights [4, -3]; with 3 negatives and 4
+    positives the total weight is exactly 0 under a nonzero numerator: eager returns -inf
+    (not the NaN of 0/0), and the oracle says any non-finite value is right there.
+    Found by the dev profile: n5-c2-3x1x1-p0.5-bf16-mean-wseed_inverse_freq-ig0.44."""
+    from harness.contenders import get
+    from harness.execute import verify
+
+    case = Case.from_id("n5-c2-3x1x1-p0.5-bf16-mean-wseed_inverse_freq-ig0.44")
+    inputs = make_inputs(case)
+    truth = multiclass(inputs)
+    assert truth.division_by_zero and bool(torch.isnan(truth.loss))
+    eager = F.cross_entropy(inputs.logits, inputs.target, weight=inputs.weight)
+    assert bool(torch.isinf(eager))
+    assert verify(get("eager"), case)["nonfinite"].ok
