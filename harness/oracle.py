@@ -53,6 +53,8 @@ class OracleResult:
     loss_scale: torch.Tensor
     weighted_sum: torch.Tensor
     division_by_zero: bool = False
+    row_partials: torch.Tensor | None = None
+    weight_condition: float = 1.0
 
 
 def _class_last(x: torch.Tensor) -> torch.Tensor:
@@ -121,8 +123,14 @@ def multiclass(inputs: Inputs) -> OracleResult:
     # mean's 1/W bring the result back into range.
     partial = torch.stack([(w_y * -target_logp).sum().abs(), per_pos.sum().abs(),
                            smooth.sum().abs() if eps else torch.zeros((), dtype=F64)]).max()
+    # Per position, the same two terms before ε/C scales the second one back.
+    row_partials = torch.maximum((w_y * target_logp).abs(), smooth.abs() if eps else per_pos.abs())
+    # How much a weighted mean's denominator cancels: Σ|w_y| / |Σ w_y| (1 for weights of one
+    # sign); an implementation summing W in the input precision loses that many digits.
+    weight_condition = float(w_y.abs().sum() / total_weight.abs()) if bool(total_weight != 0) else 1.0
     return OracleResult(loss, grad, logp, valid, target_logp, row_scale, condition, loss_scale,
-                        partial, division_by_zero)
+                        partial, division_by_zero, row_partials.reshape(case.target_shape),
+                        weight_condition if case.reduction == "mean" else 1.0)
 
 
 def _restore_layout(flat: torch.Tensor, case) -> torch.Tensor:

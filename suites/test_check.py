@@ -240,3 +240,25 @@ def test_rows_theory_calls_exact_are_still_compared_when_others_break():
     planted = Contender("nudged", "multiclass", nudged, "test", caps=get("softmax_log_nll").caps,
                         limits=get("softmax_log_nll").limits)
     assert not verify(planted, case)["loss"].ok
+
+
+@pytest.mark.parametrize("case_id", [
+    # Found by the thorough profile: a row's unscaled smoothing sum overflows float16.
+    "n1-c5-p0.5-f16-none-ls0.1-z10000",
+    # Found by the thorough profile: the seed's weights [-65.5, 66.5] cancel to W = 7 and
+    # eager sums W in bfloat16: its gradient is 16 % off, within the cancellation term.
+    "n3-c2-2x3-p0.5-bf16-mean-wseed_inverse_freq-ig0.25",
+])
+def test_eager_low_precision_findings_are_within_the_documented_rules(case_id):
+    verdicts = verify(registry.get("eager"), Case.from_id(case_id))
+    assert all(v.ok for v in verdicts.values()), {k: v.detail for k, v in verdicts.items()}
+
+
+def test_cancellation_term_is_zero_for_weights_of_one_sign():
+    from harness.check import cancellation_rtol
+    from harness.oracle import multiclass
+
+    inputs = make_inputs(Case(n=4, c=3, spatial=(5,), weights="balanced", dtype="bf16"))
+    assert cancellation_rtol(multiclass(inputs), inputs) == 0.0
+    seed = make_inputs(Case.from_id("n3-c2-2x3-p0.5-bf16-mean-wseed_inverse_freq-ig0.25"))
+    assert cancellation_rtol(multiclass(seed), seed) > 0.1
