@@ -117,6 +117,17 @@ def reduced_terms(inputs: Inputs) -> int:
     return 1 if inputs.case.reduction == "none" else max(inputs.case.positions, 1)
 
 
+def _weight_total_overflows(oracle: OracleResult, inputs: Inputs) -> str | None:
+    """A weighted mean whose Σ|w_y| exceeds the input dtype's range: eager sums W in that
+    precision, W becomes ±inf and the loss and gradient 0 (the seed's helper's weights
+    [−300, 301] on n2-c2-6x5x5-p0-f16-mean-wseed_inverse_freq-ig0.25, thorough profile).
+    Degraded: the value is not compared."""
+    if inputs.case.reduction != "mean" or oracle.weight_abs_sum <= torch.finfo(inputs.logits.dtype).max:
+        return None
+    return (f"not compared: Σ|w_y| = {oracle.weight_abs_sum:.3g} overflows "
+            f"{inputs.logits.dtype} (degraded regime)")
+
+
 def cancellation_rtol(oracle: OracleResult, inputs: Inputs) -> float:
     """Extra relative tolerance of a weighted mean whose weights have both signs (the seed's
     helper): W = Σ w_y then cancels, and a W summed in the input precision — eager does this
@@ -170,6 +181,8 @@ def check_loss(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expec
     dtype = out.loss.dtype if out.loss.is_floating_point() else inputs.logits.dtype
     rtol, atol, _ = tolerance(dtype, reduced_terms(inputs))
     rtol += cancellation_rtol(oracle, inputs)
+    if (why := _weight_total_overflows(oracle, inputs)):
+        return Verdict("loss", True, why, compared=False, regime=Expect.DEGRADED.value)
     if expect.loss_regimes is not None:
         return _check_regimes("loss", out.loss, oracle.loss, oracle.loss_scale, rtol, atol,
                               torch.finfo(dtype).max, expect.loss_regimes.reshape(oracle.loss.shape),
@@ -190,6 +203,8 @@ def check_grad(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expec
     case = inputs.case
     cond = _class_dim_scale(oracle, case)
     fmax = torch.finfo(inputs.logits.dtype).max
+    if (why := _weight_total_overflows(oracle, inputs)):
+        return Verdict("grad", True, why, compared=False, regime=Expect.DEGRADED.value)
     if expect.grad_regimes is not None:
         codes = rows_to_logits(expect.grad_regimes, case).expand_as(oracle.grad)
         return _check_regimes("grad", out.grad, oracle.grad, cond, rtol, atol, fmax, codes,
@@ -300,9 +315,13 @@ def _pattern(tag: str, got: torch.Tensor, want: torch.Tensor, rtol: float, fmax:
     if may_overflow is not False:  # True, or a per-element mask
         borderline = borderline | (torch.isfinite(want) & ~overflow & may_overflow)
     expect_nan = torch.isnan(want)
-    expect_inf = torch.isinf(want) | overflow
+    expect_inf = torch.isinf(want)
     bad_nan = expect_nan & (torch.isfinite(got) if any_nonfinite else ~torch.isnan(got))
     bad_inf = expect_inf & ~(torch.isinf(got) & (torch.sign(got) == torch.sign(want)))
+    # An exact value beyond the dtype's range: any non-finite result (inf, or NaN from an
+    # inf meeting 0 or -inf inside: n1-c2-6-p0.5-f16-sum-wrandom-ls1-z10000) is right.
+    bad_inf |= overflow & torch.isfinite(got)
+    expect_inf = expect_inf | overflow
     bad_finite = ~expect_nan & ~expect_inf & ~borderline & ~torch.isfinite(got)
     for name, bad in (("NaN", bad_nan), ("±inf", bad_inf), ("finite", bad_finite)):
         if only is not None:

@@ -55,6 +55,7 @@ class OracleResult:
     division_by_zero: bool = False
     row_partials: torch.Tensor | None = None
     weight_condition: float = 1.0
+    weight_abs_sum: float = 0.0
 
 
 def _class_last(x: torch.Tensor) -> torch.Tensor:
@@ -130,7 +131,8 @@ def multiclass(inputs: Inputs) -> OracleResult:
     weight_condition = float(w_y.abs().sum() / total_weight.abs()) if bool(total_weight != 0) else 1.0
     return OracleResult(loss, grad, logp, valid, target_logp, row_scale, condition, loss_scale,
                         partial, division_by_zero, row_partials.reshape(case.target_shape),
-                        weight_condition if case.reduction == "mean" else 1.0)
+                        weight_condition if case.reduction == "mean" else 1.0,
+                        float(w_y.abs().sum()))
 
 
 def _restore_layout(flat: torch.Tensor, case) -> torch.Tensor:

@@ -248,6 +248,10 @@ def test_rows_theory_calls_exact_are_still_compared_when_others_break():
     # Found by the thorough profile: the seed's weights [-65.5, 66.5] cancel to W = 7 and
     # eager sums W in bfloat16: its gradient is 16 % off, within the cancellation term.
     "n3-c2-2x3-p0.5-bf16-mean-wseed_inverse_freq-ig0.25",
+    # Found by the thorough profile: the seed's weights [-300, 301] overflow a float16 W.
+    "n2-c2-6x5x5-p0-f16-mean-wseed_inverse_freq-ig0.25",
+    # Found by the thorough profile: an overflowing exact sum comes out NaN (0 · inf inside).
+    "n1-c2-6-p0.5-f16-sum-wrandom-ls1-z10000",
 ])
 def test_eager_low_precision_findings_are_within_the_documented_rules(case_id):
     verdicts = verify(registry.get("eager"), Case.from_id(case_id))
