@@ -40,7 +40,6 @@ from harness.timing import flush_cache, synchronize
 MODES = ("fwd", "fwd_bwd")
 SIZES = ("small", "full")
 GENERATED = {"small": 4, "full": 12}
-BENCH_SEED = 20261128
 
 
 def landmarks(size: str, device: str) -> dict[str, Case]:

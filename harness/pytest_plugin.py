@@ -36,11 +36,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(F.binary_cross_entropy_with_logits signature); repeatable")
     group.addoption("--device", default="auto", choices=("auto", "cpu", "cuda"),
                     help="where contenders run (auto: cuda when available)")
-    group.addoption("--bench-size", default="small", choices=("small", "full"),
+    from harness.bench import CASE_SETS, SIZES
+
+    group.addoption("--bench-size", default="small", choices=SIZES,
                     help="benchmark size preset: small keeps a 2-core CPU run to minutes")
     group.addoption("--bench-flush-l2", action="store_true",
                     help="flush the device cache before every timed round (CUDA)")
-    group.addoption("--bench-cases", default="all", choices=("all", "landmarks", "generated"),
+    group.addoption("--bench-cases", default="all", choices=CASE_SETS,
                     help="which benchmark cases: the named landmarks, the generated ones, or both")
     group.addoption("--bench-round-time", type=float, default=None,
                     help="target seconds of timed rounds per benchmark "
