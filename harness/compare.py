@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
-from harness.results import REFERENCE, ResultsError, load, runs_table
+from harness.results import ResultsError, is_reference, load, reference_of, runs_table
 
 ALPHA = 0.01
 MIN_U_ROUNDS = 5      # fewer rounds cannot reach p < 0.01 in a two-sided U test
@@ -75,12 +75,12 @@ def _hardware(run: pd.Series) -> str:
 
 # ---- one benchmark -------------------------------------------------------------------
 def _reference_medians(df: pd.DataFrame) -> dict[tuple, float]:
-    ref = df[(df["contender"] == REFERENCE) & df["median"].notna()]
+    ref = df[is_reference(df) & df["median"].notna()]
     return {(r.case_id, r.mode): r.median for r in ref.itertuples()}
 
 
 def _reference_rounds(df: pd.DataFrame) -> dict[tuple, np.ndarray]:
-    ref = df[df["contender"] == REFERENCE]
+    ref = df[is_reference(df)]
     return {(r.case_id, r.mode): _rounds(r.data, r.median) for r in ref.itertuples()}
 
 
@@ -160,7 +160,7 @@ def _apply_drift_floor(result: pd.DataFrame) -> pd.DataFrame:
     widens the spread it is measured against, so the floor is capped at ``DRIFT_CAP``: a
     change beyond 25 % (CI fails at 1.5x) is never explained away as drift. With fewer than
     4 comparable benchmarks there is no estimate and no floor."""
-    normalised = (result["contender"] != REFERENCE) & ~result["note"].astype(str).str.startswith(
+    normalised = (result["status"] != "reference") & ~result["note"].astype(str).str.startswith(
         "not normalised")
     sigma = stats.drift_scale(result.loc[normalised, "ratio"]) if "ratio" in result else math.nan
     if not math.isfinite(sigma) or sigma == 0:
@@ -206,11 +206,12 @@ def _compare_one(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame, refs: dict
     row.update(base_median=b["median"], new_median=n["median"], raw_ratio=n["median"] / b["median"])
     key = (some["case_id"], some["mode"])
     b_ref, n_ref = refs["base"][0].get(key), refs["new"][0].get(key)
-    if row["contender"] == REFERENCE:
+    reference = reference_of(some.get("family"))
+    if row["contender"] == reference:
         row.update(status="reference", judged="reference", ratio=1.0, note="normalises the others")
         return row
     if b_ref is None or n_ref is None:
-        row["note"] = f"not normalised: no {REFERENCE} in {'BASE' if b_ref is None else 'NEW'}"
+        row["note"] = f"not normalised: no {reference} in {'BASE' if b_ref is None else 'NEW'}"
         b_ref = n_ref = 1.0
         b_rounds = n_rounds = np.array([1.0])
     else:

@@ -116,7 +116,8 @@ def _counts(counts: dict[str, int]) -> str:
 
 def _compare_intro(title: str, env: list[str], threshold: float) -> list[str]:
     lines = [f"compare {title}",
-             f"ratio = NEW/BASE of medians normalised by eager on the same case and mode; "
+             f"ratio = NEW/BASE of medians normalised by the family's reference (eager, bce_logits) "
+             f"on the same case and mode; "
              f"threshold {threshold:.0%}, significance by Mann-Whitney U or bootstrap CI"]
     if env:
         lines.append("environment changed: " + "; ".join(env))
@@ -163,7 +164,7 @@ def case_md(view, run_ids: list[str], run_labels: dict[str, str]) -> str:
     ``view`` has one row per contender and run with median/median_noise, speedup/
     speedup_noise, gbps/gbps_noise, peak_bw_pct/peak_bw_pct_noise, peak_mem_bytes, compile_s,
     ok, error."""
-    metrics = ["median", "× eager", "GB/s", "% peak", "peak mem", "compile"]
+    metrics = ["median", "× ref", "GB/s", "% peak", "peak mem", "compile"]
     multi = len(run_ids) > 1
     header = ["contender"] + [f"{m} [{run_labels[r]}]" if multi else m
                               for r in run_ids for m in metrics]
@@ -192,7 +193,7 @@ def summary_md(summary) -> str:
     rows = [[r.run_label, str(r.device), str(r.dtype), str(r.family), str(r.mode), str(r.fastest),
              f"{r.wins}/{r.cases}", fmt_ratio(r.geomean_speedup)] for r in summary.itertuples()]
     return md_table(["run", "device", "dtype", "family", "mode", "fastest", "wins",
-                     "geomean × eager"], rows)
+                     "geomean × ref"], rows)
 
 
 def accuracy_md(acc) -> str:

@@ -20,16 +20,17 @@ import pandas as pd
 from harness import report, stats
 from harness.files import atomic_write_text
 from harness.plots import plot_speedup, plot_time_vs_size
-from harness.results import REFERENCE, ResultsError, load, runs_table, write_csv, write_parquet
+from harness.results import ResultsError, is_reference, load, runs_table, write_csv, write_parquet
 
 
 # ---- derived numbers -----------------------------------------------------------------
 def enrich(df: pd.DataFrame) -> pd.DataFrame:
-    """Add each median's noise, the speedup against `eager` in the same run, case and
+    """Add each median's noise, the speedup against the family's reference (`eager`,
+    `bce_logits`) in the same run, case and
     mode, and the noise of the speedup and of GB/s (both inherit the medians')."""
     out = df.copy()
     out["median_noise"] = [stats.median_noise(i, r) for i, r in zip(out["iqr"], out["rounds"], strict=True)]
-    ref = out[out["contender"] == REFERENCE][["run_id", "case_id", "mode", "median", "median_noise"]]
+    ref = out[is_reference(out)][["run_id", "case_id", "mode", "median", "median_noise"]]
     ref = ref.rename(columns={"median": "ref_median", "median_noise": "ref_noise"})
     out = out.merge(ref.drop_duplicates(["run_id", "case_id", "mode"]), how="left",
                     on=["run_id", "case_id", "mode"])
@@ -121,8 +122,9 @@ def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> s
     labels = {r: r for r in run_ids}
     out = ["# xentbench report", "", "## Runs", "", report.runs_md(runs), "",
            "Times are medians over rounds, printed to the digits their noise supports (a 95 % "
-           "interval of the median from IQR and round count); `× eager` > 1 is faster than "
-           "`eager` on the same case and mode in the same run.", ""]
+           "interval of the median from IQR and round count); `× ref` > 1 is faster than "
+           "the family's reference — `eager` for multi-class cases, `bce_logits` for binary "
+           "ones — on the same case and mode in the same run.", ""]
     cases = with_peak_bw_noise(df[_is_case(df)])
     summary = fastest_summary(df)
     if len(summary):
@@ -173,7 +175,7 @@ def speedup_points(df: pd.DataFrame) -> dict[str, dict[str, dict[str, dict[str, 
     """Per run, mode (sorted) and contender other than eager (sorted): each timed case's
     rarest-class share p, logits elements and speedup against eager."""
     out = {}
-    cases = df[_is_case(df) & df["speedup"].notna() & (df["contender"] != REFERENCE)]
+    cases = df[_is_case(df) & df["speedup"].notna() & ~is_reference(df)]
     for run_id, run in cases.groupby("run_id", sort=False):
         modes = out[str(run_id)] = {}
         for mode in sorted(run["mode"].dropna().unique()):

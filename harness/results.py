@@ -28,6 +28,19 @@ from harness.files import atomic_path, atomic_write_text
 SCHEMA_VERSION = 1          # of the stamp below and of every results file the harness writes
 STAMP_KEY = "xentbench"     # doc[STAMP_KEY] (or machine_info[STAMP_KEY]): schema, run id, shard
 REFERENCE = "eager"         # the contender every speedup and normalised ratio is relative to
+REFERENCES = {"multiclass": REFERENCE, "binary": "bce_logits"}  # ... per family
+
+
+def reference_of(family) -> str:
+    """The reference contender of a family (multi-class when the family is unknown)."""
+    return REFERENCES.get(family, REFERENCE) if isinstance(family, str) else REFERENCE
+
+
+def is_reference(df: pd.DataFrame) -> pd.Series:
+    """Rows whose contender is the reference of their own family: `eager` for multi-class
+    cases, `bce_logits` (BCEWithLogitsLoss) for binary ones."""
+    families = df["family"] if "family" in df else pd.Series(REFERENCE, index=df.index)
+    return df["contender"] == families.map(reference_of)
 
 STAT_KEYS = ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3", "rounds",
              "iterations", "ops", "total")
