@@ -215,3 +215,11 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
     atomic_write_text(path, "new")
     assert path.read_text() == "new"
+
+
+def test_each_family_has_its_own_reference():
+    """eager normalises multi-class benchmarks, bce_logits binary ones."""
+    df = pd.DataFrame({"contender": ["eager", "bce_logits", "eager", "bce_logits", "scratch"],
+                       "family": ["multiclass", "binary", "binary", "multiclass", None]})
+    assert results.is_reference(df).tolist() == [True, True, False, False, False]
+    assert results.reference_of("binary") == "bce_logits" and results.reference_of(None) == "eager"
