@@ -12,6 +12,7 @@ interpret_without_cuda()  # before the imports below: torch._dynamo imports Trit
 
 from harness import contenders as registry  # noqa: E402
 from harness.cases import CaseError  # noqa: E402
+from harness.execute import DeviceError  # noqa: E402
 
 
 class UsageError(ValueError):
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (CaseError, registry.ContenderError, UsageError) as exc:
+    except (CaseError, registry.ContenderError, UsageError, DeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -33,6 +33,20 @@ def call_args(inputs: Inputs) -> dict:
     return inputs.kwargs()
 
 
+class DeviceError(ValueError):
+    """A device that cannot be used here, with what to use instead."""
+
+
+def resolve_device(choice: str) -> str:
+    """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: torch.cuda.is_available() is False on this machine; "
+                          "use --device cpu or auto")
+    return choice
+
+
 def evaluate(contender: Contender, inputs: Inputs, backward: bool = True,
              requires_grad: bool | None = None) -> Outcome:
     """Run one contender on one case and capture what it did. ``requires_grad`` (default:

@@ -77,12 +77,13 @@ def profile_name() -> str:
 
 
 def resolve_device(choice: str) -> str:
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise pytest.UsageError("--device cuda: torch.cuda.is_available() is False on this "
-                                "machine; use --device cpu or auto")
-    return choice
+    from harness.execute import DeviceError
+    from harness.execute import resolve_device as resolve
+
+    try:
+        return resolve(choice)
+    except DeviceError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-import torch
-
 from harness import strategies
 from harness.cases import Case
 from harness.check import PROPERTIES, Verdict
 from harness.contenders import Contender
-from harness.execute import repro_command, verify
+from harness.execute import repro_command, resolve_device, verify
 
 COMPILED_CLI_CASES = 8
 
@@ -26,12 +24,6 @@ class CaseVerdicts:
     @property
     def ok(self) -> bool:
         return self.verdicts is not None and all(v.ok for v in self.verdicts.values())
-
-
-def pick_device(choice: str) -> str:
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return choice
 
 
 def cases_for(contender: Contender, count: int) -> list[Case]:
@@ -65,7 +57,7 @@ class ContenderTally:
 def run_check(args, contenders: list[Contender]) -> int:
     from harness.report import verdict_table
 
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     chosen = [c for c in contenders if not args.only or c.name in args.only]
     explicit = [Case.from_id(i) for i in args.case]
     results: list[CaseVerdicts] = []
