@@ -35,7 +35,7 @@ from harness.check import (
 )
 from harness.contenders import Contender
 from harness.execute import call_args, evaluate, solve
-from harness.timing import flush_cache, synchronize
+from harness.timing import EventRounds, flush_cache, synchronize
 
 MODES = ("fwd", "fwd_bwd")
 SIZES = ("small", "full")
@@ -112,10 +112,13 @@ def oracle_for(case: Case, device: str):
 
 @dataclass(frozen=True)
 class Step:
-    """The timed function of one benchmark and its untimed per-round setup."""
+    """The timed function of one benchmark and its untimed per-round setup. On CUDA,
+    ``events`` holds the CUDA-event times of the rounds (`harness.timing.EventRounds`),
+    the figure that replaces the wall clock."""
 
     run: Callable[[], object]
     setup: Callable[[], object]
+    events: EventRounds | None = None
 
 
 def make_step(contender: Contender, inputs: Inputs, mode: str, device: str,
@@ -132,14 +135,16 @@ def make_step(contender: Contender, inputs: Inputs, mode: str, device: str,
 
     def fwd() -> None:
         contender(x, target, **kwargs)
-        synchronize(device)
 
     def fwd_bwd() -> None:
         loss = contender(x, target, **kwargs)
         loss.backward(upstream.to(loss.dtype).expand_as(loss))
-        synchronize(device)
 
-    return Step(fwd if mode == "fwd" else fwd_bwd, setup)
+    compute = fwd if mode == "fwd" else fwd_bwd
+    if device.startswith("cuda"):
+        events = EventRounds()
+        return Step(events.wrap(compute), setup, events)
+    return Step(compute, setup)
 
 
 def check_before_timing(contender: Contender, case: Case, mode: str, device: str) -> list[Verdict]:

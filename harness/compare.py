@@ -1,17 +1,24 @@
 """``python -m harness compare BASE NEW``: did a change make anything slower?
 
-Benchmarks are matched by name. For each, the ratio NEW/BASE of medians is *normalised*
-by the reference contender (`eager`) on the same case and mode in the same run, so a
-machine that is uniformly slower (another CI runner, a hot laptop) cancels out. A change
-is called faster or slower only when it passes both the threshold (default 10 %) and a
-significance test on the raw rounds, each round divided by its run's reference median:
-Mann-Whitney U at p < 0.01 when both sides have at least `MIN_U_ROUNDS` rounds, and in
-any case a 99 % bootstrap interval of the ratio (resampling the reference's rounds too)
-that excludes 1 (asv's rule, made aware of the reference's noise).
-Beyond the threshold but not significant is ``noisy``, and so is a change within three
-times the run-to-run drift of all benchmarks' ratios (`_apply_drift_floor`); an environment that differs
-(torch version, device, hardware) makes the ratio meaningless, hence its own status
-unless ``--allow-env-change``.
+Benchmarks are matched by name. Each one's raw ratio NEW/BASE of medians is divided by the
+*machine factor*: the median of the raw ratios of every benchmark stable in both runs
+(`machine_factor`), so that a machine that is uniformly slower (another CI runner, a hot
+laptop) cancels out while no single benchmark's jitter reaches the others' ratios. (Dividing
+by one reference contender's median, as this module did before, imported that contender's
+run-to-run jitter into every row of its case: ±20 % on one case flagged identical code.)
+The factor's own uncertainty comes from a bootstrap over the benchmarks and is carried into
+every benchmark's interval.
+
+A change is called faster or slower only when it passes both the threshold (default 10 %)
+and a significance test on the raw rounds: Mann-Whitney U at p < 0.01 on BASE's rounds
+times the factor against NEW's, when both sides have at least `MIN_U_ROUNDS` rounds, and in
+any case a 99 % bootstrap interval of the normalised ratio (resampling both sides' rounds
+and the factor) that excludes 1. Beyond the threshold but not significant is ``noisy``, and
+so is a change within three times the run-to-run drift of all benchmarks' ratios
+(`_apply_drift_floor`). A benchmark that either run recorded as unstable
+(`harness.stability`) is ``unstable``, never slower or faster. An environment that differs
+(torch version, device, hardware, intra-op threads) makes the ratio meaningless, hence its
+own status unless ``--allow-env-change``.
 """
 
 from __future__ import annotations
@@ -25,14 +32,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness import stats
-from harness.results import ResultsError, is_reference, load, reference_of, runs_table
+from harness import stability, stats
+from harness.results import ResultsError, load, runs_table
 
 ALPHA = 0.01
 MIN_U_ROUNDS = 5      # fewer rounds cannot reach p < 0.01 in a two-sided U test
 MIN_BOOT_ROUNDS = 3   # fewer than this on a side: no test at all, never significant
-STATUSES = ("slower", "faster", "noisy", "environment changed", "new", "missing", "unchanged",
-            "reference")
+MIN_FACTOR_BENCHMARKS = 4  # fewer stable benchmarks in common: raw ratios, not normalised
+N_BOOT = 1000
+STATUSES = ("slower", "faster", "unstable", "noisy", "environment changed", "new", "missing",
+            "unchanged")
 
 
 @dataclass(frozen=True)
@@ -60,10 +69,10 @@ def parse_threshold(text: str) -> float:
 def environment_changes(base: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     """What differs between the two runs that normalisation cannot cancel."""
     b, n = runs_table(base).iloc[0], runs_table(new).iloc[0]
-    hw_b, hw_n = _hardware(b), _hardware(n)
     changes = []
     for label, old, now in (("torch", b["torch"], n["torch"]), ("device", b["devices"], n["devices"]),
-                            ("machine", hw_b, hw_n)):
+                            ("machine", _hardware(b), _hardware(n)),
+                            ("threads", _threads(b), _threads(n))):
         if str(old or "") != str(now or ""):
             changes.append(f"{label}: {old or '?'} -> {now or '?'}")
     return changes
@@ -73,17 +82,15 @@ def _hardware(run: pd.Series) -> str:
     return " / ".join(str(x) for x in (run["cpu"], run["gpu_name"]) if isinstance(x, str) and x)
 
 
+def _threads(run: pd.Series) -> str:
+    """Intra-op threads of a CPU run ('' on other devices, where they time nothing)."""
+    threads = run.get("run_threads")
+    if "cpu" not in str(run["devices"]).split(",") or threads is None:
+        return ""
+    return str(int(threads)) if isinstance(threads, int | float) and math.isfinite(threads) else ""
+
+
 # ---- one benchmark -------------------------------------------------------------------
-def _reference_medians(df: pd.DataFrame) -> dict[tuple, float]:
-    ref = df[is_reference(df) & df["median"].notna()]
-    return {(r.case_id, r.mode): r.median for r in ref.itertuples()}
-
-
-def _reference_rounds(df: pd.DataFrame) -> dict[tuple, np.ndarray]:
-    ref = df[is_reference(df)]
-    return {(r.case_id, r.mode): _rounds(r.data, r.median) for r in ref.itertuples()}
-
-
 def _rounds(data, median: float) -> np.ndarray:
     """The raw rounds, or the median alone when the run was saved without them."""
     if isinstance(data, list | np.ndarray) and len(data):
@@ -91,28 +98,81 @@ def _rounds(data, median: float) -> np.ndarray:
     return np.array([median]) if not math.isnan(median) else np.array([])
 
 
-def significance(base: np.ndarray, new: np.ndarray, base_ref: np.ndarray, new_ref: np.ndarray,
-                 base_ref_median: float, new_ref_median: float,
-                 alpha: float = ALPHA, with_ci: bool = True) -> tuple[float, tuple[float, float], bool, str]:
+def stability_of(row: pd.Series) -> stability.Stability:
+    """What the run recorded (``stable``, ``unstable_reason``); for files from before that
+    record, the rules that need only the raw rounds (quantised, spread)."""
+    recorded = row.get("stable")
+    if isinstance(recorded, bool | np.bool_):
+        reason = row.get("unstable_reason")
+        return stability.Stability(bool(recorded), (reason,) if isinstance(reason, str) and reason else ())
+    data = row.get("data")
+    return stability.judge(data) if isinstance(data, list) and data else stability.Stability(True)
+
+
+@dataclass(frozen=True)
+class MachineFactor:
+    """How much slower NEW's machine is than BASE's across the board: the median of the
+    raw ratios of the ``n`` benchmarks stable in both runs, with ``samples``, its bootstrap
+    distribution over those benchmarks (all ones when not estimated)."""
+
+    value: float
+    samples: np.ndarray
+    n: int
+
+    @property
+    def estimated(self) -> bool:
+        return self.n >= MIN_FACTOR_BENCHMARKS
+
+    def interval(self, confidence: float = 0.99) -> tuple[float, float]:
+        tail = (1 - confidence) / 2 * 100
+        lo, hi = np.percentile(self.samples, [tail, 100 - tail])
+        return float(lo), float(hi)
+
+
+def machine_factor(raw_ratios: np.ndarray, seed: int = 0) -> MachineFactor:
+    """`MachineFactor` from the raw ratios of the benchmarks stable in both runs; 1 (no
+    normalisation) with fewer than `MIN_FACTOR_BENCHMARKS` of them."""
+    r = np.asarray(raw_ratios, dtype=float)
+    r = np.log(r[np.isfinite(r) & (r > 0)])
+    if r.size < MIN_FACTOR_BENCHMARKS:
+        return MachineFactor(1.0, np.ones(N_BOOT), int(r.size))
+    rng = np.random.default_rng(seed)
+    boot = np.median(r[rng.integers(0, r.size, size=(N_BOOT, r.size))], axis=1)
+    return MachineFactor(float(np.exp(np.median(r))), np.exp(boot), int(r.size))
+
+
+def significance(base: np.ndarray, new: np.ndarray, factor: MachineFactor, alpha: float = ALPHA,
+                 with_ci: bool = True, seed: int = 0) -> tuple[float, tuple[float, float], bool, str]:
     """(p-value, 99 % CI of the normalised ratio, significant?, test used).
 
-    ``with_ci=False`` skips the bootstrap (the costly part) for a change already inside
-    the threshold, whose status does not depend on significance.
-
-    Rounds are divided by their run's reference median before the U test, so what is
-    tested is the normalised change, not the machine's speed. The U test takes the
-    reference median as exact, so a reference whose median moved by noise would shift
-    every contender "significantly"; the bootstrap interval, which resamples the
-    reference too, must therefore also exclude 1."""
-    ci = (stats.bootstrap_ratio_ci(base, base_ref, new, new_ref, confidence=1 - alpha, n_boot=1000)
-          if with_ci else (math.nan, math.nan))
+    ``with_ci=False`` skips the bootstrap for a change already inside the threshold,
+    whose status does not depend on significance. The U test takes the factor as exact;
+    the bootstrap interval resamples both sides' rounds and draws the factor from its own
+    bootstrap, so an uncertain factor widens it, and it too must exclude 1."""
+    ci = (math.nan, math.nan)
+    if with_ci and base.size and new.size:
+        rng = np.random.default_rng(seed)
+        b = _resampled_medians(base, rng)
+        n = _resampled_medians(new, rng)
+        ratios = n / b / factor.samples[rng.permutation(factor.samples.size)]
+        ratios = ratios[np.isfinite(ratios)]
+        if ratios.size:
+            tail = alpha / 2 * 100
+            lo, hi = np.percentile(ratios, [tail, 100 - tail])
+            ci = (float(lo), float(hi))
     ci_excludes_one = bool(ci[0] > 1 or ci[1] < 1)
     if min(base.size, new.size) >= MIN_U_ROUNDS:
-        test = stats.mann_whitney_u(base / base_ref_median, new / new_ref_median)
+        test = stats.mann_whitney_u(base * factor.value, new)
         return test.p, ci, bool(test.p < alpha) and ci_excludes_one, f"U ({test.method})"
     if min(base.size, new.size) >= MIN_BOOT_ROUNDS:
         return math.nan, ci, ci_excludes_one, "bootstrap CI"
     return math.nan, ci, False, "too few rounds"
+
+
+def _resampled_medians(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if x.size == 1:
+        return np.full(N_BOOT, x[0])
+    return np.median(x[rng.integers(0, x.size, size=(N_BOOT, x.size))], axis=1)
 
 
 def decide(ratio: float, significant: bool, threshold: float) -> str:
@@ -135,99 +195,114 @@ def _single_run(df: pd.DataFrame, what: str) -> pd.DataFrame:
     return df
 
 
-def compare_runs(base: pd.DataFrame, new: pd.DataFrame, settings: Settings = Settings()) -> pd.DataFrame:
-    """One row per benchmark name in either run, with status, normalised ratio, CI, p."""
+@dataclass(frozen=True)
+class Comparison:
+    """One row per benchmark name in either run (``rows``), the machine factor they were
+    normalised by, and what changed in the environment."""
+
+    rows: pd.DataFrame
+    factor: MachineFactor
+    env: list[str]
+
+
+def compare(base: pd.DataFrame, new: pd.DataFrame, settings: Settings = Settings()) -> Comparison:
+    """Match, normalise and judge every benchmark (module docstring)."""
     base, new = _single_run(base, "BASE"), _single_run(new, "NEW")
     env = environment_changes(base, new)
-    refs = {"base": (_reference_medians(base), _reference_rounds(base)),
-            "new": (_reference_medians(new), _reference_rounds(new))}
     b_idx, n_idx = base.set_index("name"), new.set_index("name")
     names = list(dict.fromkeys([*base["name"], *new["name"]]))
-    rows = [_compare_one(name, b_idx, n_idx, refs, env, settings) for name in names]
-    return _apply_drift_floor(pd.DataFrame(rows))
+    matched = [_match(name, b_idx, n_idx) for name in names]
+    comparable = [m["raw_ratio"] for m in matched if m["_both"] and m["_stable"]]
+    factor = machine_factor(np.asarray(comparable, dtype=float))
+    rows = pd.DataFrame([_judge(m, factor, env, settings) for m in matched])
+    comparable = rows["_both"] & rows["_stable"] if factor.estimated else rows["_both"] & False
+    rows = _apply_drift_floor(rows, comparable)
+    return Comparison(rows.drop(columns=["_both", "_stable", "_base", "_new"]), factor, env)
 
 
-DRIFT_SIGMAS = 3.0
-DRIFT_CAP = 0.25  # the floor never exceeds a 25 % change: larger changes are always judged
+def compare_runs(base: pd.DataFrame, new: pd.DataFrame, settings: Settings = Settings()) -> pd.DataFrame:
+    """`compare`'s rows alone."""
+    return compare(base, new, settings).rows
 
 
-def _apply_drift_floor(result: pd.DataFrame) -> pd.DataFrame:
-    """Rounds within one run cannot show how much a benchmark drifts from one run to the
-    next (measured: two back-to-back runs of one commit on a busy 2-core machine moved one
-    contender by 15 % with p < 1e-4). The spread of all normalised benchmarks' ratios
-    between the two runs estimates that drift; a change within ``DRIFT_SIGMAS`` of it is
-    ``noisy``, however significant its rounds are. A regression that hits many benchmarks
-    widens the spread it is measured against, so the floor is capped at ``DRIFT_CAP``: a
-    change beyond 25 % (CI fails at 1.5x) is never explained away as drift. With fewer than
-    4 comparable benchmarks there is no estimate and no floor."""
-    normalised = (result["status"] != "reference") & ~result["note"].astype(str).str.startswith(
-        "not normalised")
-    sigma = stats.drift_scale(result.loc[normalised, "ratio"]) if "ratio" in result else math.nan
-    if not math.isfinite(sigma) or sigma == 0:
-        return result
-    floor = min(DRIFT_SIGMAS * sigma, math.log1p(DRIFT_CAP))
-    within = (np.log(result["ratio"]).abs() <= floor) & result["judged"].isin(["slower", "faster"])
-    drift = f"within run-to-run drift ({math.expm1(floor):.0%})"
-    env_changed = result["status"] == "environment changed"
-    result.loc[within, "judged"] = "noisy"
-    result.loc[within & ~env_changed, "status"] = "noisy"
-    result.loc[within, "note"] = np.where(env_changed[within], f"would be noisy: {drift}", drift)
-    return result
-    floor = DRIFT_SIGMAS * sigma
-    for col in ("status", "judged"):
-        inside = result[col].isin(["slower", "faster"]) & (np.log(result["ratio"]).abs() <= floor)
-        result.loc[inside, col] = "noisy"
-        if col == "judged":
-            result.loc[inside, "note"] = (result.loc[inside, "note"].astype(str)
-                                          + f" within run-to-run drift ({math.expm1(floor):.0%})").str.strip()
-    return result
-
-
-def _compare_one(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame, refs: dict, env: list[str],
-                 settings: Settings) -> dict:
+def _match(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame) -> dict:
     b = b_idx.loc[name] if name in b_idx.index else None
     n = n_idx.loc[name] if name in n_idx.index else None
     some = n if n is not None else b
     row = {"name": name, "case_id": some["case_id"], "contender": some["contender"],
            "mode": some["mode"], "base_median": math.nan, "new_median": math.nan,
            "raw_ratio": math.nan, "ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-           "p": math.nan, "test": "", "note": "", "judged": ""}
+           "p": math.nan, "test": "", "note": "", "judged": "", "status": "",
+           "_both": False, "_stable": False, "_base": b, "_new": n}
     timed = [x is not None and not math.isnan(x["median"]) for x in (b, n)]
+    if timed[0]:
+        row["base_median"] = b["median"]
+    if timed[1]:
+        row["new_median"] = n["median"]
     if not all(timed):
         row["status"] = row["judged"] = "new" if not timed[0] else "missing"
         failed = b if b is not None and not timed[0] else n
         if failed is not None and isinstance(failed.get("error"), str):
             row["note"] = f"failed: {failed['error']}"
-        if timed[0]:
-            row["base_median"] = b["median"]
-        if timed[1]:
-            row["new_median"] = n["median"]
         return row
-    row.update(base_median=b["median"], new_median=n["median"], raw_ratio=n["median"] / b["median"])
-    key = (some["case_id"], some["mode"])
-    b_ref, n_ref = refs["base"][0].get(key), refs["new"][0].get(key)
-    reference = reference_of(some.get("family"))
-    if row["contender"] == reference:
-        row.update(status="reference", judged="reference", ratio=1.0, note="normalises the others")
+    verdicts = {"BASE": stability_of(b), "NEW": stability_of(n)}
+    row.update(raw_ratio=n["median"] / b["median"], _both=True,
+               _stable=all(v.stable for v in verdicts.values()))
+    row["note"] = "; ".join(f"{side}: {v.reason}" for side, v in verdicts.items() if not v.stable)
+    return row
+
+
+def _judge(row: dict, factor: MachineFactor, env: list[str], settings: Settings) -> dict:
+    if not row["_both"]:
         return row
-    if b_ref is None or n_ref is None:
-        row["note"] = f"not normalised: no {reference} in {'BASE' if b_ref is None else 'NEW'}"
-        b_ref = n_ref = 1.0
-        b_rounds = n_rounds = np.array([1.0])
-    else:
-        b_rounds, n_rounds = refs["base"][1][key], refs["new"][1][key]
-    row["ratio"] = stats.normalised_ratio(b["median"], b_ref, n["median"], n_ref)
+    b, n = row["_base"], row["_new"]
+    row["ratio"] = row["raw_ratio"] / factor.value
+    if not factor.estimated:
+        row["note"] = "; ".join(x for x in (row["note"], f"not normalised: {factor.n} stable "
+                                            "benchmarks in common") if x)
     mine = _rounds(b["data"], b["median"]), _rounds(n["data"], n["median"])
     beyond = decide(row["ratio"], True, settings.threshold) != "unchanged"
-    p, ci, significant, test = significance(*mine, b_rounds, n_rounds, b_ref, n_ref, settings.alpha,
-                                            with_ci=beyond)
+    p, ci, significant, test = significance(*mine, factor, settings.alpha, with_ci=beyond)
     row.update(p=p, ci_low=ci[0], ci_high=ci[1], test=test)
     row["judged"] = status = decide(row["ratio"], significant, settings.threshold)
+    if not row["_stable"]:
+        status = "unstable"
     if env and not settings.allow_env_change:
-        row["note"] = f"would be {status}"
+        row["note"] = "; ".join(x for x in (f"would be {status}", row["note"]) if x)
         status = "environment changed"
     row["status"] = status
     return row
+
+
+DRIFT_SIGMAS = 3.0
+DRIFT_CAP = 0.25  # the floor never exceeds a 25 % change: larger changes are always judged
+
+
+def _apply_drift_floor(result: pd.DataFrame, comparable: pd.Series) -> pd.DataFrame:
+    """Rounds within one run cannot show how much a benchmark drifts from one run to the
+    next (measured: two back-to-back runs of one commit on a busy 2-core machine moved one
+    contender by 15 % with p < 1e-4). The spread of all stable benchmarks' normalised ratios
+    between the two runs estimates that drift; a change within ``DRIFT_SIGMAS`` of it is
+    ``noisy``, however significant its rounds are. A regression that hits many benchmarks
+    widens the spread it is measured against, so the floor is capped at ``DRIFT_CAP``: a
+    change beyond 25 % (CI fails at 1.5x) is never explained away as drift. With fewer than
+    4 ``comparable`` benchmarks (stable in both runs, normalised) there is no estimate and
+    no floor."""
+    sigma = stats.drift_scale(result.loc[comparable, "ratio"])
+    if not math.isfinite(sigma) or sigma == 0:
+        return result
+    floor = min(DRIFT_SIGMAS * sigma, math.log1p(DRIFT_CAP))
+    within = (np.log(result["ratio"]).abs() <= floor) & result["judged"].isin(["slower", "faster"])
+    drift = f"within run-to-run drift ({math.expm1(floor):.0%})"
+    judged_here = within & result["status"].isin(["slower", "faster"])
+    result.loc[within, "judged"] = "noisy"
+    result.loc[judged_here, "status"] = "noisy"
+    result.loc[within, "note"] = [_join_note(note, drift) for note in result.loc[within, "note"]]
+    return result
+
+
+def _join_note(note: str, extra: str) -> str:
+    return "; ".join(x for x in (str(note or ""), extra) if x)
 
 
 # ---- what the report shows ------------------------------------------------------------
@@ -246,7 +321,7 @@ def presentable(result: pd.DataFrame) -> pd.DataFrame:
 
 def worth_a_look(result: pd.DataFrame) -> pd.DataFrame:
     """Rows worth a look: not unchanged, also when the environment changed."""
-    return result[~result["judged"].isin(["unchanged", "reference"])]
+    return result[result["judged"] != "unchanged"]
 
 
 def status_counts(result: pd.DataFrame) -> dict[str, int]:
@@ -262,9 +337,42 @@ def regressions(result: pd.DataFrame, fail_ratio: float | None = None) -> pd.Dat
     return slow
 
 
+def missing_rounds(base: pd.DataFrame, new: pd.DataFrame) -> list[tuple[str, str]]:
+    """(side, benchmark) for every benchmark timed in both runs whose raw rounds are absent
+    or too few to test (`MIN_BOOT_ROUNDS`): a gate cannot judge it."""
+    common = set(base.loc[base["median"].notna(), "name"]) & set(new.loc[new["median"].notna(), "name"])
+    out = []
+    for side, df in (("BASE", base), ("NEW", new)):
+        for name, data in zip(df["name"], df["data"], strict=True):
+            if name in common and not (isinstance(data, list) and len(data) >= MIN_BOOT_ROUNDS):
+                out.append((side, name))
+    return out
+
+
+def header_lines(comparison: Comparison, base: pd.DataFrame, new: pd.DataFrame) -> list[str]:
+    """What the reader must know before the rows: the machine factor, and a run whose
+    timer self-check failed."""
+    f = comparison.factor
+    if f.estimated:
+        lo, hi = f.interval()
+        lines = [f"machine factor NEW/BASE {f.value:.3f} (99% CI {lo:.3f}–{hi:.3f}) from the "
+                 f"{f.n} benchmarks stable in both runs; every ratio is divided by it"]
+        if not 0.8 <= f.value <= 1.25:
+            lines.append(f"NEW is {f.value:.2f}× BASE across the board: a different machine, or a "
+                         "change that moves everything (see the raw ratios)")
+    else:
+        lines = [f"ratios not normalised: only {f.n} benchmarks stable in both runs (need "
+                 f"{MIN_FACTOR_BENCHMARKS})"]
+    for side, df in (("BASE", base), ("NEW", new)):
+        run = runs_table(df).iloc[0]
+        if run.get("fidelity_ok") is False:
+            lines.append(f"{side} run unstable: timer fidelity failed ({run['fidelity_reason']})")
+    return lines
+
+
 # ---- command line --------------------------------------------------------------------
 def register(sub) -> None:
-    p = sub.add_parser("compare", help="compare two benchmark runs: noise-aware, normalised by eager",
+    p = sub.add_parser("compare", help="compare two benchmark runs: noise-aware, normalised by the machine",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("base", help="BASE run: a pytest-benchmark JSON, or a directory of its shards")
     p.add_argument("new", help="NEW run: a pytest-benchmark JSON, or a directory of its shards")
@@ -276,7 +384,7 @@ def register(sub) -> None:
     p.add_argument("--fail-ratio", type=float, default=None, metavar="R",
                    help="exit 1 only on a significant normalised slowdown of R× or more (CI: 1.5)")
     p.add_argument("--allow-env-change", action="store_true",
-                   help="judge ratios even when torch, device or hardware differ")
+                   help="judge ratios even when torch, device, hardware or threads differ")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as markdown "
                    "(appended when FILE is $GITHUB_STEP_SUMMARY)")
     p.add_argument("--all", action="store_true", help="list unchanged benchmarks too")
@@ -286,23 +394,33 @@ def register(sub) -> None:
 def cmd_compare(args) -> int:
     from harness import report
 
+    gate = args.fail_on_regression or args.fail_ratio is not None
     try:
         base, new = load([args.base]), load([args.new])
+        if gate and (lacking := missing_rounds(base, new)):
+            side, name = lacking[0]
+            raise ResultsError(f"{args.base if side == 'BASE' else args.new}: {len(lacking)} "
+                               f"benchmark(s) without raw rounds to test (e.g. {name}), so the gate "
+                               "cannot judge them: rerun with `python -m harness bench` (or pytest "
+                               "--benchmark-save-data)")
         settings = Settings(args.threshold, args.alpha, args.allow_env_change)
-        result = compare_runs(base, new, settings)
+        comparison = compare(base, new, settings)
     except ResultsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    env = environment_changes(base, new)
+    result, env = comparison.rows, comparison.env
     title = f"{args.base} -> {args.new}"
+    context = (["environment changed: " + "; ".join(env)] if env else []) + header_lines(
+        comparison, base, new)
     every = presentable(result)
     changed, counts = worth_a_look(every), status_counts(result)
-    print(report.compare_table(every if args.all else changed, counts, title, env, settings.threshold))
+    print(report.compare_table(every if args.all else changed, counts, title, context,
+                               settings.threshold))
     if args.markdown:
-        _write_markdown(args.markdown, report.compare_markdown(changed, every, counts, title, env,
+        _write_markdown(args.markdown, report.compare_markdown(changed, every, counts, title, context,
                                                                settings.threshold))
     failing = regressions(result, args.fail_ratio)
-    if (args.fail_on_regression or args.fail_ratio is not None) and len(failing):
+    if gate and len(failing):
         print(f"FAIL: {len(failing)} significant regression(s)", file=sys.stderr)
         return 1
     return 0

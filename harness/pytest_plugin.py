@@ -4,6 +4,7 @@ the harness that imports pytest."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -44,6 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="flush the device cache before every timed round (CUDA)")
     group.addoption("--bench-cases", default="all", choices=CASE_SETS,
                     help="which benchmark cases: the named landmarks, the generated ones, or both")
+    group.addoption("--bench-threads", type=_thread_count, default=DEFAULT_THREADS, metavar="N",
+                    help="intra-op threads for CPU benchmarks (default 1: with more, a busy "
+                         "neighbour process stalls OpenMP's barriers; 0 = torch's default)")
     group.addoption("--bench-round-time", type=float, default=None,
                     help="target seconds of timed rounds per benchmark "
                          "(default 0.25 small, 1.0 full)")
@@ -56,6 +60,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--shard", default=None, metavar="I/K",
                     help="run only shard I of K (1-based): a stable split of the collected "
                          "tests by node id, for one process per GPU or machine")
+
+
+DEFAULT_THREADS = 1
+
+
+def _thread_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of threads, "
+                                         "0 for torch's default") from None
+    return value
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -211,7 +229,22 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
                     _compiles[(worker, name)] = (compiles, runs)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """After pytest-benchmark's tables: the run ends with one warning naming every benchmark
+    whose timing cannot be trusted, and why."""
+    _cases_summary(terminalreporter)
+    if not _unstable:
+        return
+    terminalreporter.section("xentbench: unstable benchmarks", yellow=True)
+    for name, reason in _unstable:
+        terminalreporter.write_line(f"{name}: {reason}")
+    terminalreporter.write_line(
+        f"WARNING: {len(_unstable)} benchmark(s) unstable: their medians may be wrong; "
+        "rerun on a quiet machine (see README, 'Timing you can trust')", yellow=True, bold=True)
+
+
+def _cases_summary(terminalreporter) -> None:
     if _bench_notes or _bench_failures:
         terminalreporter.section("xentbench: benchmark notes")
         for line in _bench_notes:
@@ -268,6 +301,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # ---- benchmarks -----------------------------------------------------------------------
 _bench_notes: list[str] = []
 _bench_failures: list[dict] = []
+_unstable: list[tuple[str, str]] = []  # (benchmark, reason)
+_run_state: dict = {}                  # threads, fidelity
 
 
 def _parametrize_benchmarks(metafunc: pytest.Metafunc) -> None:
@@ -297,6 +332,19 @@ def peak_gbps(device: str) -> float:
 
 
 @pytest.fixture(scope="session")
+def bench_threads(pytestconfig: pytest.Config, device: str) -> int:
+    """Intra-op threads the benchmarks run with, set once for the session (CPU): one by
+    default, because a single thread degrades gracefully under a busy neighbour (measured:
+    59 µs read 7,995 µs with two threads and two neighbours; 104 µs against 107 µs idle
+    with one thread and one neighbour). 0 keeps torch's default."""
+    wanted = pytestconfig.getoption("bench_threads")
+    if device == "cpu" and wanted:
+        torch.set_num_threads(wanted)
+    _run_state["threads"] = torch.get_num_threads()
+    return torch.get_num_threads()
+
+
+@pytest.fixture(scope="session")
 def bench_options(pytestconfig: pytest.Config) -> dict:
     size = pytestconfig.getoption("bench_size")
     round_time = pytestconfig.getoption("bench_round_time")
@@ -307,6 +355,17 @@ def bench_options(pytestconfig: pytest.Config) -> dict:
 def bench_note(text: str) -> None:
     """A line for the end-of-run summary (e.g. the timer fidelity ratio)."""
     _bench_notes.append(text)
+
+
+def record_stability(nodeid: str, verdict) -> None:
+    """A benchmark's `harness.stability.Stability`: the unstable ones end the run's summary."""
+    if not verdict.stable:
+        _unstable.append((nodeid.split("::", 1)[-1], verdict.reason))
+
+
+def record_fidelity(check) -> None:
+    """The run's timer self-check (`harness.stability.Fidelity`), kept in the JSON."""
+    _run_state["fidelity"] = check.as_dict()
 
 
 def record_bench_failure(nodeid: str, contender: str, case_id: str, mode: str, error: str) -> None:
@@ -345,4 +404,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json: dict) -> None:
         "device": resolve_device(config.getoption("device")),
         "failures": list(_bench_failures),
         "notes": list(_bench_notes),
+        "threads": _run_state.get("threads", torch.get_num_threads()),
+        "fidelity": _run_state.get("fidelity"),
+        "unstable": len(_unstable),
     }

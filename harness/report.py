@@ -114,31 +114,28 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {s}" for s, n in counts.items())
 
 
-def _compare_intro(title: str, env: list[str], threshold: float) -> list[str]:
-    lines = [f"compare {title}",
-             f"ratio = NEW/BASE of medians normalised by the family's reference (eager, bce_logits) "
-             f"on the same case and mode; "
-             f"threshold {threshold:.0%}, significance by Mann-Whitney U or bootstrap CI"]
-    if env:
-        lines.append("environment changed: " + "; ".join(env))
-    return lines
+def _compare_intro(title: str, context: list[str], threshold: float) -> list[str]:
+    return [f"compare {title}",
+            f"ratio = NEW/BASE of medians divided by the machine factor; threshold {threshold:.0%}, "
+            "significance by Mann-Whitney U or bootstrap CI; unstable benchmarks are never judged",
+            *context]
 
 
-def compare_table(shown, counts: dict[str, int], title: str, env: list[str], threshold: float) -> str:
+def compare_table(shown, counts: dict[str, int], title: str, context: list[str], threshold: float) -> str:
     """Terminal table of the ``shown`` rows (`harness.compare.presentable`) and ``counts``,
     the number of benchmarks per status."""
-    lines = _compare_intro(title, env, threshold)
+    lines = _compare_intro(title, context, threshold)
     if len(shown):
         lines.append(_table(_COMPARE_HEADER, _compare_rows(shown)))
     lines.append(f"summary: {_counts(counts)}")
     return "\n".join(lines)
 
 
-def compare_markdown(changed, every, counts: dict[str, int], title: str, env: list[str],
+def compare_markdown(changed, every, counts: dict[str, int], title: str, context: list[str],
                      threshold: float) -> str:
     """Markdown for a CI summary: ``counts``, the ``changed`` rows, then ``every`` row in a
     fold (rows as from `harness.compare.presentable`)."""
-    intro = _compare_intro(title, env, threshold)
+    intro = _compare_intro(title, context, threshold)
     out = [f"### Benchmark comparison: {intro[0].removeprefix('compare ')}", ""]
     for line in intro[1:]:
         out += [line, ""]

@@ -45,9 +45,12 @@ def is_reference(df: pd.DataFrame) -> pd.Series:
 STAT_KEYS = ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3", "rounds",
              "iterations", "ops", "total")
 EXTRA_KEYS = ("contender", "family", "case_id", "mode", "device", "dtype", "bytes", "gbps",
-              "peak_gbps", "peak_bw_pct", "peak_mem_bytes", "compile_s", "torch", "ok", "error")
+              "peak_gbps", "peak_bw_pct", "peak_mem_bytes", "compile_s", "compile_warm_s",
+              "compile_what", "accuracy", "torch", "threads", "timing_method", "stable",
+              "unstable_reason", "ok", "error")
 RUN_KEYS = ("run_id", "file", "machine", "node", "cpu", "gpu_name", "driver", "cuda",
-            "commit", "dirty", "branch", "datetime", "schema")
+            "commit", "dirty", "branch", "datetime", "schema", "run_threads", "fidelity_ok",
+            "fidelity_reason")
 _NAME = re.compile(r"^[^\[]*\[(?P<case>.+)-(?P<contender>[^-]+)-(?P<mode>fwd|fwd_bwd)\]$")
 
 
@@ -259,9 +262,21 @@ def _run_fields(run: list[RunFile], run_id: str) -> dict:
         "branch": commit.get("branch"),
         "datetime": min(str(f.doc.get("datetime", "")) for f in run),
         "schema": run[0].stamp.get("schema", SCHEMA_VERSION),
+        "run_threads": run[0].stamp.get("threads"),
+        **_fidelity_fields(run),
         "_torch": infos[0].get("torch"),
         "_device": run[0].stamp.get("device"),
     }
+
+
+def _fidelity_fields(run: list[RunFile]) -> dict:
+    """The timer self-check of the run (`harness.stability.Fidelity`): failed when any
+    shard's failed; None when no shard ran it."""
+    checks = [f.stamp.get("fidelity") for f in run if isinstance(f.stamp.get("fidelity"), dict)]
+    if not checks:
+        return {"fidelity_ok": None, "fidelity_reason": None}
+    failed = [str(c.get("reason") or "failed") for c in checks if not c.get("ok", True)]
+    return {"fidelity_ok": not failed, "fidelity_reason": "; ".join(failed) or None}
 
 
 def _from_name(name: str) -> dict:

@@ -13,12 +13,16 @@ as the independent timer of the fidelity check.
 
 from __future__ import annotations
 
+import os
+import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import torch
+
+from harness.stability import Evidence
 
 L2_FLUSH_BYTES = 256 << 20
 
@@ -77,6 +81,34 @@ def time_calls(fn: Callable[[], object], device: str, rounds: int, warmup: int =
     return Samples(tuple(out), "cuda-events" if cuda else "perf_counter")
 
 
+class EventRounds:
+    """CUDA-event timing of each round, as triton.testing.do_bench does: an event is
+    recorded before and after the call on the stream, and the round ends by waiting for
+    the second. The interval is the device's time from the first launch to the last
+    kernel's end, without the host's synchronisation latency that a wall clock around
+    ``synchronize()`` adds to every round (tens of µs against kernels of tens of µs)."""
+
+    METHOD = "cuda-events"
+
+    def __init__(self) -> None:
+        self._pairs: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+
+    def wrap(self, fn: Callable[[], object]) -> Callable[[], None]:
+        def timed() -> None:
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            self._pairs.append((start, end))
+        return timed
+
+    def seconds(self, last: int) -> list[float]:
+        """Seconds of the last ``last`` rounds (the timed ones: warmup rounds come first)."""
+        return [s.elapsed_time(e) / 1e3 for s, e in self._pairs[-last:]] if last else []
+
+
 def copy_samples(device: str, nbytes: int, rounds: int = 10) -> tuple[int, Samples]:
     """Samples of a device-to-device copy of ``nbytes``; moved bytes are 2 × nbytes."""
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).uniform_()
@@ -98,6 +130,63 @@ def independent_samples(fn: Callable[[], object], device: str) -> Samples:
     measurement = timer.blocked_autorange(min_run_time=0.5)
     per_call = [t / measurement.number_per_run for t in measurement.raw_times]
     return Samples(tuple(per_call), "torch.utils.benchmark.blocked_autorange")
+
+
+# ---- what the rounds of a CPU benchmark were exposed to ----------------------------------
+def runnable_tasks() -> int | None:
+    """Tasks runnable on the machine right now (Linux's /proc/loadavg, 4th field, which
+    counts the reader too); None where there is no such file."""
+    try:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+@dataclass
+class RoundProbe:
+    """Brackets every round of a pytest-benchmark ``pedantic`` run (``start`` as the last
+    thing of its setup, ``stop`` as its teardown, so both sit outside the timed region) with
+    the wall clock, the process's CPU time (all threads), its involuntary context switches
+    and the machine's runnable tasks: the evidence of `harness.stability.judge`. Warmup
+    rounds are probed too; `evidence` drops them."""
+
+    threads: int
+    _rows: list[tuple[float, float, int, int | None, float, float, int]] = field(default_factory=list)
+    _open: tuple[float, float, int, int | None] | None = None
+    _load_before: float | None = None
+
+    def begin(self) -> None:
+        self._rows.clear()
+        self._load_before = load_average()
+
+    def start(self) -> None:
+        runnable = runnable_tasks()
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+        self._open = (time.perf_counter(), time.process_time(), switches, runnable)
+
+    def stop(self, *_ignored: object) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+        if self._open is not None:
+            self._rows.append((*self._open, wall, cpu, switches))
+            self._open = None
+
+    def evidence(self, timed_rounds: int) -> Evidence:
+        rows = self._rows[-timed_rounds:] if timed_rounds else []
+        runnable = [r[3] for r in rows]
+        return Evidence(wall=tuple(r[4] - r[0] for r in rows), cpu=tuple(r[5] - r[1] for r in rows),
+                        switches=tuple(r[6] - r[2] for r in rows),
+                        runnable=tuple(runnable) if None not in runnable else (),
+                        threads=self.threads, cores=os.cpu_count() or 1,
+                        load_before=self._load_before, load_after=load_average())
 
 
 # ---- memory -----------------------------------------------------------------------------

@@ -14,12 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness import bench
+from harness import bench, stability
 from harness.check import Expect, Expectation
-from harness.pytest_plugin import bench_note, record_bench_failure
-from harness.timing import independent_samples, peak_extra_memory
-
-FIDELITY_TOLERANCE = 0.05
+from harness.pytest_plugin import bench_note, record_bench_failure, record_fidelity, record_stability
+from harness.timing import RoundProbe, independent_samples, peak_extra_memory
 
 
 def _rounds(step: bench.Step, round_time: float) -> int:
@@ -40,7 +38,7 @@ def _median(benchmark) -> float | None:
     return stats.stats.median if stats is not None else None
 
 
-def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, request):
+def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, bench_threads, request):
     case, contender, mode = bench_item
     benchmark.group = f"{case.id} {mode}"
     if reason := contender.skip_reason(case, device):
@@ -73,20 +71,54 @@ def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, request)
         "compile_s": cost.cold_s if cost else None,
         "compile_warm_s": cost.warm_s if cost else None,
         "compile_what": cost.what if cost else None,
-        "torch": torch.__version__,
+        "torch": torch.__version__, "threads": bench_threads,
         "accuracy": _accuracy(bench.expectation(contender, case, device)),
     })
     rounds = _rounds(step, bench_options["round_time"])
-    benchmark.pedantic(step.run, setup=step.setup, rounds=rounds, warmup_rounds=1, iterations=1)
+    _timed_rounds(benchmark, step, rounds, device, bench_threads, request.node.nodeid)
     median = _median(benchmark)
     gbps = nbytes / median / 1e9 if median else None
     benchmark.extra_info["gbps"] = gbps
     benchmark.extra_info["peak_bw_pct"] = 100 * gbps / peak_gbps if gbps else None
 
 
-def test_timer_fidelity(benchmark, device):
-    """Time one fixed operation with the harness and with an independent timer in the same
-    process; print the ratio and warn beyond 5 %."""
+def _timed_rounds(benchmark, step: bench.Step, rounds: int, device: str, threads: int,
+                  nodeid: str) -> None:
+    """Time ``rounds`` rounds with pytest-benchmark, each bracketed by the stability probe
+    (CPU) or timed by CUDA events (CUDA, whose times replace the wall clock's), then record
+    how they were timed and whether they can be trusted (`harness.stability.judge`)."""
+    probe = RoundProbe(threads) if device == "cpu" else None
+
+    def setup() -> None:
+        step.setup()
+        if probe:
+            probe.start()
+
+    if probe:
+        probe.begin()
+    benchmark.pedantic(step.run, setup=setup, teardown=probe.stop if probe else None, rounds=rounds,
+                       warmup_rounds=1, iterations=1)
+    stats = getattr(benchmark, "stats", None)
+    if stats is None:  # --benchmark-disable: ran once, nothing timed
+        return
+    info = benchmark.extra_info
+    info["timing_method"] = "perf_counter"
+    if step.events is not None:
+        info["wall_median"] = statistics.median(stats.stats.data)
+        stats.stats.data = step.events.seconds(len(stats.stats.data))
+        info["timing_method"] = step.events.METHOD
+    evidence = probe.evidence(len(stats.stats.data)) if probe else None
+    verdict = stability.judge(stats.stats.data, evidence)
+    info.update(stable=verdict.stable, unstable_reason=verdict.reason,
+                stability=evidence.summary() if evidence else None)
+    record_stability(nodeid, verdict)
+
+
+def test_timer_fidelity(benchmark, device, request):
+    """The run's timer self-check (`harness.stability.fidelity`): one single-threaded
+    operation timed by the harness, its rounds bracketed by the process's CPU time, which a
+    descheduled process cannot fake, and timed again by an independent wall clock. A check
+    that fails marks the run unstable (the JSON's ``xentbench.fidelity``) and warns."""
     benchmark.group = "timer fidelity"
     logits = torch.randn(256, 1000, device=device)
     target = torch.randint(0, 1000, (256,), device=device)
@@ -96,16 +128,36 @@ def test_timer_fidelity(benchmark, device):
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    benchmark.pedantic(step, rounds=200, warmup_rounds=10, iterations=1)
-    harness_median = _median(benchmark)
-    if harness_median is None:
-        pytest.skip("benchmarks disabled: no timing to compare")
-    other = independent_samples(step, device)
-    ratio = harness_median / statistics.median(other.seconds)
-    benchmark.extra_info.update({"fidelity_ratio": ratio, "independent_timer": other.method,
-                                 "device": device, "contender": "eager", "mode": "fwd"})
-    line = (f"timer fidelity on {device}: harness median / {other.method} median = {ratio:.3f}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # CPU time equals wall time only for one thread
+    try:
+        probe = RoundProbe(1)
+        probe.begin()
+        benchmark.pedantic(step, setup=probe.start, teardown=probe.stop, rounds=200,
+                           warmup_rounds=10, iterations=1)
+        harness_median = _median(benchmark)
+        if harness_median is None:
+            pytest.skip("benchmarks disabled: no timing to compare")
+        evidence = probe.evidence(200)
+        other = independent_samples(step, device)
+    finally:
+        torch.set_num_threads(threads)
+    on_cpu = device == "cpu"  # on CUDA the host waits for the device: CPU time says nothing
+    check = stability.fidelity(harness_median, evidence.wall if on_cpu else (),
+                               evidence.cpu if on_cpu else (), statistics.median(other.seconds),
+                               evidence.runnable, evidence.cores)
+    verdict = stability.Stability(check.ok, (f"timer fidelity: {check.reason}",) if not check.ok else ())
+    benchmark.extra_info.update({"fidelity": check.as_dict(), "independent_timer": other.method,
+                                 "device": device, "contender": "eager", "mode": "fwd",
+                                 "threads": 1, "timing_method": "perf_counter",
+                                 "stable": verdict.stable, "unstable_reason": verdict.reason,
+                                 "stability": evidence.summary()})
+    record_fidelity(check)
+    record_stability(request.node.nodeid, verdict)
+    line = (f"timer fidelity on {device}: wall / CPU time per round = {check.ratio:.3f}, "
+            f"off-CPU {check.off_cpu:.0%}, / {other.method} median = {check.agreement:.3f}: "
+            + ("ok" if check.ok else f"FAILED ({check.reason})"))
     bench_note(line)
     print(line)
-    if abs(ratio - 1) > FIDELITY_TOLERANCE:
-        warnings.warn(f"{line}: timers disagree by more than {FIDELITY_TOLERANCE:.0%}", stacklevel=1)
+    if not check.ok:
+        warnings.warn(f"{line}: this run's timings are not trustworthy", stacklevel=1)
