@@ -8,9 +8,6 @@ PYTEST_ARGS ?=
 # The short CPU benchmark CI compares with results/baseline/cpu.json: uncompiled contenders
 # on the classification landmark (eager is the reference every ratio is normalised by).
 CI_BENCH_FILTER ?= n256-c1000 and not compiled and not fused
-# One intra-op thread: with two, a busy neighbour process stalls OpenMP's barriers and a
-# 150 µs kernel can take 30 ms; single-threaded timings degrade gracefully instead.
-CI_BENCH_ENV ?= OMP_NUM_THREADS=1
 
 env:
 	@VENV=$(VENV) scripts/bootstrap.sh
@@ -25,13 +22,13 @@ bench: env
 
 ## Short benchmark + regression report against the committed baseline (CI).
 bench-ci: env
-	$(CI_BENCH_ENV) $(PY) -m harness bench --out out/cpu.json -- -k "$(CI_BENCH_FILTER)"
+	$(PY) -m harness bench --out out/cpu.json -- -k "$(CI_BENCH_FILTER)"
 	$(PY) -m harness compare results/baseline/cpu.json out/cpu.json --fail-ratio 1.5 \
 		--allow-env-change --markdown "$${GITHUB_STEP_SUMMARY:-out/compare.md}"
 
 ## Refresh the baseline (on a quiet machine, after an intended performance change).
 baseline: env
-	$(CI_BENCH_ENV) $(PY) -m harness bench --out results/baseline/cpu.json -- -k "$(CI_BENCH_FILTER)"
+	$(PY) -m harness bench --out results/baseline/cpu.json -- -k "$(CI_BENCH_FILTER)"
 
 check: env
 	$(PY) -m harness check

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from harness.files import atomic_path
+from harness.timing import DEFAULT_THREADS
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "results" / "runs"
@@ -27,7 +28,8 @@ def pytest_command(args, json_path: Path) -> list[str]:
            "--benchmark-only", f"--benchmark-json={json_path}", "--benchmark-save-data",
            "--benchmark-group-by=group", "--benchmark-sort=mean",
            "--benchmark-columns=min,median,iqr,rounds",
-           f"--bench-size={args.size}", f"--device={args.device}", "-q", "-p", "no:cacheprovider",
+           f"--bench-size={args.size}", f"--device={args.device}", f"--bench-threads={args.threads}",
+           "-q", "-p", "no:cacheprovider",
            "-W", "ignore::DeprecationWarning"]
     if args.shard:
         cmd.append(f"--shard={args.shard}")
@@ -67,6 +69,8 @@ def register(sub) -> None:
     p.add_argument("--size", default="small", choices=("small", "full"),
                    help="size preset (small: a few minutes on a 2-core CPU)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                   help="intra-op threads on CPU (default 1: survives a busy neighbour; 0 = torch's default)")
     p.add_argument("--out", default=None, help="JSON path (default results/runs/<time>-<machine>.json)")
     p.add_argument("--shard", default=None, metavar="I/K", help="run shard I of K")
     p.add_argument("--run-id", default=None, help="id shared by all shards of one run "

@@ -87,7 +87,10 @@ def _threads(run: pd.Series) -> str:
     threads = run.get("run_threads")
     if "cpu" not in str(run["devices"]).split(",") or threads is None:
         return ""
-    return str(int(threads)) if isinstance(threads, int | float) and math.isfinite(threads) else ""
+    try:
+        return str(int(threads))
+    except (TypeError, ValueError):  # None or NaN: a file from before threads were recorded
+        return ""
 
 
 # ---- one benchmark -------------------------------------------------------------------
@@ -107,6 +110,13 @@ def stability_of(row: pd.Series) -> stability.Stability:
         return stability.Stability(bool(recorded), (reason,) if isinstance(reason, str) and reason else ())
     data = row.get("data")
     return stability.judge(data) if isinstance(data, list) and data else stability.Stability(True)
+
+
+def _blocks(row: pd.Series) -> int:
+    try:
+        return max(1, int(row.get("blocks")))
+    except (TypeError, ValueError):  # None or NaN: one block (files from before replicates)
+        return 1
 
 
 @dataclass(frozen=True)
@@ -142,18 +152,22 @@ def machine_factor(raw_ratios: np.ndarray, seed: int = 0) -> MachineFactor:
 
 
 def significance(base: np.ndarray, new: np.ndarray, factor: MachineFactor, alpha: float = ALPHA,
-                 with_ci: bool = True, seed: int = 0) -> tuple[float, tuple[float, float], bool, str]:
+                 with_ci: bool = True, seed: int = 0,
+                 blocks: tuple[int, int] = (1, 1)) -> tuple[float, tuple[float, float], bool, str]:
     """(p-value, 99 % CI of the normalised ratio, significant?, test used).
 
     ``with_ci=False`` skips the bootstrap for a change already inside the threshold,
     whose status does not depend on significance. The U test takes the factor as exact;
     the bootstrap interval resamples both sides' rounds and draws the factor from its own
-    bootstrap, so an uncertain factor widens it, and it too must exclude 1."""
+    bootstrap, so an uncertain factor widens it, and it too must exclude 1. Rounds taken in
+    ``blocks`` (BASE, NEW) on fresh copies of the inputs (`harness.bench.Replicates`) are
+    resampled block first, then round within block: how much the median moves with where
+    the inputs land is part of the interval, as it is part of the next run."""
     ci = (math.nan, math.nan)
     if with_ci and base.size and new.size:
         rng = np.random.default_rng(seed)
-        b = _resampled_medians(base, rng)
-        n = _resampled_medians(new, rng)
+        b = _resampled_medians(base, rng, blocks[0])
+        n = _resampled_medians(new, rng, blocks[1])
         ratios = n / b / factor.samples[rng.permutation(factor.samples.size)]
         ratios = ratios[np.isfinite(ratios)]
         if ratios.size:
@@ -169,10 +183,18 @@ def significance(base: np.ndarray, new: np.ndarray, factor: MachineFactor, alpha
     return math.nan, ci, False, "too few rounds"
 
 
-def _resampled_medians(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _resampled_medians(x: np.ndarray, rng: np.random.Generator, blocks: int = 1) -> np.ndarray:
+    """Bootstrap medians of ``x``; with ``blocks`` > 1, ``x`` is that many consecutive
+    equal blocks, resampled hierarchically (blocks, then rounds within each)."""
     if x.size == 1:
         return np.full(N_BOOT, x[0])
-    return np.median(x[rng.integers(0, x.size, size=(N_BOOT, x.size))], axis=1)
+    per = x.size // blocks if blocks > 1 else 0
+    if per < 2:
+        return np.median(x[rng.integers(0, x.size, size=(N_BOOT, x.size))], axis=1)
+    grid = x[: blocks * per].reshape(blocks, per)
+    which = rng.integers(0, blocks, size=(N_BOOT, blocks, 1))
+    rounds = rng.integers(0, per, size=(N_BOOT, blocks, per))
+    return np.median(grid[which, rounds].reshape(N_BOOT, -1), axis=1)
 
 
 def decide(ratio: float, significant: bool, threshold: float) -> str:
@@ -262,7 +284,8 @@ def _judge(row: dict, factor: MachineFactor, env: list[str], settings: Settings)
                                             "benchmarks in common") if x)
     mine = _rounds(b["data"], b["median"]), _rounds(n["data"], n["median"])
     beyond = decide(row["ratio"], True, settings.threshold) != "unchanged"
-    p, ci, significant, test = significance(*mine, factor, settings.alpha, with_ci=beyond)
+    p, ci, significant, test = significance(*mine, factor, settings.alpha, with_ci=beyond,
+                                            blocks=(_blocks(b), _blocks(n)))
     row.update(p=p, ci_low=ci[0], ci_high=ci[1], test=test)
     row["judged"] = status = decide(row["ratio"], significant, settings.threshold)
     if not row["_stable"]:
@@ -365,7 +388,7 @@ def header_lines(comparison: Comparison, base: pd.DataFrame, new: pd.DataFrame) 
                  f"{MIN_FACTOR_BENCHMARKS})"]
     for side, df in (("BASE", base), ("NEW", new)):
         run = runs_table(df).iloc[0]
-        if run.get("fidelity_ok") is False:
+        if isinstance(run.get("fidelity_ok"), bool | np.bool_) and not run["fidelity_ok"]:
             lines.append(f"{side} run unstable: timer fidelity failed ({run['fidelity_reason']})")
     return lines
 

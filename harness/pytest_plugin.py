@@ -8,6 +8,7 @@ import argparse
 import os
 import platform
 import statistics
+import warnings
 import zlib
 from collections import defaultdict
 
@@ -22,6 +23,7 @@ interpret_without_cuda()  # before the imports below: torch._dynamo imports Trit
 from harness import contenders as registry  # noqa: E402
 from harness import strategies  # noqa: E402
 from harness.contenders import ContenderError  # noqa: E402
+from harness.timing import DEFAULT_THREADS  # noqa: E402
 
 CASES_CHECKED = "xentbench_cases_checked"
 
@@ -60,9 +62,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--shard", default=None, metavar="I/K",
                     help="run only shard I of K (1-based): a stable split of the collected "
                          "tests by node id, for one process per GPU or machine")
-
-
-DEFAULT_THREADS = 1
 
 
 def _thread_count(text: str) -> int:
@@ -345,6 +344,27 @@ def bench_threads(pytestconfig: pytest.Config, device: str) -> int:
 
 
 @pytest.fixture(scope="session")
+def timer_fidelity(pytestconfig: pytest.Config, device: str):
+    """The run's timer self-check (`harness.timing.fidelity_check`), once per benchmark
+    session before the first benchmark, whatever ``-k`` selected; None when benchmarks are
+    disabled. A failed check is kept in the JSON (``xentbench.fidelity``), marks the run
+    unstable in `compare`, and warns."""
+    if pytestconfig.getoption("benchmark_disable", False):
+        return None
+    from harness.timing import fidelity_check
+
+    check, method = fidelity_check(device)
+    _run_state["fidelity"] = {**check.as_dict(), "independent_timer": method}
+    line = (f"timer fidelity on {device}: wall / CPU time per call = {check.ratio:.3f}, off-CPU "
+            f"{check.off_cpu:.0%}, harness / {method} = {check.agreement:.3f}: "
+            + ("ok" if check.ok else f"FAILED ({check.reason})"))
+    bench_note(line)
+    if not check.ok:
+        warnings.warn(f"{line}: this run's timings are not trustworthy", stacklevel=1)
+    return check
+
+
+@pytest.fixture(scope="session")
 def bench_options(pytestconfig: pytest.Config) -> dict:
     size = pytestconfig.getoption("bench_size")
     round_time = pytestconfig.getoption("bench_round_time")
@@ -361,11 +381,6 @@ def record_stability(nodeid: str, verdict) -> None:
     """A benchmark's `harness.stability.Stability`: the unstable ones end the run's summary."""
     if not verdict.stable:
         _unstable.append((nodeid.split("::", 1)[-1], verdict.reason))
-
-
-def record_fidelity(check) -> None:
-    """The run's timer self-check (`harness.stability.Fidelity`), kept in the JSON."""
-    _run_state["fidelity"] = check.as_dict()
 
 
 def record_bench_failure(nodeid: str, contender: str, case_id: str, mode: str, error: str) -> None:

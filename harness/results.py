@@ -46,7 +46,7 @@ STAT_KEYS = ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3", "round
              "iterations", "ops", "total")
 EXTRA_KEYS = ("contender", "family", "case_id", "mode", "device", "dtype", "bytes", "gbps",
               "peak_gbps", "peak_bw_pct", "peak_mem_bytes", "compile_s", "compile_warm_s",
-              "compile_what", "accuracy", "torch", "threads", "timing_method", "stable",
+              "compile_what", "accuracy", "torch", "threads", "timing_method", "blocks", "stable",
               "unstable_reason", "ok", "error")
 RUN_KEYS = ("run_id", "file", "machine", "node", "cpu", "gpu_name", "driver", "cuda",
             "commit", "dirty", "branch", "datetime", "schema", "run_threads", "fidelity_ok",

@@ -25,6 +25,10 @@ import torch
 from harness.stability import Evidence
 
 L2_FLUSH_BYTES = 256 << 20
+# Intra-op threads of CPU benchmarks unless told otherwise: with two on a 2-core machine and
+# two busy neighbours a 59 µs operation read 7,995 µs (OpenMP barriers waiting across time
+# slices); with one it held (252 µs against 253 µs idle). README, 'Timing you can trust'.
+DEFAULT_THREADS = 1
 
 
 def synchronize(device: str) -> None:
@@ -115,6 +119,44 @@ def copy_samples(device: str, nbytes: int, rounds: int = 10) -> tuple[int, Sampl
     dst = torch.empty_like(src)
     samples = time_calls(lambda: dst.copy_(src), device, rounds=rounds, warmup=3)
     return 2 * src.numel() * 4, samples
+
+
+def fidelity_check(device: str, rounds: int = 400):
+    """The run's timer self-check (`harness.stability.fidelity`): F.cross_entropy on 256 ×
+    1000 logits, single-threaded (CPU time equals wall time only for one thread), timed per
+    call by perf_counter as pytest-benchmark's runner does, each call bracketed by the
+    `RoundProbe`; then by an independent timer. Threads are restored afterwards."""
+    import torch.nn.functional as F
+
+    from harness.stability import fidelity
+
+    logits = torch.randn(256, 1000, device=device)
+    target = torch.randint(0, 1000, (256,), device=device)
+
+    def step() -> None:
+        F.cross_entropy(logits, target)
+        synchronize(device)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        probe, timed = RoundProbe(1), []
+        probe.begin()
+        for _ in range(rounds + 10):
+            probe.start()
+            t0 = time.perf_counter()
+            step()
+            timed.append(time.perf_counter() - t0)
+            probe.stop()
+        evidence = probe.evidence(rounds)
+        other = independent_samples(step, device)
+    finally:
+        torch.set_num_threads(threads)
+    on_cpu = device == "cpu"  # on CUDA the host waits for the device: CPU time says nothing
+    median = float(sorted(timed[-rounds:])[rounds // 2])
+    other_median = sorted(other.seconds)[len(other.seconds) // 2]
+    return fidelity(median, evidence.wall if on_cpu else (), evidence.cpu if on_cpu else (),
+                    other_median, evidence.runnable, evidence.cores), other.method
 
 
 def independent_samples(fn: Callable[[], object], device: str) -> Samples:

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import statistics
 import time
-import warnings
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from harness import bench, stability
 from harness.check import Expect, Expectation
-from harness.pytest_plugin import bench_note, record_bench_failure, record_fidelity, record_stability
-from harness.timing import RoundProbe, independent_samples, peak_extra_memory
+from harness.pytest_plugin import record_bench_failure, record_stability
+from harness.timing import RoundProbe, peak_extra_memory
 
 
 def _rounds(step: bench.Step, round_time: float) -> int:
@@ -38,7 +36,8 @@ def _median(benchmark) -> float | None:
     return stats.stats.median if stats is not None else None
 
 
-def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, bench_threads, request):
+def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, bench_threads, timer_fidelity,
+               request):
     case, contender, mode = bench_item
     benchmark.group = f"{case.id} {mode}"
     if reason := contender.skip_reason(case, device):
@@ -75,34 +74,35 @@ def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, bench_th
         "accuracy": _accuracy(bench.expectation(contender, case, device)),
     })
     rounds = _rounds(step, bench_options["round_time"])
-    _timed_rounds(benchmark, step, rounds, device, bench_threads, request.node.nodeid)
+    reps = bench.replicated(contender, case, mode, device, step, rounds, bench_options["flush"])
+    _timed_rounds(benchmark, reps, device, bench_threads, request.node.nodeid)
     median = _median(benchmark)
     gbps = nbytes / median / 1e9 if median else None
     benchmark.extra_info["gbps"] = gbps
     benchmark.extra_info["peak_bw_pct"] = 100 * gbps / peak_gbps if gbps else None
 
 
-def _timed_rounds(benchmark, step: bench.Step, rounds: int, device: str, threads: int,
-                  nodeid: str) -> None:
-    """Time ``rounds`` rounds with pytest-benchmark, each bracketed by the stability probe
-    (CPU) or timed by CUDA events (CUDA, whose times replace the wall clock's), then record
-    how they were timed and whether they can be trusted (`harness.stability.judge`)."""
+def _timed_rounds(benchmark, reps: bench.Replicates, device: str, threads: int, nodeid: str) -> None:
+    """Time the replicated rounds with pytest-benchmark, each bracketed by the stability
+    probe (CPU) or timed by CUDA events (CUDA, whose times replace the wall clock's), then
+    record how they were timed and whether they can be trusted (`harness.stability.judge`)."""
     probe = RoundProbe(threads) if device == "cpu" else None
+    step = reps.step
 
     def setup() -> None:
-        step.setup()
+        reps.setup()
         if probe:
             probe.start()
 
     if probe:
         probe.begin()
-    benchmark.pedantic(step.run, setup=setup, teardown=probe.stop if probe else None, rounds=rounds,
-                       warmup_rounds=1, iterations=1)
+    benchmark.pedantic(reps.run, setup=setup, teardown=probe.stop if probe else None,
+                       rounds=reps.rounds, warmup_rounds=1, iterations=1)
     stats = getattr(benchmark, "stats", None)
     if stats is None:  # --benchmark-disable: ran once, nothing timed
         return
     info = benchmark.extra_info
-    info["timing_method"] = "perf_counter"
+    info.update(timing_method="perf_counter", blocks=reps.blocks)
     if step.events is not None:
         info["wall_median"] = statistics.median(stats.stats.data)
         stats.stats.data = step.events.seconds(len(stats.stats.data))
@@ -112,52 +112,3 @@ def _timed_rounds(benchmark, step: bench.Step, rounds: int, device: str, threads
     info.update(stable=verdict.stable, unstable_reason=verdict.reason,
                 stability=evidence.summary() if evidence else None)
     record_stability(nodeid, verdict)
-
-
-def test_timer_fidelity(benchmark, device, request):
-    """The run's timer self-check (`harness.stability.fidelity`): one single-threaded
-    operation timed by the harness, its rounds bracketed by the process's CPU time, which a
-    descheduled process cannot fake, and timed again by an independent wall clock. A check
-    that fails marks the run unstable (the JSON's ``xentbench.fidelity``) and warns."""
-    benchmark.group = "timer fidelity"
-    logits = torch.randn(256, 1000, device=device)
-    target = torch.randint(0, 1000, (256,), device=device)
-
-    def step() -> None:
-        F.cross_entropy(logits, target)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # CPU time equals wall time only for one thread
-    try:
-        probe = RoundProbe(1)
-        probe.begin()
-        benchmark.pedantic(step, setup=probe.start, teardown=probe.stop, rounds=200,
-                           warmup_rounds=10, iterations=1)
-        harness_median = _median(benchmark)
-        if harness_median is None:
-            pytest.skip("benchmarks disabled: no timing to compare")
-        evidence = probe.evidence(200)
-        other = independent_samples(step, device)
-    finally:
-        torch.set_num_threads(threads)
-    on_cpu = device == "cpu"  # on CUDA the host waits for the device: CPU time says nothing
-    check = stability.fidelity(harness_median, evidence.wall if on_cpu else (),
-                               evidence.cpu if on_cpu else (), statistics.median(other.seconds),
-                               evidence.runnable, evidence.cores)
-    verdict = stability.Stability(check.ok, (f"timer fidelity: {check.reason}",) if not check.ok else ())
-    benchmark.extra_info.update({"fidelity": check.as_dict(), "independent_timer": other.method,
-                                 "device": device, "contender": "eager", "mode": "fwd",
-                                 "threads": 1, "timing_method": "perf_counter",
-                                 "stable": verdict.stable, "unstable_reason": verdict.reason,
-                                 "stability": evidence.summary()})
-    record_fidelity(check)
-    record_stability(request.node.nodeid, verdict)
-    line = (f"timer fidelity on {device}: wall / CPU time per round = {check.ratio:.3f}, "
-            f"off-CPU {check.off_cpu:.0%}, / {other.method} median = {check.agreement:.3f}: "
-            + ("ok" if check.ok else f"FAILED ({check.reason})"))
-    bench_note(line)
-    print(line)
-    if not check.ok:
-        warnings.warn(f"{line}: this run's timings are not trustworthy", stacklevel=1)

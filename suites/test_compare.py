@@ -240,3 +240,70 @@ def test_a_change_that_moves_half_the_benchmarks_moves_the_factor_and_says_so(tm
     comparison = compare.compare(base, new)
     assert comparison.factor.value > 1.2
     assert any("across the board" in line for line in compare.header_lines(comparison, base, new))
+
+
+def _mark_unstable(doc: dict, contender: str, reason: str = "preempted: 40 of 200 rounds") -> dict:
+    doc = copy.deepcopy(doc)
+    for b in doc["benchmarks"]:
+        stable = b["extra_info"]["contender"] != contender
+        b["extra_info"].update(stable=stable, unstable_reason="" if stable else reason)
+    return doc
+
+
+def test_an_unstable_benchmark_is_never_slower_and_never_fails_the_gate(tmp_path, capsys):
+    """A 3x slowdown measured while a neighbour preempted the rounds: status 'unstable'
+    with the reason, the judgement it would have had kept in `judged`."""
+    new = _mark_unstable(scale_contender(make_run(1), "ext", 3.0), "ext")
+    result = _compare(tmp_path, make_run(0), new)
+    ext = result[result["contender"] == "ext"]
+    assert set(ext["status"]) == {"unstable"} and set(ext["judged"]) == {"slower"}
+    assert ext["note"].str.contains("NEW: preempted").all()
+    assert set(result[result["contender"] != "ext"]["status"]) == {"unchanged"}
+    base, slow = write_run(tmp_path / "b.json", make_run(0)), write_run(tmp_path / "s.json", new)
+    assert main(["compare", str(base), str(slow), "--fail-ratio", "1.5"]) == 0
+    assert "unstable" in capsys.readouterr().out
+
+
+def test_unstable_benchmarks_do_not_set_the_machine_factor(tmp_path):
+    """Half the benchmarks slowed 3x by a neighbour, and flagged: the factor comes from the
+    stable half and stays at 1."""
+    new = make_run(1)
+    for name in ("naive", "ext"):
+        new = _mark_unstable(scale_contender(new, name, 3.0), name)
+    for b in new["benchmarks"]:  # both flagged, not only the last one marked
+        b["extra_info"]["stable"] = b["extra_info"]["contender"] not in ("naive", "ext")
+    b_df = load([write_run(tmp_path / "b.json", make_run(0))])
+    n_df = load([write_run(tmp_path / "n.json", new)])
+    comparison = compare.compare(b_df, n_df)
+    assert comparison.factor.value == pytest.approx(1, abs=0.05)
+    assert comparison.factor.n == len(CASES) * 2 * 2
+
+
+def test_a_gate_on_a_file_without_raw_rounds_is_a_usage_error(tmp_path, capsys):
+    """An injected 3x slowdown must not pass silently as 'noisy: too few rounds'."""
+    base = write_run(tmp_path / "b.json", make_run(0, save_data=False))
+    slow = write_run(tmp_path / "s.json", scale_contender(make_run(1), "ext", 3.0))
+    for flag in (["--fail-ratio", "1.5"], ["--fail-on-regression"]):
+        assert main(["compare", str(base), str(slow), *flag]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "without raw rounds" in err[0] and "--benchmark-save-data" in err[0]
+    assert main(["compare", str(base), str(slow)]) == 0  # a report without a gate still works
+
+
+def test_a_different_thread_count_is_an_environment_change(tmp_path):
+    base = make_run(0, stamp={"schema": 1, "threads": 1})
+    new = make_run(1, stamp={"schema": 1, "threads": 2})
+    result = _compare(tmp_path, base, new)
+    assert set(result["status"]) == {"environment changed"}
+    b = load([write_run(tmp_path / "b.json", base)])
+    assert compare.environment_changes(b, load([write_run(tmp_path / "n.json", new)])) == [
+        "threads: 1 -> 2"]
+
+
+def test_a_failed_fidelity_check_is_in_the_header(tmp_path):
+    stamp = {"schema": 1, "threads": 1,
+             "fidelity": {"ok": False, "reason": "the process was off-CPU for 33% of the check"}}
+    b = load([write_run(tmp_path / "b.json", make_run(0, stamp={"schema": 1, "threads": 1}))])
+    n = load([write_run(tmp_path / "n.json", make_run(1, stamp=stamp))])
+    lines = compare.header_lines(compare.compare(b, n), b, n)
+    assert "NEW run unstable: timer fidelity failed (the process was off-CPU for 33% of the check)" in lines
