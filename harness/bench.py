@@ -152,12 +152,13 @@ REPLICATES = 4  # fresh copies of the inputs per benchmark (`Replicates`)
 
 class Replicates:
     """One benchmark's rounds in ``blocks`` consecutive blocks, each on a fresh copy of the
-    inputs, allocated before the previous copy is freed so that it lands elsewhere in
-    memory. Why: where a tensor lands moves a memory-bound loss by up to ±25 % (measured:
-    the same 2×4×32×64×64 fwd_bwd re-allocated eight times in one process, medians 5.2-8.7
-    ms), a shift that rounds on one allocation cannot show and that made two runs of
-    identical code disagree at p < 1e-4. `harness.compare` resamples the blocks, so this
-    variation widens the interval instead of faking a change.
+    inputs; all copies stay allocated until the benchmark ends, so that each lands
+    elsewhere in memory (a freed copy's memory would be handed to the next). Why: where a
+    tensor lands moves a memory-bound loss by up to ±25 % (measured: the same
+    2×4×32×64×64 fwd_bwd re-allocated eight times in one process, medians 5.2-8.7 ms), a
+    shift that rounds on one allocation cannot show and that made two runs of identical
+    code disagree at p < 1e-4. `harness.compare` resamples the blocks, so this variation
+    widens the interval instead of faking a change.
 
     ``setup`` and ``run`` are what pytest-benchmark's ``pedantic`` calls; the switch to a
     new copy, and one untimed call on it (first-touch page faults), happen in ``setup``."""
@@ -165,6 +166,7 @@ class Replicates:
     def __init__(self, fresh: Callable[[], Step], first: Step, blocks: int, per_block: int,
                  warmup_rounds: int) -> None:
         self._fresh, self.step = fresh, first
+        self._alive = [first]  # every copy stays allocated: a freed one's memory would be reused
         self.blocks, self.per_block, self._warmup = blocks, per_block, warmup_rounds
         self._calls = 0
 
@@ -180,6 +182,7 @@ class Replicates:
             step.setup()
             step.run()
             self.step = step
+            self._alive.append(step)
         self.step.setup()
 
     def run(self) -> None:

@@ -75,7 +75,12 @@ def _thread_count(text: str) -> int:
     return value
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads its options
 def pytest_configure(config: pytest.Config) -> None:
+    # Raw rounds always go into the JSON: compare's significance tests need them, and a
+    # file without them used to turn an injected 3x slowdown into 'noisy'.
+    if hasattr(config.option, "benchmark_save_data"):
+        config.option.benchmark_save_data = True
     if not config.getoption("hypothesis_profile", None):
         settings.load_profile(os.environ.get("XENTBENCH_PROFILE", strategies.DEFAULT_PROFILE))
     config.addinivalue_line("markers", "cuda: needs a CUDA device")

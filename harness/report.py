@@ -150,9 +150,32 @@ def compare_markdown(changed, every, counts: dict[str, int], title: str, context
 # ---- report.md -------------------------------------------------------------------------
 def runs_md(runs) -> str:
     rows = [[r.run_id, r.machine, str(r.commit or DASH)[:12], r.torch or DASH, r.devices or DASH,
+             _threads_cell(r.run_threads), _fidelity_cell(r.fidelity_ok, r.fidelity_reason),
              str(r.datetime)[:19], str(r.benchmarks), r.file] for r in runs.itertuples()]
-    return md_table(["run", "machine", "commit", "torch", "device", "started", "benchmarks",
-                     "files"], rows)
+    return md_table(["run", "machine", "commit", "torch", "device", "threads", "timer fidelity",
+                     "started", "benchmarks", "files"], rows)
+
+
+def _threads_cell(threads) -> str:
+    return str(int(threads)) if _finite(threads) else DASH
+
+
+def is_false(value) -> bool:
+    """A recorded False (Python's or numpy's), not a missing value."""
+    return value is False or (type(value).__name__ == "bool_" and not value)
+
+
+def _fidelity_cell(ok, reason) -> str:
+    if is_false(ok):
+        return f"FAILED: {reason}"
+    return "ok" if ok is True or type(ok).__name__ == "bool_" else DASH
+
+
+def unstable_md(rows) -> str:
+    """Benchmarks whose timing the run itself distrusts (`harness.stability`), with why."""
+    return md_table(["run", "benchmark", "median", "why"],
+                    [[r.run_id, r.name, fmt_time(r.median), str(r.unstable_reason)]
+                     for r in rows.itertuples()])
 
 
 def case_md(view, run_ids: list[str], run_labels: dict[str, str]) -> str:
@@ -180,7 +203,8 @@ def _case_cells(r, width: int) -> list[str]:
         return [DASH] * width
     if not r.ok or not _finite(r.median):
         return [f"failed: {r.error}" if isinstance(r.error, str) else "not timed"] + [DASH] * (width - 1)
-    return [fmt_time(r.median, r.median_noise), fmt_ratio(r.speedup, r.speedup_noise),
+    unstable = " (unstable)" if is_false(getattr(r, "stable", None)) else ""
+    return [fmt_time(r.median, r.median_noise) + unstable, fmt_ratio(r.speedup, r.speedup_noise),
             fmt_num(r.gbps, r.gbps_noise), fmt_num(r.peak_bw_pct, r.peak_bw_pct_noise, 2),
             fmt_bytes(r.peak_mem_bytes), fmt_seconds(r.compile_s)]
 

@@ -126,6 +126,12 @@ def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> s
            "the family's reference — `eager` for multi-class cases, `bce_logits` for binary "
            "ones — on the same case and mode in the same run.", ""]
     cases = with_peak_bw_noise(df[_is_case(df)])
+    unstable = df[df["stable"].map(report.is_false)]
+    if len(unstable):
+        out += [f"## Unstable benchmarks ({len(unstable)})", "",
+                "Their rounds show contention (README, 'Timing you can trust'); their medians "
+                "are marked `(unstable)` below and compare never calls them slower or faster.", "",
+                report.unstable_md(unstable), ""]
     summary = fastest_summary(df)
     if len(summary):
         out += ["## Fastest contender", "", report.summary_md(summary), ""]

@@ -261,3 +261,16 @@ def drift_scale(ratios: ArrayLike) -> float:
     if r.size < 4:
         return math.nan
     return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+
+def one_sided_scales(values: ArrayLike, center: float) -> tuple[float, float]:
+    """(below, above): the spread of ``values`` on each side of ``center``, each
+    1.4826 times the median distance of that side's values (the MAD of a symmetric sample,
+    one half at a time). A change that moved some benchmarks one way inflates that side
+    only, so the other side still measures the drift of the untouched ones. NaN for a
+    side with fewer than 3 values."""
+    a = _arr(values)
+    out = []
+    for side in (a[a < center], a[a > center]):
+        out.append(float(1.4826 * np.median(np.abs(side - center))) if side.size >= 3 else math.nan)
+    return out[0], out[1]
