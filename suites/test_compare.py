@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 
 import numpy as np
 import pytest
 from test_results import CASES, make_run, scale_contender, write_run
 
-from harness import compare
+from harness import compare, stats
 from harness.__main__ import main
 from harness.results import load
 
@@ -307,3 +308,27 @@ def test_a_failed_fidelity_check_is_in_the_header(tmp_path):
     n = load([write_run(tmp_path / "n.json", make_run(1, stamp=stamp))])
     lines = compare.header_lines(compare.compare(b, n), b, n)
     assert "NEW run unstable: timer fidelity failed (the process was off-CPU for 33% of the check)" in lines
+
+
+def test_a_regressed_third_does_not_widen_its_own_drift_floor(tmp_path):
+    """This VM's drift (12 % per benchmark between runs of identical code) and a contender
+    made 2.5x slower on a sixth of the benchmarks: the floor for slowdowns comes from how
+    far the others scatter towards faster, so the regression does not hide itself, and
+    no other contender is flagged."""
+    base = make_run(0, speed=SIX)
+    new = scale_contender(_drifted(make_run(1, speed=SIX), spread=0.12), "ext", 2.5)
+    comparison = compare.compare(load([write_run(tmp_path / "b.json", base)]),
+                                 load([write_run(tmp_path / "n.json", new)]))
+    rows = comparison.rows
+    ext = rows[rows["contender"] == "ext"]
+    assert (ext["status"] == "slower").mean() >= 0.9
+    assert not rows[rows["contender"] != "ext"]["status"].isin(["slower", "faster"]).any()
+    slower_floor, faster_floor = comparison.floor
+    assert math.expm1(slower_floor) < 1.0 and faster_floor > slower_floor
+
+
+def test_one_sided_scales_ignore_the_other_side():
+    rng = np.random.default_rng(0)
+    clean = rng.normal(0, 0.1, 40)
+    below, above = stats.one_sided_scales(np.concatenate([clean, np.full(15, 0.9)]), 0.0)
+    assert 0.07 < below < 0.13 and above > 1.5 * below
