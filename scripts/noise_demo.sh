@@ -60,6 +60,11 @@ PYEOF
 echo "== (c) ext does its work twice (want: ext slower, nobody else)"
 bench "$WORK/twice" "$WORK/twice.json"
 "$PY" -m harness compare "$WORK/aa$RUNS.json" "$WORK/twice.json" --fail-ratio 1.5; twice=$?
+echo "the same run against each idle run as BASE: ext benchmarks slower / others slower or faster"
+for i in $(seq 1 "$RUNS"); do
+  table=$("$PY" -m harness compare "$WORK/aa$i.json" "$WORK/twice.json" --all)
+  echo "  BASE aa$i: $(grep -cE '^slower +ext ' <<< "$table") of $(grep -cE '^[a-z ]+ +ext ' <<< "$table") / $(grep -E '^(slower|faster) ' <<< "$table" | grep -vcE '^[a-z]+ +ext ')"
+done
 
 echo "exit codes: busy A/A $busy (want 0), ext twice $twice (want 1); A/A pairs flagged $flagged (want <= 1)"
 [ "$busy" = 0 ] && [ "$twice" = 1 ] && [ "$flagged" -le 1 ]

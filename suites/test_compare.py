@@ -1,4 +1,4 @@
-"""compare: normalised by eager, noise-aware, one status per benchmark, CI exit codes."""
+"""compare: machine-factor normalisation, noise-aware, unstable never judged, CI exit codes."""
 
 from __future__ import annotations
 
