@@ -160,6 +160,11 @@ class Replicates:
     code disagree at p < 1e-4. `harness.compare` resamples the blocks, so this variation
     widens the interval instead of faking a change.
 
+    Every block gets its own copy, the first too: the copy the correctness check and the
+    warmup used is cached per case and shared by every contender of it, so a bad landing
+    of it moved all of a case's benchmarks together (seen: 6 of 6 benchmarks of one case
+    1.4-1.9× slower in an A/A pair).
+
     ``setup`` and ``run`` are what pytest-benchmark's ``pedantic`` calls; the switch to a
     new copy, and one untimed call on it (first-touch page faults), happen in ``setup``."""
 
@@ -177,7 +182,7 @@ class Replicates:
     def setup(self) -> None:
         timed = self._calls - self._warmup
         self._calls += 1
-        if timed > 0 and timed % self.per_block == 0:
+        if timed >= 0 and timed % self.per_block == 0:
             step = self._fresh()
             step.setup()
             step.run()
