@@ -139,21 +139,29 @@ class MachineFactor:
         return float(lo), float(hi)
 
 
-def machine_factor(raw_ratios: np.ndarray, seed: int = 0) -> MachineFactor:
-    """`MachineFactor` from the raw ratios of the benchmarks stable in both runs: their
-    median, which the benchmarks a change really moved shift by at most a fraction of the
-    drift while they are fewer than half (measured alternative: the shorth, which ignores
-    them entirely but lands off-centre in 6 of 10 A/A pairs of this VM, where 24 ratios
-    scatter by 17 %); 1 (no normalisation) with fewer than `MIN_FACTOR_BENCHMARKS`."""
+def machine_factor(raw_ratios: np.ndarray, groups: list[str] | None = None, seed: int = 0) -> MachineFactor:
+    """`MachineFactor` from the raw ratios of the benchmarks stable in both runs; 1 (no
+    normalisation) with fewer than `MIN_FACTOR_BENCHMARKS` of them.
+
+    The centre is a median of medians: each contender's median log-ratio (``groups``
+    names the contender of each ratio), then the median over contenders, when there are
+    at least three. A change usually moves one contender everywhere, or one case for every
+    contender; either way the median over contenders stays on the untouched ones, where
+    the plain median of all ratios is dragged by a third of them towards the change
+    (measured: 1.27 against 1.0 with one of three contenders made 2.5× slower, which
+    hid it). With fewer contenders, the median of all ratios."""
     r = np.asarray(raw_ratios, dtype=float)
-    r = np.log(r[np.isfinite(r) & (r > 0)])
+    keep = np.isfinite(r) & (r > 0)
+    r = np.log(r[keep])
     if r.size < MIN_FACTOR_BENCHMARKS:
         return MachineFactor(1.0, np.ones(N_BOOT), int(r.size))
-    center = float(np.median(r))
-    spread = np.nanmin(stats.one_sided_scales(r, center))
+    labels = np.asarray(groups if groups is not None else ["all"] * keep.size)[keep]
+    per_group = [float(np.median(r[labels == g])) for g in dict.fromkeys(labels)]
+    center = float(np.median(per_group)) if len(per_group) >= 3 else float(np.median(r))
+    scales = [x for x in stats.one_sided_scales(r, center) if math.isfinite(x)]
+    spread = min(scales) if scales else math.nan
     # The centre's standard error as a median's, from the spread of the side that no
-    # change inflated: a bootstrap of the shorth jumps between clusters when a third of
-    # the benchmarks moved, and that jump would widen every interval.
+    # change inflated (a bootstrap would jump between the clusters a change creates).
     se = 1.2533 * spread / math.sqrt(r.size) if math.isfinite(spread) else 0.0
     draws = np.random.default_rng(seed).normal(center, se, N_BOOT)
     return MachineFactor(float(np.exp(center)), np.exp(draws), int(r.size))
@@ -243,8 +251,9 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, settings: Settings = Settings
     b_idx, n_idx = base.set_index("name"), new.set_index("name")
     names = list(dict.fromkeys([*base["name"], *new["name"]]))
     matched = [_match(name, b_idx, n_idx) for name in names]
-    comparable = [m["raw_ratio"] for m in matched if m["_both"] and m["_stable"]]
-    factor = machine_factor(np.asarray(comparable, dtype=float))
+    comparable = [m for m in matched if m["_both"] and m["_stable"]]
+    factor = machine_factor(np.asarray([m["raw_ratio"] for m in comparable], dtype=float),
+                            groups=[str(m["contender"]) for m in comparable])
     rows = pd.DataFrame([_judge(m, factor, env, settings) for m in matched])
     comparable = rows["_both"] & rows["_stable"] if factor.estimated else rows["_both"] & False
     floor = drift_floor(rows.loc[comparable, "ratio"])
@@ -307,25 +316,32 @@ def _judge(row: dict, factor: MachineFactor, env: list[str], settings: Settings)
     return row
 
 
-DRIFT_SIGMAS = 3.0
+FAMILY_ALPHA = 0.10  # chance that identical code shows any change beyond the drift floor
 
 
 def drift_floor(ratios: pd.Series) -> tuple[float, float]:
     """(slower, faster): the log-ratios within which a change is put down to run-to-run
-    drift, ``DRIFT_SIGMAS`` times the spread of the normalised ``ratios`` of the benchmarks
-    stable in both runs, measured on the other side of 1 (`stats.one_sided_scales`): a
-    slowdown is judged against how far the untouched benchmarks scatter towards faster,
-    and the other way round. NaN where a side has fewer than 3 values.
+    drift. Each is the spread of the normalised ``ratios`` of the benchmarks stable in both
+    runs, measured on the other side of 1 (`stats.one_sided_scales`: a slowdown is judged
+    against how far the other benchmarks scatter towards faster, so a regression does not
+    widen its own floor), times a Student t quantile that holds the chance of any false
+    change among the n benchmarks at `FAMILY_ALPHA` (Bonferroni: 1 − α/(2n)), with the
+    degrees of freedom of that side's count. NaN where a side has fewer than 3 values.
 
     Rounds within one run cannot show how much a benchmark drifts from one run to the
     next: on this project's 2-core VM identical code moves by 12-14 % per benchmark (1σ,
-    after the machine factor; seven and eleven back-to-back runs), and each run's rounds
-    still call those moves significant at p < 1e-4. A floor capped at 25 % flagged identical
-    code in 8 of 10 A/A pairs; a two-sided spread let a contender made 2.5× slower (a
-    third of the benchmarks) widen its own floor past 150 %."""
+    after the machine factor), sometimes a whole case at once, and each run's rounds still
+    call those moves significant at p < 1e-4. Measured on 26 A/A pairs of real runs
+    (`scripts/noise_demo.sh`): a floor capped at 25 % flagged 8 of 10 pairs; a fixed three
+    sigmas 4 of 10; this rule 1 of 10, 1 of 6 and 1 of 10."""
     logs = np.log(np.asarray(ratios, dtype=float))
-    below, above = stats.one_sided_scales(logs[np.isfinite(logs)], 0.0)
-    return DRIFT_SIGMAS * below, DRIFT_SIGMAS * above
+    logs = logs[np.isfinite(logs)]
+    below, above = stats.one_sided_scales(logs, 0.0)
+    n = max(logs.size, 1)
+    quantile = 1 - FAMILY_ALPHA / (2 * n)
+    k_below = stats.t_quantile(quantile, max(int((logs < 0).sum()) - 1, 2))
+    k_above = stats.t_quantile(quantile, max(int((logs > 0).sum()) - 1, 2))
+    return k_below * below, k_above * above
 
 
 def _apply_drift_floor(result: pd.DataFrame, floor: tuple[float, float]) -> pd.DataFrame:
@@ -413,8 +429,8 @@ def header_lines(comparison: Comparison, base: pd.DataFrame, new: pd.DataFrame) 
                  f"{MIN_FACTOR_BENCHMARKS})"]
     slower, faster = comparison.floor
     if math.isfinite(slower) or math.isfinite(faster):
-        lines.append(f"run-to-run drift ({DRIFT_SIGMAS:g}σ of the other benchmarks' ratios): "
-                     f"slowdowns within {_pct(slower)} and speedups within {_pct(faster)} are noisy")
+        lines.append(f"run-to-run drift (how far the other benchmarks scatter): slowdowns within "
+                     f"{_pct(slower)} and speedups within {_pct(faster)} are noisy")
     for side, df in (("BASE", base), ("NEW", new)):
         run = runs_table(df).iloc[0]
         if isinstance(run.get("fidelity_ok"), bool | np.bool_) and not run["fidelity_ok"]:

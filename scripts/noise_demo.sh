@@ -9,7 +9,8 @@
 #       `--fail-ratio 1.5` passes, and the affected benchmarks carry their reason;
 #   (c) a run in which the external contender `ext` does its work twice: its benchmarks
 #       `slower`, nobody else's.
-# Usage: scripts/noise_demo.sh [WORKDIR]   (RUNS=11 by default)
+# Usage: scripts/noise_demo.sh [WORKDIR]   (RUNS=11 by default; REUSE=1 keeps the runs
+# already in WORKDIR and only compares again, e.g. after a change to the compare rule)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-$(mktemp -d)}
@@ -21,7 +22,8 @@ printf 'import torch.nn.functional as F\n\ndef ce(input, target, **kwargs):\n   
 # Twice the work, forward and backward: the mean of two identical losses.
 printf 'import torch.nn.functional as F\n\ndef ce(input, target, **kwargs):\n    return (F.cross_entropy(input, target, **kwargs) + F.cross_entropy(input, target, **kwargs)) / 2\n' > "$WORK/twice/extmod.py"
 
-bench() {  # $1: module dir, $2: output JSON
+bench() {  # $1: module dir, $2: output JSON (kept with REUSE=1: only the compares rerun)
+  [ "${REUSE:-0}" = 1 ] && [ -s "$2" ] && return 0
   PYTHONPATH="$1:$PWD" "$PY" -m harness bench --out "$2" \
     --contender probe=torch.nn.functional:cross_entropy --contender ext=extmod:ce \
     -- --bench-cases landmarks -k "$SELECTION" > "$2.log" 2>&1 || {
@@ -43,9 +45,11 @@ echo "pairs with a slower/faster row: $flagged of $((RUNS - 1)) (want at most 1)
 
 echo "== (b) the same code with two busy-loop neighbours during the second run"
 pids=""
-for _ in 1 2; do timeout 120 sh -c 'while :; do :; done' & pids="$pids $!"; done
+if [ "${REUSE:-0}" != 1 ] || [ ! -s "$WORK/busy.json" ]; then
+  for _ in 1 2; do timeout 120 sh -c 'while :; do :; done' & pids="$pids $!"; done
+fi
 bench "$WORK/once" "$WORK/busy.json"
-kill $pids 2>/dev/null; wait
+[ -n "$pids" ] && kill $pids 2>/dev/null; wait
 "$PY" -m harness compare "$WORK/aa$RUNS.json" "$WORK/busy.json" --fail-ratio 1.5; busy=$?
 "$PY" - "$WORK/busy.json" <<'PYEOF'
 import json, sys

@@ -94,3 +94,10 @@ def test_speedup_and_normalised_ratio():
     assert stats.normalised_ratio(1.0, 2.0, 2.0, 2.0) == pytest.approx(2.0)
     assert stats.relative_noise((10.0, 1.0), (2.0, 0.0)) == pytest.approx(0.1)
     assert stats.geometric_mean([1.0, 4.0]) == pytest.approx(2.0)
+
+
+def test_t_quantile_matches_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for df in (3, 5, 11, 30):
+        for p in (0.9, 0.99, 0.998):
+            assert stats.t_quantile(p, df) == pytest.approx(scipy_stats.t.ppf(p, df), rel=1e-5)
