@@ -57,7 +57,7 @@ class Rule:
     max_spread: float = 0.5
     fidelity_tolerance: float = 0.05
     fidelity_off_cpu: float = 0.10
-    agreement_tolerance: float = 0.25
+    agreement_factor: float = 2.0
 
 
 RULE = Rule()
@@ -209,14 +209,14 @@ def fidelity(harness_median: float, wall: Sequence[float], cpu: Sequence[float],
     """Judge the timer self-check (see `Fidelity`). It fails when a typical round's wall
     time exceeds its CPU time by more than ``fidelity_tolerance``, when the process was
     off-CPU for more than ``fidelity_off_cpu`` of the check (what two wall clocks in one
-    process cannot see: both run on while it waits), or when the two wall-clock timers
-    disagree beyond ``agreement_tolerance`` (a timer bug, such as timing with another
-    thread count: 0.237 before it was fixed), or when more tasks than ``cores`` were
-    ``runnable`` in at least half of the rounds (a 50 ms check can fall between a
-    neighbour's time slices; the count at each round cannot). Single calls and blocks of calls of this
-    operation differ by up to 8 % on an idle 2-core VM, hence the wider tolerance of the
-    last. Without CPU times (CUDA, where the host waits for the device) only the last
-    applies."""
+    process cannot see: both run on while it waits), when more tasks than ``cores`` were
+    ``runnable`` in at least half of the rounds (a short check can fall between a
+    neighbour's time slices; the count at each round cannot), or when the two wall-clock
+    timers disagree by more than ``agreement_factor`` (a timer bug, such as timing with
+    another thread count: 0.237 before it was fixed). Only a gross disagreement counts:
+    measured one after the other on this project's idle 2-core VM, the two medians
+    differed by up to 1.8× (33 runs; 25 % flagged 5 of them). Without CPU times (CUDA,
+    where the host waits for the device) only the last two apply."""
     w, c = np.asarray(wall, float), np.asarray(cpu, float)
     measured = c.size and c.size == w.size and (c > 0).all()
     ratio = float(np.median(w / c)) if measured else math.nan
@@ -227,7 +227,7 @@ def fidelity(harness_median: float, wall: Sequence[float], cpu: Sequence[float],
         problems.append(f"a round's wall time is {ratio:.3f}× its CPU time")
     if measured and not off_cpu <= rule.fidelity_off_cpu:
         problems.append(f"the process was off-CPU for {off_cpu:.0%} of the check")
-    if not abs(agreement - 1) <= rule.agreement_tolerance:
+    if not 1 / rule.agreement_factor <= agreement <= rule.agreement_factor:
         problems.append(f"the independent timer disagrees ({agreement:.3f}×)")
     if busy_share(runnable, cores) >= rule.oversubscribed_share:
         problems.append(f"the machine was busy: {np.median(runnable):.0f} runnable tasks on {cores} "

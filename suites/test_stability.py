@@ -123,6 +123,7 @@ def test_evidence_summary_counts_what_the_probe_saw():
 @pytest.mark.parametrize(("wall_factor", "off", "agreement", "runnable", "ok", "says"), [
     (1.0, 0.0, 1.01, 1, True, ""),
     (1.0, 0.0, 0.237, 1, False, "independent timer"),       # a timer bug (thread count)
+    (1.0, 0.0, 1.5, 1, True, ""),                            # idle VM: timers 1.5x apart
     (1.5, 0.0, 1.0, 1, False, "wall time is 1.500"),         # every round descheduled a bit
     (1.0, 0.3, 1.0, 1, False, "off-CPU for"),                # a few rounds descheduled a lot
     (1.0, 0.0, 1.0, 3, False, "machine was busy"),           # between a neighbour's slices
