@@ -1,24 +1,24 @@
 """``python -m harness compare BASE NEW``: did a change make anything slower?
 
 Benchmarks are matched by name. Each one's raw ratio NEW/BASE of medians is divided by the
-*machine factor*: the centre of the raw ratios of every benchmark stable in both runs
-(`machine_factor`), so that a machine that is uniformly slower (another CI runner, a hot
-laptop) cancels out while no single benchmark's jitter reaches the others' ratios. (Dividing
-by one reference contender's median, as this module did before, imported that contender's
+*machine factor* (`machine_factor`): a median over contenders of each contender's median
+raw ratio, over the benchmarks stable in both runs. A machine that is uniformly slower
+(another CI runner, a hot laptop) cancels out, no single benchmark's jitter reaches the
+others' ratios, and a contender that really changed does not drag the factor. (Dividing by
+one reference contender's median, as this module did before, imported that contender's
 run-to-run jitter into every row of its case: ±20 % on one case flagged identical code.)
-The factor's own uncertainty comes from a bootstrap over the benchmarks and is carried into
-every benchmark's interval.
+The factor's own uncertainty is carried into every benchmark's interval.
 
-A change is called faster or slower only when it passes both the threshold (default 10 %)
-and a significance test on the raw rounds: Mann-Whitney U at p < 0.01 on BASE's rounds
-times the factor against NEW's, when both sides have at least `MIN_U_ROUNDS` rounds, and in
-any case a 99 % bootstrap interval of the normalised ratio (resampling both sides' rounds
-and the factor) that excludes 1. Beyond the threshold but not significant is ``noisy``, and
-so is a change within three times the run-to-run drift of all benchmarks' ratios
-(`drift_floor`). A benchmark that either run recorded as unstable
-(`harness.stability`) is ``unstable``, never slower or faster. An environment that differs
-(torch version, device, hardware, intra-op threads) makes the ratio meaningless, hence its
-own status unless ``--allow-env-change``.
+A change is called faster or slower only when it passes the threshold (default 10 %), a
+significance test on the raw rounds — Mann-Whitney U at p < 0.01 on BASE's rounds times
+the factor against NEW's, when both sides have at least `MIN_U_ROUNDS` rounds, and in any
+case a 99 % bootstrap interval of the normalised ratio that excludes 1 (blocks of rounds on
+fresh inputs resampled first, then rounds, and the factor drawn from its uncertainty) —
+and the run-to-run drift floor (`drift_floor`). Beyond the threshold but short of either
+is ``noisy``. A benchmark that either run recorded as unstable (`harness.stability`) is
+``unstable``, never slower or faster. An environment that differs (torch version, device,
+hardware, intra-op threads) makes the ratio meaningless, hence its own status unless
+``--allow-env-change``.
 """
 
 from __future__ import annotations
