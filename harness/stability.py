@@ -18,8 +18,8 @@ rounds, `scripts/noise_demo.sh` shows them on real runs):
    equal to its wall time, so rule 1 cannot see it (measured: 59 µs read 7,995 µs with two
    threads and two neighbours, CPU/wall 1.00, runnable 3-4 on 2 cores). With one thread a
    neighbour on the other core still slows it through shared caches without preempting
-   it (measured: one thread, two busy-loop neighbours, a 842 µs fwd_bwd read 1.25 ms with
-   under 10 % of its rounds preempted). One neighbour on a 2-core machine (2 runnable)
+   it (measured: one thread, two busy-loop neighbours, a 614 µs fwd_bwd read 935 µs with
+   7 % of its rounds preempted). One neighbour on a 2-core machine (2 runnable)
    does not fire it: one thread then held (104 µs against 107 µs idle).
 3. **quantised**: at least ``quantised_share`` of the rounds lie within ``tick_tolerance`` of
    a multiple of one scheduler tick (1, 2, 4 or 10 ms) spread over at least two multiples: the
