@@ -142,3 +142,33 @@ def test_fidelity_fails_on_what_two_wall_clocks_cannot_see(wall_factor, off, agr
 def test_fidelity_without_cpu_times_checks_the_timers_only():
     check = stability.fidelity(1e-3, (), (), 1e-3)
     assert check.ok and np.isnan(check.ratio)
+
+
+def test_a_real_benchmark_run_records_its_stability_threads_and_fidelity(tmp_path):
+    """One benchmark timed for real in a child pytest (without --benchmark-save-data: the
+    plugin turns it on): raw rounds in 4 blocks, the probe's verdict and evidence, the
+    thread count, and the run's timer fidelity check in the JSON."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "run.json"
+    cmd = [sys.executable, "-m", "pytest", "suites/test_bench.py", "--benchmark-only", "-p",
+           "no:cacheprovider", "-p", "no:xdist", "-q", "-k",
+           "n256-c1000 and eager-fwd] and not compiled", "--bench-threads=1",
+           f"--benchmark-json={out}", "--bench-round-time=0.02"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    (bench,) = doc["benchmarks"]
+    extra = bench["extra_info"]
+    assert len(bench["stats"]["data"]) == bench["stats"]["rounds"] >= 8
+    assert extra["blocks"] == 4 and extra["threads"] == 1 and extra["timing_method"] == "perf_counter"
+    assert isinstance(extra["stable"], bool) and isinstance(extra["unstable_reason"], str)
+    assert extra["stability"]["rounds"] == bench["stats"]["rounds"] and "cpu_per_wall" in extra["stability"]
+    assert doc["xentbench"]["threads"] == 1
+    assert {"ratio", "off_cpu", "agreement", "ok", "reason"} <= set(doc["xentbench"]["fidelity"])
