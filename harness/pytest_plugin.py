@@ -342,7 +342,8 @@ def bench_threads(pytestconfig: pytest.Config, device: str) -> int:
     59 µs read 7,995 µs with two threads and two neighbours; 104 µs against 107 µs idle
     with one thread and one neighbour). 0 keeps torch's default."""
     wanted = pytestconfig.getoption("bench_threads")
-    if device == "cpu" and wanted:
+    timing = not pytestconfig.getoption("benchmark_disable", False)
+    if device == "cpu" and wanted and timing:  # a smoke run (--benchmark-disable) times nothing
         torch.set_num_threads(wanted)
     _run_state["threads"] = torch.get_num_threads()
     return torch.get_num_threads()
