@@ -121,9 +121,9 @@ def _blocks(row: pd.Series) -> int:
 
 @dataclass(frozen=True)
 class MachineFactor:
-    """How much slower NEW's machine is than BASE's across the board: the median of the
-    raw ratios of the ``n`` benchmarks stable in both runs, with ``samples``, its bootstrap
-    distribution over those benchmarks (all ones when not estimated)."""
+    """How much slower NEW's machine is than BASE's across the board (`machine_factor`),
+    from the ``n`` benchmarks stable in both runs, with ``samples``, draws from its
+    uncertainty (all ones when not estimated)."""
 
     value: float
     samples: np.ndarray
@@ -174,16 +174,17 @@ def significance(base: np.ndarray, new: np.ndarray, factor: MachineFactor, alpha
 
     ``with_ci=False`` skips the bootstrap for a change already inside the threshold,
     whose status does not depend on significance. The U test takes the factor as exact;
-    the bootstrap interval resamples both sides' rounds and draws the factor from its own
-    bootstrap, so an uncertain factor widens it, and it too must exclude 1. Rounds taken in
+    the bootstrap interval resamples both sides' rounds and pairs them with draws of the
+    factor (`MachineFactor.samples`), so an uncertain factor widens it, and it too must
+    exclude 1. Rounds taken in
     ``blocks`` (BASE, NEW) on fresh copies of the inputs (`harness.bench.Replicates`) are
     resampled block first, then round within block: how much the median moves with where
     the inputs land is part of the interval, as it is part of the next run."""
     ci = (math.nan, math.nan)
     if with_ci and base.size and new.size:
         rng = np.random.default_rng(seed)
-        b = _resampled_medians(base, rng, blocks[0])
-        n = _resampled_medians(new, rng, blocks[1])
+        b = stats.resampled_medians(base, rng, N_BOOT, blocks[0])
+        n = stats.resampled_medians(new, rng, N_BOOT, blocks[1])
         ratios = n / b / factor.samples[rng.permutation(factor.samples.size)]
         ratios = ratios[np.isfinite(ratios)]
         if ratios.size:
@@ -197,20 +198,6 @@ def significance(base: np.ndarray, new: np.ndarray, factor: MachineFactor, alpha
     if min(base.size, new.size) >= MIN_BOOT_ROUNDS:
         return math.nan, ci, ci_excludes_one, "bootstrap CI"
     return math.nan, ci, False, "too few rounds"
-
-
-def _resampled_medians(x: np.ndarray, rng: np.random.Generator, blocks: int = 1) -> np.ndarray:
-    """Bootstrap medians of ``x``; with ``blocks`` > 1, ``x`` is that many consecutive
-    equal blocks, resampled hierarchically (blocks, then rounds within each)."""
-    if x.size == 1:
-        return np.full(N_BOOT, x[0])
-    per = x.size // blocks if blocks > 1 else 0
-    if per < 2:
-        return np.median(x[rng.integers(0, x.size, size=(N_BOOT, x.size))], axis=1)
-    grid = x[: blocks * per].reshape(blocks, per)
-    which = rng.integers(0, blocks, size=(N_BOOT, blocks, 1))
-    rounds = rng.integers(0, per, size=(N_BOOT, blocks, per))
-    return np.median(grid[which, rounds].reshape(N_BOOT, -1), axis=1)
 
 
 def decide(ratio: float, significant: bool, threshold: float) -> str:
@@ -251,12 +238,12 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, settings: Settings = Settings
     b_idx, n_idx = base.set_index("name"), new.set_index("name")
     names = list(dict.fromkeys([*base["name"], *new["name"]]))
     matched = [_match(name, b_idx, n_idx) for name in names]
-    comparable = [m for m in matched if m["_both"] and m["_stable"]]
-    factor = machine_factor(np.asarray([m["raw_ratio"] for m in comparable], dtype=float),
-                            groups=[str(m["contender"]) for m in comparable])
+    stable = [m for m in matched if m["_both"] and m["_stable"]]
+    factor = machine_factor(np.asarray([m["raw_ratio"] for m in stable], dtype=float),
+                            groups=[str(m["contender"]) for m in stable])
     rows = pd.DataFrame([_judge(m, factor, env, settings) for m in matched])
-    comparable = rows["_both"] & rows["_stable"] if factor.estimated else rows["_both"] & False
-    floor = drift_floor(rows.loc[comparable, "ratio"])
+    normalised = rows["_both"] & rows["_stable"] & factor.estimated
+    floor = drift_floor(rows.loc[normalised, "ratio"])
     rows = _apply_drift_floor(rows, floor)
     return Comparison(rows.drop(columns=["_both", "_stable", "_base", "_new"]), factor, env, floor)
 

@@ -74,31 +74,20 @@ def bootstrap_ci(x: ArrayLike, statistic: Callable[[np.ndarray], np.ndarray] | N
     return float(lo), float(hi)
 
 
-def _resampled_medians(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def resampled_medians(x: np.ndarray, rng: np.random.Generator, n_boot: int,
+                      blocks: int = 1) -> np.ndarray:
+    """``n_boot`` bootstrap medians of ``x``. With ``blocks`` > 1, ``x`` is that many
+    consecutive equal blocks (rounds on fresh copies of the inputs), resampled
+    hierarchically: blocks first, then rounds within each. A single value is held fixed."""
     if x.size == 1:
         return np.full(n_boot, x[0])
-    return np.median(x[rng.integers(0, x.size, size=(n_boot, x.size))], axis=1)
-
-
-def bootstrap_ratio_ci(base: ArrayLike, base_ref: ArrayLike, new: ArrayLike, new_ref: ArrayLike,
-                       confidence: float = 0.99, n_boot: int = 2000,
-                       seed: int = 0) -> tuple[float, float]:
-    """Bootstrap interval of `normalised_ratio` resampling all four sets of rounds, so the
-    reference's own noise widens the interval as it should. A set given as one value (a
-    median without raw rounds) is held fixed."""
-    sets = [_arr(s) for s in (base, base_ref, new, new_ref)]
-    if any(s.size == 0 for s in sets):
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    b, br, n, nr = (_resampled_medians(s, n_boot, rng) for s in sets)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = (n / nr) / (b / br)
-    ratios = ratios[np.isfinite(ratios)]
-    if not ratios.size:
-        return math.nan, math.nan
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(ratios, [tail, 100 - tail])
-    return float(lo), float(hi)
+    per = x.size // blocks if blocks > 1 else 0
+    if per < 2:
+        return np.median(x[rng.integers(0, x.size, size=(n_boot, x.size))], axis=1)
+    grid = x[: blocks * per].reshape(blocks, per)
+    which = rng.integers(0, blocks, size=(n_boot, blocks, 1))
+    rounds = rng.integers(0, per, size=(n_boot, blocks, per))
+    return np.median(grid[which, rounds].reshape(n_boot, -1), axis=1)
 
 
 def rankdata(x: ArrayLike) -> np.ndarray:
@@ -237,30 +226,10 @@ def speedup(reference_median: float, median_value: float) -> float:
     return reference_median / median_value
 
 
-def normalised_ratio(base: float, base_ref: float, new: float, new_ref: float) -> float:
-    """NEW/BASE of a median, each first divided by the reference contender's median in its
-    own run: a machine that is uniformly slower cancels out. >1 is slower."""
-    try:
-        return (new / new_ref) / (base / base_ref)
-    except ZeroDivisionError:
-        return math.nan
-
-
 def geometric_mean(values: ArrayLike) -> float:
     a = _arr(values)
     a = a[a > 0]
     return float(np.exp(np.log(a).mean())) if a.size else math.nan
-
-
-def drift_scale(ratios: ArrayLike) -> float:
-    """Robust spread (1.4826 · MAD, in log space) of the normalised ratios of many
-    benchmarks between two runs: the run-to-run drift that rounds within one run cannot
-    show. NaN with fewer than 4 finite ratios."""
-    r = _arr(ratios)
-    r = np.log(r[np.isfinite(r) & (r > 0)])
-    if r.size < 4:
-        return math.nan
-    return float(1.4826 * np.median(np.abs(r - np.median(r))))
 
 
 def one_sided_scales(values: ArrayLike, center: float) -> tuple[float, float]:
