@@ -195,11 +195,13 @@ class Replicates:
 
 
 def replicated(contender: Contender, case: Case, mode: str, device: str, first: Step, rounds: int,
-               flush: bool = False, warmup_rounds: int = 1) -> Replicates:
-    """`Replicates` of ``first`` for about ``rounds`` rounds: `REPLICATES` blocks on CPU (at
-    least two rounds each), one on CUDA, whose caching allocator hands a benchmark the same
-    blocks every round anyway."""
-    blocks = REPLICATES if device == "cpu" else 1
+               flush: bool = False, warmup_rounds: int = 1, blocks: int | None = None) -> Replicates:
+    """`Replicates` of ``first`` for about ``rounds`` rounds in ``blocks`` blocks (at least
+    two rounds each); by default `REPLICATES` on CPU, one on CUDA, whose caching allocator
+    hands a benchmark the same blocks every round anyway. With passes
+    (`harness.passes`), each pass times its share of the blocks."""
+    if blocks is None:
+        blocks = REPLICATES if device == "cpu" else 1
     per_block = max(2, math.ceil(rounds / blocks))
 
     def fresh() -> Step:

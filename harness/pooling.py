@@ -18,6 +18,7 @@ import copy
 
 from pytest_benchmark.stats import Stats
 
+from harness.passes import pooled_extra, with_bandwidth
 from harness.results import STAMP_KEY, stamp_of
 
 
@@ -39,20 +40,9 @@ def _pool_benchmark(entries: list[dict]) -> dict:
         return first  # failed or untimed somewhere: kept as the first process recorded it
     data = [x for e in entries for x in e["stats"]["data"]]
     first["stats"] = _stats(data)
-    extras = [e.get("extra_info") or {} for e in entries]
-    info = first.setdefault("extra_info", {})
-    info["blocks"] = sum(int(x.get("blocks") or 1) for x in extras)
+    info = pooled_extra([e.get("extra_info") or {} for e in entries], unit="process")
     info["processes"] = len(entries)
-    if any("stable" in x for x in extras):
-        info["stable"] = all(x.get("stable", True) is not False for x in extras)
-        info["unstable_reason"] = "; ".join(f"process {k}: {x['unstable_reason']}"
-                                            for k, x in enumerate(extras, 1)
-                                            if x.get("stable") is False and x.get("unstable_reason"))
-    median = first["stats"]["median"]
-    if info.get("bytes") and median:
-        info["gbps"] = info["bytes"] / median / 1e9
-        if info.get("peak_gbps"):
-            info["peak_bw_pct"] = 100 * info["gbps"] / info["peak_gbps"]
+    first["extra_info"] = with_bandwidth(info, first["stats"]["median"])
     return first
 
 

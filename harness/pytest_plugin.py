@@ -21,7 +21,7 @@ from harness.kernels import interpret_without_cuda
 interpret_without_cuda()  # before the imports below: torch._dynamo imports Triton
 
 from harness import contenders as registry  # noqa: E402
-from harness import strategies  # noqa: E402
+from harness import passes, strategies  # noqa: E402
 from harness.contenders import ContenderError  # noqa: E402
 from harness.timing import DEFAULT_THREADS  # noqa: E402
 
@@ -50,6 +50,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-threads", type=_thread_count, default=DEFAULT_THREADS, metavar="N",
                     help="intra-op threads for CPU benchmarks (default 1: with more, a busy "
                          "neighbour process stalls OpenMP's barriers; 0 = torch's default)")
+    group.addoption("--bench-passes", type=_pass_count, default=None, metavar="N",
+                    help="time the selected benchmarks in N passes over the selection, one "
+                         "block of rounds each, pooled per benchmark (default 4 on CPU, 1 on "
+                         "CUDA: see harness/passes.py)")
     group.addoption("--bench-round-time", type=float, default=None,
                     help="target seconds of timed rounds per benchmark "
                          "(default 0.25 small, 1.0 full)")
@@ -72,6 +76,16 @@ def _thread_count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of threads, "
                                          "0 for torch's default") from None
+    return value
+
+
+def _pass_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of passes, 1 or more")
     return value
 
 
@@ -290,22 +304,89 @@ def shard_of(nodeid: str, total: int) -> int:
     return zlib.crc32(nodeid.encode()) % total + 1
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m deselected: only the selection is repeated
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     spec = config.getoption("shard")
-    if not spec:
-        return
-    index, total = parse_shard(spec)
-    keep = [i for i in items if shard_of(i.nodeid, total) == index]
-    dropped = [i for i in items if shard_of(i.nodeid, total) != index]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-    items[:] = keep
+    if spec:
+        index, total = parse_shard(spec)
+        keep = [i for i in items if shard_of(i.nodeid, total) == index]
+        dropped = [i for i in items if shard_of(i.nodeid, total) != index]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    log = pass_log(config)
+    items[:] = passes.scheduled(items, log.passes, _is_timed_benchmark)
 
 
 # ---- benchmarks -----------------------------------------------------------------------
 _bench_notes: list[str] = []
 _bench_failures: list[dict] = []
-_unstable: list[tuple[str, str]] = []  # (benchmark, reason)
+_unstable: list[tuple[str, str]] = []  # (benchmark, reason), from the pooled records
+_PASS_LOG = pytest.StashKey[passes.PassLog]()
+
+
+def _timing(config: pytest.Config) -> bool:
+    return not (config.getoption("benchmark_disable", False)
+                or config.getoption("benchmark_skip", False))
+
+
+def pass_log(config: pytest.Config) -> passes.PassLog:
+    """The session's `harness.passes.PassLog`: how many passes (1 when nothing is timed)
+    and where each benchmark is."""
+    if _PASS_LOG not in config.stash:
+        wanted = config.getoption("bench_passes")
+        if wanted is None:
+            wanted = passes.default_passes(resolve_device(config.getoption("device")))
+        config.stash[_PASS_LOG] = passes.PassLog(passes=wanted if _timing(config) else 1)
+    return config.stash[_PASS_LOG]
+
+
+def _is_timed_benchmark(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return "bench_item" in names and "benchmark" in names
+
+
+@pytest.fixture
+def bench_pass(request: pytest.FixtureRequest) -> tuple[int, passes.PassLog]:
+    """(0-based pass of this call, the session's log) for a benchmark (`harness.passes`)."""
+    log = pass_log(request.config)
+    return log.start(request.node.nodeid), log
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtestloop(session: pytest.Session):
+    """After the last pass, before pytest-benchmark saves or shows anything: one record per
+    benchmark, its passes' rounds pooled; the unstable list comes from those records."""
+    yield
+    bs = getattr(session.config, "_benchmarksession", None)
+    if bs is None:
+        return
+    bs.benchmarks[:] = pool_passes(bs.benchmarks)
+    _unstable[:] = [(b.fullname.split("::", 1)[-1], b.extra_info.get("unstable_reason") or "")
+                    for b in bs.benchmarks if b.extra_info.get("stable") is False]
+
+
+def pool_passes(benchmarks: list) -> list:
+    """pytest-benchmark's records with one per benchmark: a benchmark timed in several
+    passes keeps its first record, holding every pass's rounds in pass order."""
+    from pytest_benchmark.stats import Stats
+
+    groups: dict[str, list] = {}
+    for record in benchmarks:
+        groups.setdefault(record.fullname, []).append(record)
+    pooled = []
+    for records in groups.values():
+        first = records[0]
+        timed = [r for r in records if r.stats]
+        if len(records) > 1 and timed:
+            stats = Stats()
+            stats.data = [x for r in timed for x in r.stats.data]
+            info = passes.pooled_extra([r.extra_info for r in timed])
+            info["passes"] = len(timed)
+            first.stats = stats
+            first.extra_info = passes.with_bandwidth(info, stats.median)
+        pooled.append(first)
+    return pooled
 _run_state: dict = {}                  # threads, fidelity
 
 
@@ -381,12 +462,6 @@ def bench_options(pytestconfig: pytest.Config) -> dict:
 def bench_note(text: str) -> None:
     """A line for the end-of-run summary (e.g. the timer fidelity ratio)."""
     _bench_notes.append(text)
-
-
-def record_stability(nodeid: str, verdict) -> None:
-    """A benchmark's `harness.stability.Stability`: the unstable ones end the run's summary."""
-    if not verdict.stable:
-        _unstable.append((nodeid.split("::", 1)[-1], verdict.reason))
 
 
 def record_bench_failure(nodeid: str, contender: str, case_id: str, mode: str, error: str) -> None:

@@ -12,9 +12,9 @@ import time
 import pytest
 import torch
 
-from harness import bench, stability
+from harness import bench, passes, stability
 from harness.check import Expect, Expectation
-from harness.pytest_plugin import record_bench_failure, record_stability
+from harness.pytest_plugin import record_bench_failure
 from harness.timing import RoundProbe, peak_extra_memory
 
 
@@ -37,7 +37,7 @@ def _median(benchmark) -> float | None:
 
 
 def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, bench_threads, timer_fidelity,
-               request):
+               bench_pass, request):
     case, contender, mode = bench_item
     benchmark.group = f"{case.id} {mode}"
     if reason := contender.skip_reason(case, device):
@@ -46,19 +46,43 @@ def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, bench_th
         pytest.skip(reason)
     if reason := contender.untimed_reason():
         pytest.skip(f"{contender.name}: {reason}")
+    index, log = bench_pass
+    nodeid = request.node.nodeid
+    if index and (reason := log.later_skip_reason(nodeid)):
+        pytest.skip(reason)
     inputs = bench.inputs_for(case, device)
     step = bench.make_step(contender, inputs, mode, device, flush=bench_options["flush"])
+    first = log.first[nodeid]
+    if index == 0:
+        first.rounds = _first_pass(benchmark, step, case, contender, mode, device, peak_gbps,
+                                   bench_options, bench_threads, nodeid, first)
+        first.not_timed = ""
+    blocks = passes.blocks_per_pass(bench.REPLICATES if device == "cpu" else 1, log.passes)
+    reps = bench.replicated(contender, case, mode, device, step,
+                            -(-first.rounds // log.passes), bench_options["flush"], blocks=blocks)
+    _timed_rounds(benchmark, reps, device, bench_threads)
+    passes.with_bandwidth(benchmark.extra_info, _median(benchmark))  # pooling recomputes it
+
+
+def _first_pass(benchmark, step: bench.Step, case, contender, mode: str, device: str,
+                peak_gbps: float, bench_options: dict, bench_threads: int, nodeid: str,
+                first: passes.FirstPass) -> int:
+    """What only the first pass does: compile cost, the check against the oracle (a wrong
+    contender fails here and is never timed), peak memory and the record's fields; returns
+    the calibrated number of rounds for all passes together."""
     try:
         cost = bench.compile_cost(contender, step, bench.compile_key(case), mode)
         verdicts = bench.check_before_timing(contender, case, mode, device)
     except Exception as exc:  # recorded and reported; the run goes on
         kind = "out of memory" if isinstance(exc, torch.cuda.OutOfMemoryError) else type(exc).__name__
-        record_bench_failure(request.node.nodeid, contender.name, case.id, mode, f"{kind}: {exc}")
+        record_bench_failure(nodeid, contender.name, case.id, mode, f"{kind}: {exc}")
+        first.not_timed = f"failed: {kind}"
         pytest.fail(f"{contender.name} failed on {case.id} ({mode}): {kind}: {exc}")
     wrong = [v for v in verdicts if not v.ok]
     if wrong:
         detail = "; ".join(f"{v.prop}: {v.detail}" for v in wrong)
-        record_bench_failure(request.node.nodeid, contender.name, case.id, mode, detail)
+        record_bench_failure(nodeid, contender.name, case.id, mode, detail)
+        first.not_timed = "wrong against the oracle"
         pytest.fail(f"{contender.name} is wrong on {case.id} ({mode}), not timed: {detail}")
 
     nbytes = bench.min_bytes(case, mode)
@@ -73,16 +97,10 @@ def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, bench_th
         "torch": torch.__version__, "threads": bench_threads,
         "accuracy": _accuracy(bench.expectation(contender, case, device)),
     })
-    rounds = _rounds(step, bench_options["round_time"])
-    reps = bench.replicated(contender, case, mode, device, step, rounds, bench_options["flush"])
-    _timed_rounds(benchmark, reps, device, bench_threads, request.node.nodeid)
-    median = _median(benchmark)
-    gbps = nbytes / median / 1e9 if median else None
-    benchmark.extra_info["gbps"] = gbps
-    benchmark.extra_info["peak_bw_pct"] = 100 * gbps / peak_gbps if gbps else None
+    return _rounds(step, bench_options["round_time"])
 
 
-def _timed_rounds(benchmark, reps: bench.Replicates, device: str, threads: int, nodeid: str) -> None:
+def _timed_rounds(benchmark, reps: bench.Replicates, device: str, threads: int) -> None:
     """Time the replicated rounds with pytest-benchmark, each bracketed by the stability
     probe (CPU) or timed by CUDA events (CUDA, whose times replace the wall clock's), then
     record how they were timed and whether they can be trusted (`harness.stability.judge`)."""
@@ -111,4 +129,3 @@ def _timed_rounds(benchmark, reps: bench.Replicates, device: str, threads: int, 
     verdict = stability.judge(stats.stats.data, evidence)
     info.update(stable=verdict.stable, unstable_reason=verdict.reason,
                 stability=evidence.summary() if evidence else None)
-    record_stability(nodeid, verdict)

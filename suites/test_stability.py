@@ -146,8 +146,9 @@ def test_fidelity_without_cpu_times_checks_the_timers_only():
 
 def test_a_real_benchmark_run_records_its_stability_threads_and_fidelity(tmp_path):
     """One benchmark timed for real in a child pytest (without --benchmark-save-data: the
-    plugin turns it on): raw rounds in 4 blocks, the probe's verdict and evidence, the
-    thread count, and the run's timer fidelity check in the JSON."""
+    plugin turns it on): raw rounds in 4 blocks, one per pass over the selection, pooled
+    into one record; the probe's verdict and evidence, the thread count, and the run's
+    timer fidelity check in the JSON."""
     import json
     import os
     import subprocess
@@ -167,7 +168,7 @@ def test_a_real_benchmark_run_records_its_stability_threads_and_fidelity(tmp_pat
     (bench,) = doc["benchmarks"]
     extra = bench["extra_info"]
     assert len(bench["stats"]["data"]) == bench["stats"]["rounds"] >= 8
-    assert extra["blocks"] == 4 and extra["threads"] == 1 and extra["timing_method"] == "perf_counter"
+    assert extra["blocks"] == 4 and extra["passes"] == 4 and extra["threads"] == 1 and extra["timing_method"] == "perf_counter"
     assert isinstance(extra["stable"], bool) and isinstance(extra["unstable_reason"], str)
     assert extra["stability"]["rounds"] == bench["stats"]["rounds"] and "cpu_per_wall" in extra["stability"]
     assert doc["xentbench"]["threads"] == 1
