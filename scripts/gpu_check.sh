@@ -23,8 +23,8 @@ AA_S=${AA_S:-45}
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-timeout "$CORRECTNESS_S" "$PY" -m pytest suites/test_equivalence.py suites/test_binary.py suites/test_fused.py \
-  suites/test_oracle.py --device "$DEVICE" --hypothesis-profile dev -q -p no:cacheprovider --benchmark-disable \
+timeout "$CORRECTNESS_S" "$PY" -m pytest suites/contenders/test_equivalence.py suites/contenders/test_binary_equivalence.py suites/harness/test_fused.py \
+  suites/harness/test_oracle.py --device "$DEVICE" --hypothesis-profile dev -q -p no:cacheprovider --benchmark-disable \
   -W ignore::DeprecationWarning --junitxml="$OUT/correctness.xml" > "$OUT/correctness.log" 2>&1
 echo "correctness exit: $?" | tee -a "$OUT/env.txt"
 tail -n 25 "$OUT/correctness.log"

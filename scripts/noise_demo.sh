@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The timing verdicts on real runs (issue 9), outside the test suite because they rest on
-# timing; the unit tests prove the same rules on synthetic rounds (suites/test_stability.py,
-# suites/test_compare.py). About 6 minutes on an otherwise idle 2-core machine:
+# timing; the unit tests prove the same rules on synthetic rounds (suites/harness/test_stability.py,
+# suites/harness/test_compare.py). About 6 minutes on an otherwise idle 2-core machine:
 #   (a) RUNS back-to-back runs of one commit, compared pairwise: RUNS-1 A/A pairs; want at
 #       most one pair with any `slower` or `faster` row;
 #   (b) one more run with two busy-loop neighbours (bounded: they stop by themselves),

@@ -2,7 +2,7 @@
 F.cross_entropy on 2 × 4 × 32 × 64 × 64 float32 logits, single-threaded, on eight fresh
 copies of the inputs allocated in one process (each kept alive, so each lands elsewhere),
 30 timed calls each. Prints the eight medians. Why the benchmarks run their rounds in
-blocks on fresh copies (harness.bench.Replicates). Usage: python scripts/placement_demo.py"""
+blocks on fresh copies (harness.benchmark.step.Replicates). Usage: python scripts/placement_demo.py"""
 
 import time
 

@@ -22,53 +22,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from harness.cases import DTYPES, LAYOUTS, REDUCTIONS, Case
-
-FAMILIES = ("multiclass", "binary")
-ENTRY_POINT_GROUPS = {"multiclass": "xentbench.contenders", "binary": "xentbench.binary_contenders"}
+from harness.problem.capabilities import Capabilities
+from harness.problem.case import Case
+from harness.problem.families import FAMILIES, family
 
 
 class ContenderError(ValueError):
     """A contender that cannot be loaded or registered, with how to fix it."""
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a contender handles. Anything outside is skipped with a reason."""
-
-    weights: bool = True
-    ignore_index: bool = True
-    label_smoothing: bool = True
-    spatial_dims: frozenset[int] = frozenset({0, 1, 2, 3})
-    dtypes: frozenset[str] = frozenset(DTYPES)
-    devices: frozenset[str] = frozenset({"cpu", "cuda"})
-    reductions: frozenset[str] = frozenset(REDUCTIONS)
-    layouts: frozenset[str] = frozenset(LAYOUTS)
-
-    def gaps(self) -> list[str]:
-        """Human-readable list of what is not supported."""
-        out = []
-        for flag in ("weights", "ignore_index", "label_smoothing"):
-            if not getattr(self, flag):
-                out.append(f"no {flag}")
-        for name, full in (("spatial_dims", {0, 1, 2, 3}), ("dtypes", set(DTYPES)),
-                           ("devices", {"cpu", "cuda"}), ("reductions", set(REDUCTIONS)),
-                           ("layouts", set(LAYOUTS))):
-            missing = sorted(map(str, set(full) - set(getattr(self, name))))
-            if missing:
-                out.append(f"no {name} {','.join(missing)}")
-        return out
-
-    def describe(self, family: str = "multiclass") -> str:
-        """One line; binary cases have neither ignore_index nor label smoothing, so those
-        flags are not shown for binary contenders."""
-        spatial = "/".join(f"{d}-D" for d in sorted(self.spatial_dims))
-        options = ("weights", "ignore_index", "label_smoothing") if family == "multiclass" \
-            else ("weights",)
-        flags = [f for f in options if getattr(self, f)]
-        return (f"{' '.join(flags) or '-'}; spatial {spatial}; "
-                f"{','.join(d for d in DTYPES if d in self.dtypes)}; "
-                f"{','.join(sorted(self.devices))}")
 
 
 @dataclass(frozen=True)
@@ -77,10 +37,10 @@ class Contender:
     `F.cross_entropy` (multiclass) or `F.binary_cross_entropy_with_logits` (binary).
 
     ``limits(inputs, oracle)`` predicts, from theory, where the implementation breaks
-    down on these inputs (see `harness.check.Expectation`); ``compiled`` carries compile statistics for
-    torch.compile contenders; ``available`` says why it cannot run here (e.g. missing
-    Triton) or None; ``untimed`` says why it runs but must not be timed here (Triton's
-    interpreter) or None."""
+    down on these inputs (see `harness.problem.expectations.Expectation`);
+    ``compiled`` carries compile statistics for torch.compile contenders; ``available``
+    says why it cannot run here (e.g. missing Triton) or None; ``untimed`` says why it
+    runs but must not be timed here (Triton's interpreter) or None."""
 
     name: str
     family: str
@@ -140,7 +100,7 @@ _BUILTINS: dict[str, Contender] = {}
 def register(contender: Contender) -> Contender:
     """Add a built-in; a second contender under a taken name is an error."""
     if contender.family not in FAMILIES:
-        raise ContenderError(f"{contender.name}: family must be one of {FAMILIES}")
+        raise ContenderError(f"{contender.name}: family must be one of {tuple(FAMILIES)}")
     if contender.name in _BUILTINS:
         raise ContenderError(f"a contender named {contender.name!r} is already registered")
     _BUILTINS[contender.name] = contender
@@ -203,10 +163,11 @@ def as_contender(name: str, obj: Any, family: str, source: str) -> Contender:
                      description=f"external {getattr(obj, '__qualname__', repr(obj))}")
 
 
-def from_entry_points(family: str) -> list[Contender]:
+def from_entry_points(name: str) -> list[Contender]:
+    """Contenders installed under the family's entry-point group."""
     found = []
-    for ep in entry_points(group=ENTRY_POINT_GROUPS[family]):
-        found.append(as_contender(ep.name, ep.load(), family, source=f"entry point {ep.value}"))
+    for ep in entry_points(group=family(name).entry_point_group):
+        found.append(as_contender(ep.name, ep.load(), name, source=f"entry point {ep.value}"))
     return found
 
 

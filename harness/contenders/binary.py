@@ -1,6 +1,6 @@
 """Built-in binary contenders, each with the signature and semantics of
 `F.binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None,
-reduction='mean')` — see `harness.binary` for what those arguments mean and how they
+reduction='mean')` — see `harness.problem.bce` for what those arguments mean and how they
 convert to other formulations."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.binary import as_class_weights, as_elementwise_weight, ce_sum_to_bce_mean
-from harness.check import Expect, Expectation
 from harness.contenders import Contender, register
 from harness.contenders.compiled import CompiledFunction
+from harness.problem.bce import as_class_weights, as_elementwise_weight, ce_sum_to_bce_mean
+from harness.problem.expectations import Expect, Expectation, tolerance
 
 
 def bce_logits(input, target, weight=None, pos_weight=None, reduction="mean"):
@@ -34,7 +34,7 @@ def ce_two_class(input, target, weight=None, pos_weight=None, reduction="mean"):
     """F.cross_entropy on the logits stacked as [0, z] (one row of two classes per element):
     log-softmax of [0, z] is [log(1-σ(z)), log σ(z)]. Single-number (ω, π) become class
     weights [ω, ω·π]; per-element ones multiply the unweighted 'none' losses. Either way
-    the mean is BCE's — sum / numel — not cross_entropy's weighted mean (`harness.binary`).
+    the mean is BCE's — sum / numel — not cross_entropy's weighted mean (`harness.problem.bce`).
     The rows are flattened to [numel, 2]: cross_entropy over a class dim 1 of a 5-D input
     is some 50x slower on CPU (28 ms against 0.5 ms for 512 elements, measured)."""
     stacked = torch.stack([torch.zeros_like(input), input], dim=-1).reshape(-1, 2)
@@ -106,7 +106,6 @@ def _grad_bands(x, y, dtype: str):
 
 
 def _bound(scale: torch.Tensor, dtype: torch.dtype, terms: int) -> torch.Tensor:
-    from harness.check import tolerance
 
     rtol, atol, _ = tolerance(dtype, terms)
     return atol + rtol * scale
@@ -116,7 +115,7 @@ def _loss_expect(x, y, eff_w, oracle, case) -> Expect:
     """EXACT when no weighted element is inexact; DEPARTS when the clamped elements'
     predicted error (100·w against w·softplus) clearly exceeds the tolerance plus anything
     the uncertain elements could add; DEGRADED otherwise."""
-    from harness.oracle import softplus
+    from harness.problem.oracle import softplus
 
     uncertain, broken = _loss_bands(x, y, case.dtype)
     live = eff_w != 0
@@ -160,7 +159,7 @@ def _grad_expect(x, y, true_size, oracle, case) -> Expect:
 def bce_sigmoid_limits(inputs, oracle) -> Expectation:
     """Where BCELoss(sigmoid(x)) is predicted to depart from BCEWithLogits (see the table
     above): per element, from the case's logits, targets and effective weights."""
-    from harness.binary import binary_kwargs
+    from harness.problem.bce import binary_kwargs
 
     case = inputs.case
     kw = binary_kwargs(inputs)

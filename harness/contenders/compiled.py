@@ -34,7 +34,7 @@ class CompileFallbackError(RuntimeError):
 @dataclass
 class CompileStats:
     """Per-contender counters in this process: graphs compiled, compiled graphs executed.
-    (Compile time is measured by the benchmarks, per signature and mode: harness.bench.)"""
+    (Compile time is measured by the benchmarks, per signature and mode: harness.benchmark.step.)"""
 
     compiles: int = 0
     graph_runs: int = 0

@@ -7,8 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from harness.check import REGIME_CODES, Expect, Expectation
 from harness.contenders import Capabilities, Contender, register
+from harness.problem.expectations import REGIME_CODES, Expect, Expectation
 
 NO_SMOOTHING = Capabilities(label_smoothing=False)
 

@@ -1,6 +1,6 @@
 r"""Fused binary cross-entropy with logits for 1-channel logits ([N, 1, *S] or [N, *S]).
 
-Semantics of `F.binary_cross_entropy_with_logits` (see `harness.binary`): with ω = weight
+Semantics of `F.binary_cross_entropy_with_logits` (see `harness.problem.bce`): with ω = weight
 and π = pos_weight broadcast to x (1 where None),
 
     l_n = ω_n·[π_n·y_n·softplus(-x_n) + (1 - y_n)·softplus(x_n)]
@@ -13,7 +13,7 @@ views, never materialised. ``softplus`` and σ are built from e = exp(-|x|) alon
 log(1+e)·e/((1+e)-1), exact for e ≤ 1): libdevice's log1p is unavailable in the interpreter.
 
 `inverse_freq` adds the seed's per-batch weights computed on the device: a pre-pass counts
-positives (1 byte per pixel for uint8 targets), [w0, w1] = `harness.weights.inverse_freq` of
+positives (1 byte per pixel for uint8 targets), [w0, w1] = `harness.problem.weights.inverse_freq` of
 those counts is formed with tensor ops (no host sync), and the main kernel weights each
 element by w_{y_n}. Traffic per pixel (b = logit bytes, t = target bytes): pre-pass t,
 forward b + t + b (write d), backward 2b — for bf16 logits and uint8 targets 10 bytes, vs
@@ -202,7 +202,7 @@ def count_positives(target: torch.Tensor) -> torch.Tensor:
 
 
 def inverse_freq_weights(n_pos: torch.Tensor, numel: int) -> torch.Tensor:
-    """`harness.weights.inverse_freq` for K = 2 from a device-side positive count: [f1, f0],
+    """`harness.problem.weights.inverse_freq` for K = 2 from a device-side positive count: [f1, f0],
     or [1, 1] when fewer than two classes are present. float64, on n_pos's device."""
     n = torch.stack([numel - n_pos, n_pos]).to(torch.float64)
     freq = n / max(numel, 1)
@@ -213,7 +213,7 @@ def inverse_freq_weights(n_pos: torch.Tensor, numel: int) -> torch.Tensor:
 def inverse_freq(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean",
                  normalize: str = "numel") -> torch.Tensor:
     """Binary cross-entropy on 1-channel logits with the batch's inverse-frequency class
-    weights [w0, w1] = `harness.weights.inverse_freq(counts)` computed on the device, each
+    weights [w0, w1] = `harness.problem.weights.inverse_freq(counts)` computed on the device, each
     element weighted by w_{y_n}. ``target``: 0/1 values (uint8, bool or float) of the
     logits' shape, or of [N, *S] for [N, 1, *S] logits.
 

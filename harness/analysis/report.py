@@ -1,0 +1,211 @@
+"""``python -m harness report RUN.json [...] --out DIR``: a run, or several runs from
+several machines side by side, as ``tables.md``, ``runs.csv`` (+ Parquet with pyarrow)
+and PNG plots.
+
+This module derives the numbers (noise, speedups, winners, the points to plot); the
+markdown text itself comes from `harness.analysis.tables` and the figures from `harness.analysis.plots`,
+which compute nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.analysis import stats, tables
+from harness.analysis.load import is_reference, load, runs_table, write_csv, write_parquet
+from harness.analysis.plots import plot_speedup, plot_time_vs_size
+from harness.atomic import atomic_write_text
+
+
+# ---- derived numbers -----------------------------------------------------------------
+def enrich(df: pd.DataFrame) -> pd.DataFrame:
+    """Add each median's noise, the speedup against the family's reference (`eager`,
+    `bce_logits`) in the same run, case and
+    mode, and the noise of the speedup and of GB/s (both inherit the medians')."""
+    out = df.copy()
+    out["median_noise"] = [stats.median_noise(i, r) for i, r in zip(out["iqr"], out["rounds"], strict=True)]
+    ref = out[is_reference(out)][["run_id", "case_id", "mode", "median", "median_noise"]]
+    ref = ref.rename(columns={"median": "ref_median", "median_noise": "ref_noise"})
+    out = out.merge(ref.drop_duplicates(["run_id", "case_id", "mode"]), how="left",
+                    on=["run_id", "case_id", "mode"])
+    out["speedup"] = [stats.speedup(r, m) for r, m in zip(out["ref_median"], out["median"], strict=True)]
+    rel = [stats.relative_noise((m, n)) for m, n in zip(out["median"], out["median_noise"], strict=True)]
+    rel_ref = [stats.relative_noise((m, n)) for m, n in zip(out["ref_median"], out["ref_noise"], strict=True)]
+    out["speedup_noise"] = out["speedup"] * np.hypot(rel, rel_ref)
+    missing = out["gbps"].isna() & out["bytes"].notna() & (out["median"] > 0)
+    out.loc[missing, "gbps"] = out.loc[missing, "bytes"] / out.loc[missing, "median"] / 1e9
+    out["gbps_noise"] = out["gbps"] * np.asarray(rel, dtype=float)
+    return out
+
+
+def _is_case(df: pd.DataFrame) -> pd.Series:
+    """Benchmarks of a case (not the timer self-check and the like)."""
+    return df["size"].notna() if "size" in df else pd.Series(False, index=df.index)
+
+
+def contender_order(view: pd.DataFrame, run_ids: list[str]) -> list[str]:
+    """Contenders by median in the first run that timed them, fastest first; failed last."""
+    key = {}
+    for contender, sub in view.groupby("contender", sort=False):
+        medians = [sub[sub["run_id"] == r]["median"].min() for r in run_ids]
+        firsts = [(i, m) for i, m in enumerate(medians) if m == m]
+        key[contender] = (firsts[0][0], firsts[0][1]) if firsts else (len(run_ids), math.inf)
+    return sorted(key, key=lambda c: key[c])
+
+
+def fastest_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per run, device, dtype, family and mode: the contender that wins the most cases
+    (lowest median), its share of wins and its geometric-mean speedup against the reference."""
+    timed = df[_is_case(df) & df["median"].notna()].copy()
+    timed["case_family"] = timed.get("case_family", timed["family"]).fillna(timed["family"])
+    keys = ["run_id", "device", "dtype", "case_family", "mode"]
+    rows = []
+    for group, sub in timed.groupby(keys, sort=True, dropna=False):
+        winners = sub.loc[sub.groupby("case_id")["median"].idxmin(), "contender"]
+        wins = winners.value_counts()
+        best = str(wins.index[0])
+        rows.append(dict(zip(keys, group, strict=True), fastest=best, wins=int(wins.iloc[0]),
+                         cases=int(sub["case_id"].nunique()),
+                         geomean_speedup=stats.geometric_mean(sub[sub["contender"] == best]["speedup"])))
+    cols = [*keys, "fastest", "wins", "cases", "geomean_speedup"]
+    out = pd.DataFrame(rows, columns=cols).rename(columns={"case_family": "family"})
+    return out.assign(run_label=out["run_id"])
+
+
+def with_peak_bw_noise(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``peak_bw_pct_noise``: the share of peak bandwidth inherits GB/s's noise."""
+    noise = [stats.proportional_noise(p, g, n)
+             for p, g, n in zip(df["peak_bw_pct"], df["gbps"], df["gbps_noise"], strict=True)]
+    return df.assign(peak_bw_pct_noise=noise)
+
+
+def accuracy_view(acc: pd.DataFrame) -> pd.DataFrame:
+    """Loss and gradient errors side by side: one row per contender, dtype and band."""
+    keys = ["contender", "dtype", "band"]
+    if "limited" not in acc:
+        acc = acc.assign(limited=0)
+    wide = acc.pivot_table(index=keys, columns="prop",
+                           values=["max_abs", "max_rel", "cases", "failed", "limited"],
+                           aggfunc={"max_abs": "max", "max_rel": "max", "cases": "max", "failed": "sum",
+                                    "limited": "max"},
+                           sort=False)
+    wide.columns = [f"{prop}_{stat}" for stat, prop in wide.columns]
+    for col in ("loss_max_abs", "loss_max_rel", "grad_max_abs", "grad_max_rel"):
+        if col not in wide:
+            wide[col] = math.nan
+    wide["cases"] = wide.filter(like="_cases").max(axis=1)
+    wide["failed"] = wide.filter(like="_failed").sum(axis=1)
+    for prop in ("loss", "grad"):
+        limited = f"{prop}_limited"
+        wide[limited] = wide[limited].fillna(0) if limited in wide else 0
+        # Every case of the cell asserted a known limit: there is no error to show.
+        if f"{prop}_cases" in wide:
+            nothing = wide[f"{prop}_limited"] >= wide[f"{prop}_cases"]
+            wide.loc[nothing, [f"{prop}_max_abs", f"{prop}_max_rel"]] = math.nan
+    from harness.analysis.accuracy import BANDS
+
+    order = {label: i for i, (_, label) in enumerate(BANDS)}
+    return wide.reset_index().sort_values(
+        keys, key=lambda s: s.map(order) if s.name == "band" else s).reset_index(drop=True)
+
+
+# ---- tables.md -----------------------------------------------------------------------
+def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> str:
+    runs = runs_table(df)
+    run_ids = list(runs["run_id"])
+    labels = {r: r for r in run_ids}
+    out = ["# xentbench report", "", "## Runs", "", tables.runs_md(runs), "",
+           "Times are medians over rounds, printed to the digits their noise supports (a 95 % "
+           "interval of the median from IQR and round count); `× ref` > 1 is faster than "
+           "the family's reference — `eager` for multi-class cases, `bce_logits` for binary "
+           "ones — on the same case and mode in the same run.", ""]
+    cases = with_peak_bw_noise(df[_is_case(df)])
+    unstable = df[df["stable"].map(tables.is_false)]
+    if len(unstable):
+        out += [f"## Unstable benchmarks ({len(unstable)})", "",
+                "Their rounds show contention (docs/benchmarking.md, 'Timing you can trust'); their medians "
+                "are marked `(unstable)` below and compare never calls them slower or faster.", "",
+                tables.unstable_md(unstable), ""]
+    summary = fastest_summary(df)
+    if len(summary):
+        out += ["## Fastest contender", "", tables.summary_md(summary), ""]
+    if accuracy is not None and len(accuracy):
+        out += ["## Accuracy against the float64 oracle", "",
+                "Largest error over the cases checked, per logit-scale band "
+                "(rel: error / the tolerance's condition scale). 'known limit (loss/grad)': "
+                "cases in a regime where theory predicts a breakdown or departure (softmax → log "
+                "underflow, BCELoss's clamp), asserted as such instead of compared, so absent "
+                "from the errors.", "",
+                tables.accuracy_md(accuracy_view(accuracy)), ""]
+    out += ["## Cases", ""]
+    order = cases.sort_values(["family", "case_id", "mode"], kind="stable")[["case_id", "mode"]]
+    for case_id, mode in order.drop_duplicates().itertuples(index=False):
+        view = cases[(cases["case_id"] == case_id) & (cases["mode"] == mode)]
+        ranked = contender_order(view, run_ids)
+        view = view.set_index("contender").loc[ranked].reset_index()
+        where = ", ".join(sorted({f"{d} {t}" for d, t in zip(view["device"], view["dtype"], strict=True)
+                                  if isinstance(d, str)}))
+        out += [f"### `{case_id}` · {mode}" + (f" · {where}" if where else ""), "",
+                tables.case_md(view, run_ids, labels), ""]
+    other = df[~_is_case(df)]
+    if len(other):
+        rows = [[r.run_id, r.name, tables.fmt_time(r.median, r.median_noise)] for r in other.itertuples()]
+        out += ["## Other benchmarks", "", tables.md_table(["run", "benchmark", "median"], rows), ""]
+    return "\n".join(out)
+
+
+# ---- the points the plots draw --------------------------------------------------------
+def time_vs_size_lines(df: pd.DataFrame) -> dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """Per run, mode (sorted) and contender (sorted): problem sizes (bytes moved, else
+    logits elements) in increasing order and the lowest median at each."""
+    out = {}
+    cases = df[_is_case(df) & df["median"].notna()]
+    for run_id, run in cases.groupby("run_id", sort=False):
+        modes = out[str(run_id)] = {}
+        for mode in sorted(run["mode"].dropna().unique()):
+            sub = run[run["mode"] == mode].assign(x=lambda d: d["bytes"].fillna(d["size"]))
+            lines = modes[mode] = {}
+            for contender, pts in sub.groupby("contender"):
+                pts = pts.groupby("x")["median"].min().sort_index()
+                lines[str(contender)] = (pts.index.to_numpy(), pts.to_numpy())
+    return out
+
+
+def speedup_points(df: pd.DataFrame) -> dict[str, dict[str, dict[str, dict[str, np.ndarray]]]]:
+    """Per run, mode (sorted) and contender other than the reference (sorted): each timed case's
+    rarest-class share p, logits elements and speedup against its family's reference."""
+    out = {}
+    cases = df[_is_case(df) & df["speedup"].notna() & ~is_reference(df)]
+    for run_id, run in cases.groupby("run_id", sort=False):
+        modes = out[str(run_id)] = {}
+        for mode in sorted(run["mode"].dropna().unique()):
+            sub = run[run["mode"] == mode]
+            modes[mode] = {str(contender): {col: pd.to_numeric(pts[col], errors="coerce").to_numpy()
+                                            for col in ("case_p", "size")}
+                                           | {"speedup": pts["speedup"].to_numpy()}
+                           for contender, pts in sub.groupby("contender")}
+    return out
+
+
+# ---- the command ---------------------------------------------------------------------
+def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | None = None,
+                 plots: bool = True) -> list[Path]:
+    """Everything `report` writes, each file atomically; returns the paths written."""
+    out = Path(out)
+    df = enrich(load(paths))
+    accuracy = None
+    if accuracy_paths:
+        from harness.analysis.accuracy import load_accuracy
+
+        accuracy = load_accuracy(accuracy_paths)
+    written = [atomic_write_text(out / "tables.md", render_markdown(df, accuracy) + "\n"),
+               write_csv(df, out / "runs.csv")]
+    parquet = write_parquet(df, out / "runs.parquet")
+    written += [parquet] if parquet else []
+    if plots:
+        written += plot_time_vs_size(time_vs_size_lines(df), out) + plot_speedup(speedup_points(df), out)
+    return written

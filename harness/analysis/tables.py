@@ -1,0 +1,253 @@
+"""Presentation only: text tables of contenders and verdicts. Computes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness.problem.families import family
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join([line, sep, *body])
+
+
+def contender_table(contenders) -> str:
+    rows = [[c.name, c.family, c.caps.describe(family(c.family).options), c.source, c.description]
+            for c in contenders]
+    return _table(["contender", "family", "capabilities", "source", "what"], rows)
+
+
+def verdict_table(tallies, properties, device: str) -> str:
+    """``tallies`` from `harness.equivalence.verdicts.summarise`: one per contender, verdict decided."""
+    rows = [[t.contender, str(t.cases), str(t.skipped), *[f"{t.passed[p]}/{t.cases}" for p in properties],
+             str(t.limits), t.verdict] for t in tallies]
+    title = (f"equivalence against the float64 oracle on {device} (passed/checked per property; "
+             "limits: cases where theory predicts a breakdown or departure, asserted instead of "
+             "compared)")
+    return title + "\n" + _table(["contender", "cases", "skipped", *properties, "limits", "verdict"],
+                                 rows)
+
+
+# ---- numbers printed to the digits their noise supports --------------------------------
+DASH = "-"
+_TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+
+
+def _finite(x) -> bool:
+    try:
+        return x is not None and x == x and abs(float(x)) != float("inf")
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_num(value, noise=float("nan"), default_digits: int = 3) -> str:
+    """``value`` to the significant digits its ``noise`` (same unit) supports."""
+    from harness.analysis.stats import round_sig, significant_digits
+
+    if not _finite(value):
+        return DASH
+    digits = significant_digits(float(value), float(noise) if _finite(noise) else float("nan"),
+                                default_digits)
+    if abs(value) >= 10 ** (digits - 1):  # no decimals: round the integer part, no exponent
+        return f"{round_sig(float(value), digits):.0f}"
+    return f"{float(value):#.{digits}g}".rstrip(".")  # '#': keep trailing zeros that are known
+
+
+def fmt_time(seconds, noise=float("nan")) -> str:
+    if not _finite(seconds):
+        return DASH
+    scale, unit = next(((s, u) for s, u in _TIME_UNITS if abs(seconds) >= s), _TIME_UNITS[-1])
+    return f"{fmt_num(seconds / scale, noise / scale if _finite(noise) else noise)} {unit}"
+
+
+def fmt_ratio(value, noise=float("nan")) -> str:
+    return DASH if not _finite(value) else f"{fmt_num(value, noise)}×"
+
+
+def fmt_bytes(n) -> str:
+    if not _finite(n):
+        return DASH
+    for scale, unit in ((2 ** 30, "GiB"), (2 ** 20, "MiB"), (2 ** 10, "KiB")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} B"
+
+
+def fmt_seconds(x) -> str:
+    return DASH if not _finite(x) else f"{x:.3g} s"
+
+
+def fmt_p(p) -> str:
+    if not _finite(p):
+        return DASH
+    return "<1e-4" if p < 1e-4 else f"{p:.2g}"
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured markdown table (pipes in cells escaped)."""
+    def cell(x) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(map(cell, header)) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# ---- compare ---------------------------------------------------------------------------
+_COMPARE_HEADER = ["status", "contender", "case", "mode", "ratio", "99% CI", "p", "test",
+                   "raw ratio", "base", "new", "note"]
+
+
+def _compare_rows(rows) -> list[list[str]]:
+    """``rows`` from `harness.analysis.compare.presentable`, in its order; ``ci_half`` sets the digits."""
+    out = []
+    for r in rows.itertuples():
+        ci = (f"{fmt_num(r.ci_low, r.ci_half)}–{fmt_num(r.ci_high, r.ci_half)}" if _finite(r.ci_low)
+              else DASH)
+        out.append([r.status, str(r.contender), str(r.case_id), str(r.mode),
+                    fmt_ratio(r.ratio, r.ci_half), ci, fmt_p(r.p), r.test or DASH,
+                    fmt_ratio(r.raw_ratio), fmt_time(r.base_median), fmt_time(r.new_median),
+                    r.note or ""])
+    return out
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def _compare_intro(title: str, context: list[str], threshold: float) -> list[str]:
+    return [f"compare {title}",
+            f"ratio = NEW/BASE of medians divided by the machine factor; threshold {threshold:.0%}, "
+            "significance by Mann-Whitney U or bootstrap CI; unstable benchmarks are never judged",
+            *context]
+
+
+def compare_table(shown, counts: dict[str, int], title: str, context: list[str], threshold: float) -> str:
+    """Terminal table of the ``shown`` rows (`harness.analysis.compare.presentable`) and ``counts``,
+    the number of benchmarks per status."""
+    lines = _compare_intro(title, context, threshold)
+    if len(shown):
+        lines.append(_table(_COMPARE_HEADER, _compare_rows(shown)))
+    lines.append(f"summary: {_counts(counts)}")
+    return "\n".join(lines)
+
+
+def compare_markdown(changed, every, counts: dict[str, int], title: str, context: list[str],
+                     threshold: float) -> str:
+    """Markdown for a CI summary: ``counts``, the ``changed`` rows, then ``every`` row in a
+    fold (rows as from `harness.analysis.compare.presentable`)."""
+    intro = _compare_intro(title, context, threshold)
+    out = [f"### Benchmark comparison: {intro[0].removeprefix('compare ')}", ""]
+    for line in intro[1:]:
+        out += [line, ""]
+    out += [f"**{_counts(counts)}**", ""]
+    if len(changed):
+        out += [md_table(_COMPARE_HEADER, _compare_rows(changed)), ""]
+    out += ["<details><summary>all benchmarks</summary>", "",
+            md_table(_COMPARE_HEADER, _compare_rows(every)), "", "</details>"]
+    return "\n".join(out)
+
+
+# ---- report.md -------------------------------------------------------------------------
+def runs_md(runs) -> str:
+    rows = [[r.run_id, r.machine, str(r.commit or DASH)[:12], r.torch or DASH, r.devices or DASH,
+             _threads_cell(r.run_threads), _fidelity_cell(r.fidelity_ok, r.fidelity_reason),
+             str(r.datetime)[:19], str(r.benchmarks), r.file] for r in runs.itertuples()]
+    return md_table(["run", "machine", "commit", "torch", "device", "threads", "timer fidelity",
+                     "started", "benchmarks", "files"], rows)
+
+
+def _threads_cell(threads) -> str:
+    return str(int(threads)) if _finite(threads) else DASH
+
+
+def is_false(value) -> bool:
+    """A recorded False (Python's or numpy's), not a missing value."""
+    return value is False or (type(value).__name__ == "bool_" and not value)
+
+
+def _fidelity_cell(ok, reason) -> str:
+    if is_false(ok):
+        return f"FAILED: {reason}"
+    return "ok" if ok is True or type(ok).__name__ == "bool_" else DASH
+
+
+def unstable_md(rows) -> str:
+    """Benchmarks whose timing the run itself distrusts (`harness.benchmark.stability`), with why."""
+    return md_table(["run", "benchmark", "median", "why"],
+                    [[r.run_id, r.name, fmt_time(r.median), str(r.unstable_reason)]
+                     for r in rows.itertuples()])
+
+
+def _median_cell(r) -> str:
+    return fmt_time(r.median, r.median_noise) + (" (unstable)" if is_false(getattr(r, "stable", None))
+                                                 else "")
+
+
+# The per-case table's columns: (header, cell of one contender's row). A new column is one
+# pair here (and, when it is a new number, one field of harness.benchmark.record).
+CASE_COLUMNS: tuple[tuple[str, Callable[[Any], str]], ...] = (
+    ("median", _median_cell),
+    ("× ref", lambda r: fmt_ratio(r.speedup, r.speedup_noise)),
+    ("GB/s", lambda r: fmt_num(r.gbps, r.gbps_noise)),  # min_bytes / median (benchmark.traffic)
+    ("% peak", lambda r: fmt_num(r.peak_bw_pct, r.peak_bw_pct_noise, 2)),
+    ("peak mem", lambda r: fmt_bytes(r.peak_mem_bytes)),
+    ("compile", lambda r: fmt_seconds(r.compile_s)),
+)
+
+
+def case_md(view, run_ids: list[str], run_labels: dict[str, str]) -> str:
+    """One case and mode: contenders as rows (in ``view``'s order), runs side by side, the
+    `CASE_COLUMNS` of each run.
+
+    ``view`` has one row per contender and run with median/median_noise, speedup/
+    speedup_noise, gbps/gbps_noise, peak_bw_pct/peak_bw_pct_noise, peak_mem_bytes, compile_s,
+    ok, error."""
+    multi = len(run_ids) > 1
+    header = ["contender"] + [f"{name} [{run_labels[r]}]" if multi else name
+                              for r in run_ids for name, _ in CASE_COLUMNS]
+    rows = []
+    for contender, sub in view.groupby("contender", sort=False):
+        cells = [str(contender)]
+        by_run = {r.run_id: r for r in sub.itertuples()}
+        for rid in run_ids:
+            cells += _case_cells(by_run.get(rid))
+        rows.append(cells)
+    return md_table(header, rows)
+
+
+def _case_cells(r) -> list[str]:
+    width = len(CASE_COLUMNS)
+    if r is None:
+        return [DASH] * width
+    if not r.ok or not _finite(r.median):
+        return [f"failed: {r.error}" if isinstance(r.error, str) else "not timed"] + [DASH] * (width - 1)
+    return [cell(r) for _, cell in CASE_COLUMNS]
+
+
+def summary_md(summary) -> str:
+    """Fastest contender per run, device, dtype, family and mode."""
+    rows = [[r.run_label, str(r.device), str(r.dtype), str(r.family), str(r.mode), str(r.fastest),
+             f"{r.wins}/{r.cases}", fmt_ratio(r.geomean_speedup)] for r in summary.itertuples()]
+    return md_table(["run", "device", "dtype", "family", "mode", "fastest", "wins",
+                     "geomean × ref"], rows)
+
+
+def accuracy_md(acc) -> str:
+    """Largest error against the float64 oracle per contender × dtype × logit-scale band
+    (``acc`` from `harness.analysis.report.accuracy_view`: loss and grad columns side by side).
+    'known limit' counts, for the loss and the gradient, the cases where theory predicted
+    a breakdown or departure, asserted instead of compared: their errors are not shown."""
+    def e(x) -> str:
+        return f"{x:.2g}" if _finite(x) else DASH
+    rows = [[r.contender, r.dtype, r.band, e(r.loss_max_abs), e(r.loss_max_rel), e(r.grad_max_abs),
+             e(r.grad_max_rel), str(int(r.cases)), f"{int(r.loss_limited)}/{int(r.grad_limited)}",
+             str(int(r.failed))]
+            for r in acc.itertuples()]
+    return md_table(["contender", "dtype", "logit scale", "loss abs", "loss rel", "grad abs",
+                     "grad rel", "cases", "known limit (loss/grad)", "failed"], rows)

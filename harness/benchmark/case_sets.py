@@ -1,0 +1,52 @@
+"""The cases benchmarks time: the named landmarks every run includes and a deterministic
+draw of generated ones, per size preset (``small`` keeps a 2-core CPU run to minutes)."""
+
+from __future__ import annotations
+
+from harness.problem import strategies
+from harness.problem.case import Case
+
+MODES = ("fwd", "fwd_bwd")
+SIZES = ("small", "full")
+GENERATED = {"small": 4, "full": 12}
+
+
+def landmarks(size: str, device: str) -> dict[str, Case]:
+    """Named cases every run includes. ``small`` keeps a 2-core CPU run within minutes."""
+    small = size == "small"
+    llm_rows = 4096 if device.startswith("cuda") and not small else 256
+    volume = (32, 64, 64) if small else (64, 128, 128)
+    found = {
+        "seed_segmentation": Case(n=8, c=2, spatial=(512, 512), p=0.05, weights="inverse_freq"),
+        "seed_segmentation_bce": Case(n=8, c=1, spatial=(512, 512), p=0.05, weights="inverse_freq",
+                                      family="binary"),
+        "classification": Case(n=256, c=1000, p=0.01),
+        "llm_vocab": Case(n=llm_rows, c=32000, p=0.001),
+        "volume_3d": Case(n=2, c=4, spatial=volume, p=0.02, weights="balanced"),
+    }
+    if not small and device.startswith("cuda"):
+        found["seed_segmentation_large"] = Case(n=64, c=2, spatial=(1024, 1024), p=0.05,
+                                                weights="inverse_freq")
+        found["seed_segmentation_large_bce"] = Case(n=64, c=1, spatial=(1024, 1024), p=0.05,
+                                                    weights="inverse_freq", family="binary")
+    return found
+
+
+def generated(size: str) -> list[Case]:
+    """A fixed list drawn from the equivalence suite's strategies at benchmark sizes."""
+    strategy = strategies.signature_cases(sizes=strategies.BENCH if size == "full" else _SMALL_BENCH)
+    return strategies.draw_cases(strategy, GENERATED[size])
+
+
+_SMALL_BENCH = strategies.Sizes(max_n=32, max_c=512, max_side=128, max_positions=1 << 15,
+                                max_elements=1 << 20, min_n=4, min_side=8)
+
+
+CASE_SETS = ("all", "landmarks", "generated")
+
+
+def bench_cases(size: str, device: str, which: str = "all") -> list[Case]:
+    """The landmark cases, the generated ones, or both (landmarks first)."""
+    named = list(landmarks(size, device).values()) if which in ("all", "landmarks") else []
+    return named + (generated(size) if which in ("all", "generated") else [])
+

@@ -1,0 +1,83 @@
+"""One run from several processes: the same benchmarks timed by K pytest processes, their
+rounds pooled per benchmark (``python -m harness bench --processes K``).
+
+Why: identical code drifts by 12-15 % per benchmark from one process to the next on this
+project's 2-core VM (1σ of log medians, after the machine factor), a state that no round
+inside one process can show. Pooling the rounds of K processes averages it like 1/√K
+(measured offline on four sets of 11 runs: 0.13-0.15 for one, 0.09-0.11 for two, 0.06-0.10
+for three), as pyperf's worker processes do. Each process's rounds become blocks of the
+pooled benchmark, which `harness.analysis.compare` resamples block first.
+
+Shards (`harness.analysis.load.group_runs`) are the other way round: disjoint benchmarks of one
+run. Here every file holds the same benchmarks.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from pytest_benchmark.stats import Stats
+
+from harness.benchmark.passes import pooled_extra, with_bandwidth
+from harness.benchmark.record import STAMP_KEY, stamp_of
+
+
+class PoolingError(ValueError):
+    """Files that are not K timings of one benchmark set; the message is one line."""
+
+
+def _stats(data: list[float]) -> dict:
+    """pytest-benchmark's own statistics of the pooled rounds, so that every field keeps
+    its conventions (quartiles, outlier counts)."""
+    stats = Stats()
+    stats.data = list(data)
+    return {**stats.as_dict(), "iterations": 1, "data": list(data)}
+
+
+def _pool_benchmark(entries: list[dict]) -> dict:
+    first = copy.deepcopy(entries[0])
+    if any(e.get("stats") is None or not (e["stats"] or {}).get("data") for e in entries):
+        return first  # failed or untimed somewhere: kept as the first process recorded it
+    data = [x for e in entries for x in e["stats"]["data"]]
+    first["stats"] = _stats(data)
+    info = pooled_extra([e.get("extra_info") or {} for e in entries], unit="process")
+    info["processes"] = len(entries)
+    first["extra_info"] = with_bandwidth(info, first["stats"]["median"])
+    return first
+
+
+def _pool_stamp(docs: list[dict]) -> dict:
+    stamps = [stamp_of(d) for d in docs]
+    out = copy.deepcopy(stamps[0])
+    fidelity = [s.get("fidelity") for s in stamps if isinstance(s.get("fidelity"), dict)]
+    if fidelity:
+        failed = [f for f in fidelity if not f.get("ok", True)]
+        out["fidelity"] = failed[0] if failed else fidelity[0]
+    out["notes"] = [n for s in stamps for n in s.get("notes") or []]
+    seen, failures = set(), []
+    for s in stamps:
+        for f in s.get("failures") or []:
+            if f.get("name") not in seen:
+                seen.add(f.get("name"))
+                failures.append(f)
+    out["failures"] = failures
+    out["processes"] = len(docs)
+    out["unstable"] = sum(int(s.get("unstable") or 0) for s in stamps)
+    return out
+
+
+def pool(docs: list[dict]) -> dict:
+    """One pytest-benchmark document whose every benchmark holds the rounds of all
+    ``docs`` (K runs of the same benchmarks by K processes), in process order."""
+    if not docs:
+        raise PoolingError("no runs to pool")
+    names = [[b["name"] for b in d["benchmarks"]] for d in docs]
+    if any(set(n) != set(names[0]) for n in names[1:]):
+        raise PoolingError("the processes did not time the same benchmarks; pool only K runs of "
+                           "one selection")
+    by_name = [{b["name"]: b for b in d["benchmarks"]} for d in docs]
+    out = copy.deepcopy(docs[0])
+    out["benchmarks"] = [_pool_benchmark([run[name] for run in by_name]) for name in names[0]]
+    out[STAMP_KEY] = _pool_stamp(docs)
+    out["datetime"] = min(str(d.get("datetime", "")) for d in docs)
+    return out

@@ -1,0 +1,74 @@
+"""The ``bench`` command's job: run the benchmark suite under pytest (one process, or K
+pooled by `harness.benchmark.pooling`) and publish its JSON atomically; a run that
+produced nothing leaves an existing file as it was."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.atomic import atomic_path
+from harness.benchmark.pooling import pool
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITE = ROOT / "suites" / "contenders" / "test_bench.py"
+RUNS = ROOT / "results" / "runs"
+
+
+def default_output() -> Path:
+    """results/runs/<UTC time>-<machine>.json"""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    machine = re.sub(r"[^A-Za-z0-9_.-]+", "_", platform.node() or "machine")
+    return RUNS / f"{stamp}-{machine}.json"
+
+
+def pytest_command(json_path: Path, flags: Sequence[str] = ()) -> list[str]:
+    """The pytest command line timing the suite into ``json_path``, with ``flags`` (the
+    harness's own options, then anything for pytest) appended."""
+    return [sys.executable, "-m", "pytest", str(SUITE),
+            "--benchmark-only", f"--benchmark-json={json_path}", "--benchmark-save-data",
+            "--benchmark-group-by=group", "--benchmark-sort=mean",
+            "--benchmark-columns=min,median,iqr,rounds",
+            "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", *flags]
+
+
+class NoResults(Exception):
+    """pytest produced nothing to publish; ``args[0]`` is its exit code."""
+
+
+def _run_once(flags: Sequence[str], path: Path) -> int:
+    code = subprocess.call(pytest_command(path, flags), cwd=ROOT)
+    # 0: all passed; 1: some benchmarks failed (recorded in the JSON). Anything else (usage
+    # error, nothing collected, interrupted) publishes nothing.
+    if code not in (0, 1) or not path.exists() or path.stat().st_size == 0:
+        raise NoResults(code)
+    return code
+
+
+def _run_pooled(flags: Sequence[str], path: Path, processes: int) -> int:
+    """``processes`` runs, each in its own pytest process, pooled into ``path``. The
+    per-process files live in a temporary directory, where no reader of results/runs can
+    take them for runs."""
+    codes, docs = [], []
+    with tempfile.TemporaryDirectory(prefix="xentbench-pool-") as tmpdir:
+        for k in range(processes):
+            part = Path(tmpdir) / f"process-{k + 1}.json"
+            print(f"bench: process {k + 1} of {processes}", flush=True)
+            codes.append(_run_once(flags, part))
+            docs.append(json.loads(part.read_text(encoding="utf-8")))
+    path.write_text(json.dumps(pool(docs), indent=1), encoding="utf-8")
+    return max(codes)
+
+
+def run_benchmarks(out: Path, flags: Sequence[str], processes: int = 1) -> int:
+    """Time the suite into ``out`` (atomically); pytest's exit code, 0 or 1 (some
+    benchmarks failed, recorded in the JSON). Raises `NoResults` when nothing was written."""
+    with atomic_path(out) as tmp:
+        return _run_pooled(flags, tmp, processes) if processes > 1 else _run_once(flags, tmp)

@@ -1,0 +1,212 @@
+"""The command line: ``python -m harness {list,check,bench,report,compare}`` (installed as
+``xentbench``). One argparse tree; the options shared with pytest come from
+`harness.options`. Each command parses, calls the library with values, prints, and returns
+the exit code: 0 fine, 1 a verdict failed (a wrong contender, a failed benchmark, a
+regression past the gate), 2 bad input, said in one line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness.kernels import interpret_without_cuda
+
+interpret_without_cuda()  # before the imports below: torch._dynamo imports Triton
+
+from harness import contenders as registry  # noqa: E402
+from harness import options  # noqa: E402
+from harness.analysis import compare as comparing  # noqa: E402
+from harness.analysis import tables  # noqa: E402
+from harness.analysis.load import ResultsError, load  # noqa: E402
+from harness.analysis.report import write_report  # noqa: E402
+from harness.atomic import atomic_write_text  # noqa: E402
+from harness.benchmark.runner import NoResults, default_output, run_benchmarks  # noqa: E402
+from harness.equivalence.properties import PROPERTIES  # noqa: E402
+from harness.equivalence.runner import repro_command  # noqa: E402
+from harness.equivalence.verdicts import check_contenders, summarise  # noqa: E402
+from harness.problem.case import CaseError  # noqa: E402
+
+COMPARE_HELP = comparing.__doc__
+REPORT_HELP = "tables.md, runs.csv and PNG plots from benchmark JSON files"
+
+
+def _contenders(args: argparse.Namespace) -> list[registry.Contender]:
+    return (registry.resolve("multiclass", args.contender)
+            + registry.resolve("binary", args.binary_contender))
+
+
+# ---- list, check ------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    print(tables.contender_table(_contenders(args)))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    device = options.resolve_device(args.device)
+    chosen = [c for c in _contenders(args) if not args.only or c.name in args.only]
+    results = check_contenders(chosen, args.case, args.cases, device)
+    print(tables.verdict_table(summarise(results, PROPERTIES), PROPERTIES, device))
+    failures = [r for r in results if r.verdicts is not None and not r.ok]
+    by_name = {c.name: c for c in chosen}
+    for r in failures[:20]:
+        print(f"\nFAIL {r.contender} on {r.case.id}")
+        for v in (v for v in r.verdicts.values() if not v.ok):
+            print(f"  {v.prop}: {v.detail}")
+        print(f"  reproduce: {repro_command(by_name[r.contender], r.case)}")
+    if args.case:
+        for r in results:
+            if r.skipped:
+                print(f"skip {r.contender}: {r.skipped}")
+    return 1 if failures else 0
+
+
+# ---- bench --------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else default_output()
+    flags = [*options.bench_flags(vars(args)), f"--device={args.device}",
+             *options.contender_flags(args.contender, args.binary_contender),
+             *([f"--shard={args.shard}"] if args.shard else []),
+             *([f"--run-id={args.run_id}"] if args.run_id else []), *args.pytest_args]
+    try:
+        code = run_benchmarks(out, flags, args.processes)
+    except NoResults as stop:
+        code = stop.args[0] if stop.args else 2
+        print(f"bench: pytest exited {code}; {out} left as it was", file=sys.stderr)
+        return code or 2
+    print(f"\nresults: {out}" + ("" if code == 0 else "  (some benchmarks failed: see above)"))
+    return code
+
+
+# ---- report, compare ------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    for path in write_report(args.runs, args.out, args.accuracy, plots=not args.no_plots):
+        print(path)
+    return 0
+
+
+def parse_threshold(text: str) -> float:
+    """'10%' or '0.1' -> 0.10; a bare number above 1 is read as percent ('10' -> 0.10)."""
+    raw = text.strip()
+    try:
+        value = float(raw.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threshold {text!r}: use a percentage such as 10%") from None
+    if raw.endswith("%") or value > 1:
+        value /= 100
+    if not 0 < value < 10:
+        raise argparse.ArgumentTypeError(f"threshold {text!r} out of range")
+    return value
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    gate = args.fail_on_regression or args.fail_ratio is not None
+    base, new = load([args.base]), load([args.new])
+    if gate and (lacking := comparing.missing_rounds(base, new)):
+        side, name = lacking[0]
+        raise ResultsError(f"{args.base if side == 'BASE' else args.new}: {len(lacking)} "
+                           f"benchmark(s) without raw rounds to test (e.g. {name}), so the gate "
+                           "cannot judge them: rerun with `python -m harness bench` (or pytest "
+                           "--benchmark-save-data)")
+    settings = comparing.Settings(args.threshold, args.alpha, args.allow_env_change)
+    comparison = comparing.compare(base, new, settings)
+    result, env = comparison.rows, comparison.env
+    title = f"{args.base} -> {args.new}"
+    context = (["environment changed: " + "; ".join(env)] if env else []) + comparing.header_lines(
+        comparison, base, new)
+    every = comparing.presentable(result)
+    changed, counts = comparing.worth_a_look(every), comparing.status_counts(result)
+    print(tables.compare_table(every if args.all else changed, counts, title, context,
+                               settings.threshold))
+    if args.markdown:
+        _write_markdown(args.markdown, tables.compare_markdown(changed, every, counts, title, context,
+                                                               settings.threshold))
+    failing = comparing.regressions(result, args.fail_ratio)
+    if gate and len(failing):
+        print(f"FAIL: {len(failing)} significant regression(s)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write_markdown(path: str, text: str) -> None:
+    """Atomic like every file the harness writes, except the CI summary, which GitHub
+    owns and other steps append to."""
+    if path == os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    else:
+        atomic_write_text(path, text + "\n")
+
+
+# ---- the parser ---------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="contenders with family and capabilities")
+    options.add_contender_options(p.add_argument)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("check", help="check contenders against the oracle and print verdicts")
+    p.add_argument("case", nargs="*", help="case ids to check (default: a fixed generated set)")
+    p.add_argument("--only", action="append", default=[], help="contender names to check")
+    p.add_argument("--cases", type=options.whole_number(1, "cases"), default=60,
+                   help="generated cases per contender (compiled ones: at most 8)")
+    options.add_device_option(p.add_argument)
+    options.add_contender_options(p.add_argument)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("bench", help="run the benchmark suite and save its JSON (the main job)")
+    options.add_bench_options(p.add_argument, prefix="")
+    options.add_device_option(p.add_argument)
+    p.add_argument("--processes", type=options.whole_number(1, "processes"), default=1, metavar="K",
+                   help="time everything in K pytest processes and pool their rounds: run-to-run "
+                        "drift averages out like 1/sqrt(K) (default 1)")
+    p.add_argument("--out", default=None,
+                   help="JSON path (default results/runs/<time>-<machine>.json)")
+    options.add_run_options(p.add_argument)
+    options.add_contender_options(p.add_argument)
+    p.add_argument("pytest_args", nargs="*", help="passed to pytest after --")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help=REPORT_HELP, description=REPORT_HELP)
+    p.add_argument("runs", nargs="+", metavar="RUN.json",
+                   help="pytest-benchmark JSON files (shards of one run are merged; a directory "
+                        "stands for its *.json)")
+    p.add_argument("--out", required=True, metavar="DIR", help="where to write the report")
+    p.add_argument("--accuracy", action="append", default=[], metavar="FILE",
+                   help="accuracy file(s) from the equivalence suites (repeatable; a directory "
+                        "stands for its *.json)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="compare two benchmark runs: noise-aware, normalised by "
+                       "the machine", description=COMPARE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("base", help="BASE run: a pytest-benchmark JSON, or a directory of its shards")
+    p.add_argument("new", help="NEW run: a pytest-benchmark JSON, or a directory of its shards")
+    p.add_argument("--threshold", type=parse_threshold, default=0.10,
+                   help="smallest normalised change that counts (default 10%%)")
+    p.add_argument("--alpha", type=float, default=comparing.ALPHA,
+                   help="significance level (default 0.01)")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when any benchmark is significantly slower beyond the threshold")
+    p.add_argument("--fail-ratio", type=float, default=None, metavar="R",
+                   help="exit 1 only on a significant normalised slowdown of R× or more (CI: 1.5)")
+    p.add_argument("--allow-env-change", action="store_true",
+                   help="judge ratios even when torch, device, hardware or threads differ")
+    p.add_argument("--markdown", metavar="FILE", help="also write the report as markdown "
+                   "(appended when FILE is $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--all", action="store_true", help="list unchanged benchmarks too")
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CaseError, registry.ContenderError, options.DeviceError, ResultsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

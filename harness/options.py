@@ -1,0 +1,136 @@
+"""Every option xentbench takes, written once and added both to the command line
+(`harness.cli`, argparse) and to pytest (`harness.pytest_plugin`, ``pytest_addoption``):
+each helper takes the ``add`` function of either, as pytest-benchmark's
+``add_*_options(addoption, prefix=...)`` do. The benchmark options carry the prefix
+``bench-`` under pytest (``--bench-size``) and none under ``python -m harness bench``
+(``--size``), which forwards them to pytest with `bench_flags`.
+
+Also here: what the values mean when one needs more than parsing (`resolve_device`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from harness.benchmark.case_sets import CASE_SETS, SIZES
+from harness.benchmark.timing import DEFAULT_THREADS
+
+Add = Callable[..., Any]  # argparse's add_argument or pytest's addoption / group.addoption
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class DeviceError(ValueError):
+    """A device that this machine does not have; the message says what to use instead."""
+
+
+def resolve_device(choice: str) -> str:
+    """``auto`` is CUDA when torch sees a GPU, else CPU; ``cuda`` without one is an error."""
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: torch.cuda.is_available() is False on this machine; "
+                          "use --device cpu or a CUDA build of torch")
+    return choice
+
+
+def whole_number(least: int, what: str, hint: str = "") -> Callable[[str], int]:
+    """An argparse/pytest ``type`` accepting whole numbers >= ``least``; the error says so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of {what}, "
+                                             f"{least} or more{hint}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its own messages
+    return parse
+
+
+# ---- contenders, device, run identity -------------------------------------------------
+def add_contender_options(add: Add) -> None:
+    add("--contender", action="append", default=[], metavar="NAME=MODULE:ATTR",
+        help="add an external multi-class contender (F.cross_entropy signature); repeatable")
+    add("--binary-contender", action="append", default=[], metavar="NAME=MODULE:ATTR",
+        help="add an external binary contender (F.binary_cross_entropy_with_logits "
+             "signature); repeatable")
+
+
+def add_device_option(add: Add) -> None:
+    add("--device", default="auto", choices=DEVICES,
+        help="where contenders run (auto: cuda when available)")
+
+
+def add_run_options(add: Add) -> None:
+    add("--run-id", default=None, metavar="ID",
+        help="id shared by the shard files of one run, so that reports merge them "
+             "(default: $XENTBENCH_RUN_ID)")
+    add("--shard", default=None, metavar="I/K",
+        help="run only shard I of K (1-based): a stable split of the collected tests by "
+             "node id, for one process per GPU or machine")
+
+
+# ---- benchmark options: --bench-NAME under pytest, --NAME under `harness bench` --------
+@dataclass(frozen=True)
+class BenchOption:
+    name: str                       # without prefix: "size" is --bench-size / --size
+    kwargs: dict = field(default_factory=dict)
+
+    def flag(self, prefix: str) -> str:
+        return f"--{prefix}{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+
+BENCH_OPTIONS = (
+    BenchOption("size", dict(default="small", choices=SIZES,
+                             help="benchmark size preset: small keeps a 2-core CPU run to minutes")),
+    BenchOption("cases", dict(default="all", choices=CASE_SETS,
+                              help="which benchmark cases: the named landmarks, the generated "
+                                   "ones, or both")),
+    BenchOption("threads", dict(type=whole_number(0, "threads", ", 0 for torch's default"),
+                                default=DEFAULT_THREADS, metavar="N",
+                                help="intra-op threads for CPU benchmarks (default 1: with more, "
+                                     "a busy neighbour process stalls OpenMP's barriers; 0 = "
+                                     "torch's default)")),
+    BenchOption("passes", dict(type=whole_number(1, "passes"), default=None, metavar="N",
+                               help="time the selected benchmarks in N passes over the selection, "
+                                    "one block of rounds each, pooled per benchmark (default 4 "
+                                    "on CPU, 1 on CUDA: see harness/benchmark/passes.py)")),
+    BenchOption("round-time", dict(type=float, default=None, metavar="SECONDS",
+                                   help="target seconds of timed rounds per benchmark "
+                                        "(default 0.25 small, 1.0 full)")),
+    BenchOption("flush-l2", dict(action="store_true",
+                                 help="flush the device cache before every timed round (CUDA)")),
+)
+
+
+def add_bench_options(add: Add, prefix: str = "bench-") -> None:
+    for option in BENCH_OPTIONS:
+        add(option.flag(prefix), dest=f"{prefix.replace('-', '_')}{option.dest}", **option.kwargs)
+
+
+def bench_flags(values: Mapping[str, Any]) -> list[str]:
+    """The pytest flags (``--bench-NAME=VALUE``) for the benchmark options in ``values``
+    (keyed by `BenchOption.dest`) that differ from their defaults."""
+    flags = []
+    for option in BENCH_OPTIONS:
+        value = values.get(option.dest, option.kwargs.get("default"))
+        if value == option.kwargs.get("default"):
+            continue
+        flags.append(option.flag("bench-") if value is True else f"{option.flag('bench-')}={value}")
+    return flags
+
+
+def contender_flags(contender: list[str], binary_contender: list[str]) -> list[str]:
+    return [*(f"--contender={s}" for s in contender),
+            *(f"--binary-contender={s}" for s in binary_contender)]

@@ -1,0 +1,46 @@
+"""What a contender handles, in terms of case fields: `Capabilities`. Cases outside are
+never generated for it (`harness.problem.strategies`) and are skipped with a reason
+elsewhere (`harness.contenders.Contender.skip_reason`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.problem.case import DTYPES, LAYOUTS, REDUCTIONS
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a contender handles. Anything outside is skipped with a reason."""
+
+    weights: bool = True
+    ignore_index: bool = True
+    label_smoothing: bool = True
+    spatial_dims: frozenset[int] = frozenset({0, 1, 2, 3})
+    dtypes: frozenset[str] = frozenset(DTYPES)
+    devices: frozenset[str] = frozenset({"cpu", "cuda"})
+    reductions: frozenset[str] = frozenset(REDUCTIONS)
+    layouts: frozenset[str] = frozenset(LAYOUTS)
+
+    def gaps(self) -> list[str]:
+        """Human-readable list of what is not supported."""
+        out = []
+        for flag in ("weights", "ignore_index", "label_smoothing"):
+            if not getattr(self, flag):
+                out.append(f"no {flag}")
+        for name, full in (("spatial_dims", {0, 1, 2, 3}), ("dtypes", set(DTYPES)),
+                           ("devices", {"cpu", "cuda"}), ("reductions", set(REDUCTIONS)),
+                           ("layouts", set(LAYOUTS))):
+            missing = sorted(map(str, set(full) - set(getattr(self, name))))
+            if missing:
+                out.append(f"no {name} {','.join(missing)}")
+        return out
+
+    def describe(self, options: tuple[str, ...] = ("weights", "ignore_index", "label_smoothing")) -> str:
+        """One line; only the flags that are call options of the contender's family
+        (`Family.options`: binary cases have neither ignore_index nor label smoothing)."""
+        spatial = "/".join(f"{d}-D" for d in sorted(self.spatial_dims))
+        flags = [f for f in options if getattr(self, f)]
+        return (f"{' '.join(flags) or '-'}; spatial {spatial}; "
+                f"{','.join(d for d in DTYPES if d in self.dtypes)}; "
+                f"{','.join(sorted(self.devices))}")

@@ -1,0 +1,330 @@
+"""What a problem is: the frozen `Case` and its readable id.
+
+A case id such as ``n8-c2-512x512-p0.05-f32-mean-wbalanced`` is the pytest id, the
+results key and the reproduction handle at once: `Case.from_id(case.id) == case`.
+
+Class frequencies are set by one number, ``p``, the share of the *rarest* class among
+the targets that are not ignored:
+
+* binary family and ``c == 2``: ``p`` is the positive fraction (class 1);
+* ``c > 2``: class ``c - 1`` gets the share ``p``; classes ``0 .. c-2`` split the rest
+  along a Zipf long tail (share of class k proportional to 1 / (k + 1)).
+
+Counts are apportioned exactly (largest remainder), so the realised counts equal
+`Case.class_counts()`. ``p == 0`` makes the rarest class absent; any ``0 < p`` gives it at
+least one target, so extremes such as ``p = 1e-6`` reach "a single target".
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Literal, get_args
+
+import torch
+
+from harness.problem.weights import SCHEMES, is_defined
+
+if TYPE_CHECKING:
+    from harness.problem.families import Family as FamilyRecord
+
+Family = Literal["multiclass", "binary"]
+FAMILY_NAMES: tuple[str, ...] = get_args(Family)  # each declared in harness.problem.families
+Reduction = Literal["mean", "sum", "none"]
+Layout = Literal["contiguous", "channels_last", "strided"]
+
+DTYPES: dict[str, torch.dtype] = {
+    "f64": torch.float64,
+    "f32": torch.float32,
+    "bf16": torch.bfloat16,
+    "f16": torch.float16,
+}
+DTYPE_NAMES: dict[torch.dtype, str] = {v: k for k, v in DTYPES.items()}
+REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
+LAYOUTS: dict[str, str] = {"contiguous": "", "channels_last": "cl", "strided": "nc"}
+DEFAULT_IGNORE_INDEX = -100
+
+
+class CaseError(ValueError):
+    """A case that cannot exist, with what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One cross-entropy problem. Every field is part of `.id`; defaults are omitted there."""
+
+    n: int
+    c: int
+    spatial: tuple[int, ...] = ()
+    p: float = 0.5
+    dtype: str = "f32"
+    reduction: str = "mean"
+    weights: str = "none"
+    label_smoothing: float = 0.0
+    ignore_frac: float = 0.0
+    ignore_index: int = DEFAULT_IGNORE_INDEX
+    scale: float = 1.0
+    layout: str = "contiguous"
+    seed: int = 0
+    family: str = "multiclass"
+    channel_dim: bool = True
+    extra: tuple[tuple[str, str], ...] = field(default=(), compare=True)
+
+    def __post_init__(self) -> None:
+        # A list is accepted where a tuple is meant; equality and hashing need the tuple.
+        object.__setattr__(self, "spatial", tuple(self.spatial))
+        object.__setattr__(self, "extra", tuple(tuple(kv) for kv in self.extra))
+        problems = list(self._type_problems()) or list(self._problems())
+        if problems:
+            raise CaseError("invalid case: " + "; ".join(problems))
+
+    def _type_problems(self):
+        for name in ("n", "c", "seed", "ignore_index"):
+            if not isinstance(getattr(self, name), numbers.Integral):
+                yield f"{name} must be an int, got {getattr(self, name)!r}"
+        if not all(isinstance(s, numbers.Integral) for s in self.spatial):
+            yield f"spatial sizes must be ints, got {self.spatial}"
+        for name in ("p", "scale", "label_smoothing", "ignore_frac"):
+            if not isinstance(getattr(self, name), numbers.Real):
+                yield f"{name} must be a number, got {getattr(self, name)!r}"
+
+    def _problems(self):
+
+        if self.family not in FAMILY_NAMES:
+            yield f"family must be one of {FAMILY_NAMES}, got {self.family!r}"
+            return
+        spec = self.spec
+        if self.n < 0:
+            yield f"batch n must be >= 0, got {self.n}"
+        if self.seed < 0:
+            yield f"seed must be >= 0 (the id has no negative seeds), got {self.seed}"
+        if self.weights not in SCHEMES:
+            yield f"weights must be one of {SCHEMES}, got {self.weights!r}"
+        elif not is_defined(self.weights, self):
+            yield (f"weights {self.weights!r} needs two classes and targets with at least "
+                   "two dims (n and a spatial dim): use another scheme")
+        for key, value in self.extra:
+            token = f"{key}={value}"
+            if not key or "=" in key or _split_id(f"x-{token}") != ["x", token]:
+                yield (f"extra {key!r}={value!r} would not read back from the id: use a key "
+                       "without '-' or '=' and a value without '-' (except a leading minus)")
+        if spec.fixed_c is not None and self.c != spec.fixed_c:
+            yield (f"a {self.family} case has {spec.fixed_c} logit channel: use c={spec.fixed_c}, "
+                   f"got c={self.c}")
+        if self.c < spec.min_c:
+            yield f"a {self.family} case needs c >= {spec.min_c} classes, got c={self.c}"
+        if len(self.spatial) > 3 or any(s < 1 for s in self.spatial):
+            yield f"spatial must hold 0 to 3 sizes >= 1, got {self.spatial}"
+        if not 0.0 <= self.p <= 1.0:
+            yield f"p (share of the rarest class) must be in [0, 1], got {self.p}"
+        if self.dtype not in DTYPES:
+            yield f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}"
+        if self.reduction not in REDUCTIONS:
+            yield f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}"
+        if not 0.0 <= self.label_smoothing <= 1.0:
+            yield f"label_smoothing must be in [0, 1], got {self.label_smoothing}"
+        if not spec.label_smoothing and self.label_smoothing:
+            yield f"{self.family} cases have no label_smoothing: set it to 0"
+        if not 0.0 <= self.ignore_frac <= 1.0:
+            yield f"ignore_frac must be in [0, 1], got {self.ignore_frac}"
+        if 0 <= self.ignore_index < self.c:
+            yield (f"ignore_index {self.ignore_index} is a valid class id; use a negative "
+                   "value or one >= c so that class counts stay exact")
+        if not spec.ignore_index and self.ignore_frac:
+            yield f"{self.family} cases have no ignore_index: set ignore_frac to 0"
+        if not (self.scale > 0 and math.isfinite(self.scale)):
+            yield f"scale must be a positive finite number, got {self.scale}"
+        if self.layout not in LAYOUTS:
+            yield f"layout must be one of {sorted(LAYOUTS)}, got {self.layout!r}"
+        if not self.channel_dim and self.layout == "channels_last":
+            yield "channels_last needs the channel dim: set channel_dim=True"
+
+        if not (spec.channel_dim_optional or self.channel_dim):
+            yield f"{self.family} logits always have the class dim: set channel_dim=True"
+
+    @property
+    def spec(self) -> FamilyRecord:
+        """This case's family record (`harness.problem.families`)."""
+        # imported here: the records hold the oracle and the call options, built on Case
+        from harness.problem.families import family
+
+        return family(self.family)
+
+    # ---- sizes -------------------------------------------------------------------------
+    @property
+    def positions(self) -> int:
+        """Number of target positions: N times the spatial sizes."""
+        return self.n * math.prod(self.spatial)
+
+    @property
+    def n_ignored(self) -> int:
+        return round(self.ignore_frac * self.positions)
+
+    @property
+    def logits_shape(self) -> tuple[int, ...]:
+        if not self.channel_dim:
+            return (self.n, *self.spatial)
+        return (self.n, self.c, *self.spatial)
+
+    @property
+    def target_shape(self) -> tuple[int, ...]:
+        return (self.n, *self.spatial) if self.spec.index_targets else self.logits_shape
+
+    @property
+    def n_classes(self) -> int:
+        """Classes of the problem: a binary case has two (negative, positive)."""
+        return self.spec.n_classes(self.c)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def class_counts(self) -> tuple[int, ...]:
+        """Exact target count of each class among the non-ignored positions."""
+        return apportion(self.positions - self.n_ignored, class_shares(self.n_classes, self.p))
+
+    # ---- id ----------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        parts = [f"n{self.n}", f"c{self.c}"]
+        if prefix := self.spec.id_prefix(self.channel_dim):
+            parts.insert(0, prefix)
+        if self.spatial:
+            parts.append("x".join(map(str, self.spatial)))
+        parts += [f"p{_num(self.p)}", self.dtype, self.reduction]
+        if self.weights != "none":
+            parts.append(f"w{self.weights}")
+        if self.label_smoothing:
+            parts.append(f"ls{_num(self.label_smoothing)}")
+        if self.ignore_frac:
+            parts.append(f"ig{_num(self.ignore_frac)}")
+        if self.ignore_index != DEFAULT_IGNORE_INDEX:
+            parts.append(f"ii{self.ignore_index}")
+        if self.scale != 1.0:
+            parts.append(f"z{_num(self.scale)}")
+        if LAYOUTS[self.layout]:
+            parts.append(LAYOUTS[self.layout])
+        if self.seed:
+            parts.append(f"s{self.seed}")
+        parts += [f"{k}={v}" for k, v in self.extra]
+        return "-".join(parts)
+
+    @classmethod
+    def from_id(cls, case_id: str) -> Case:
+        """Parse an id written by `.id`; raises `CaseError` naming the token it cannot read."""
+        kw: dict = {}
+        extra = []
+        tokens = _split_id(case_id)
+        for tok in tokens:
+            try:
+                _read_token(tok, kw, extra)
+            except (ValueError, KeyError) as exc:
+                raise CaseError(f"cannot read token {tok!r} of case id {case_id!r}: {exc}") from None
+        if "n" not in kw or "c" not in kw:
+            raise CaseError(f"case id {case_id!r} lacks the n<batch> and c<classes> tokens")
+        if extra:
+            kw["extra"] = tuple(extra)
+        return cls(**kw)
+
+    def __repr__(self) -> str:
+        return f"Case.from_id({self.id!r})"
+
+    def replace(self, **changes) -> Case:
+        return replace(self, **changes)
+
+    def fields(self) -> dict:
+        """The case as plain JSON-able data."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["spatial"] = list(self.spatial)
+        out["extra"] = dict(self.extra)
+        return out
+
+
+def _num(x: float) -> str:
+    """Shortest text that reads back as the same float (ints without '.0')."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(float(x))
+
+
+def _split_id(case_id: str) -> list[str]:
+    # '-' separates tokens but also starts a negative number or an exponent ('1e-06').
+    raw = case_id.split("-")
+    tokens: list[str] = []
+    for piece in raw:
+        if tokens and (piece == "" or piece[0].isdigit()) and (
+            tokens[-1].endswith("e") or tokens[-1] == "ii" or tokens[-1].endswith("=")
+        ):
+            tokens[-1] += "-" + piece
+        elif piece == "" and tokens:
+            tokens[-1] += "-"
+        else:
+            tokens.append(piece)
+    return tokens
+
+
+_REVERSE_LAYOUT = {v: k for k, v in LAYOUTS.items() if v}
+
+
+def _read_token(tok: str, kw: dict, extra: list) -> None:
+    if "=" in tok:
+        k, v = tok.split("=", 1)
+        extra.append((k, v))
+    elif tok in ("bin", "bin1"):
+        kw["family"] = "binary"
+        kw["channel_dim"] = tok == "bin"
+    elif tok in DTYPES:
+        kw["dtype"] = tok
+    elif tok in REDUCTIONS:
+        kw["reduction"] = tok
+    elif tok in _REVERSE_LAYOUT:
+        kw["layout"] = _REVERSE_LAYOUT[tok]
+    elif tok[0].isdigit():
+        kw["spatial"] = tuple(int(s) for s in tok.split("x"))
+    elif tok.startswith("ls"):
+        kw["label_smoothing"] = float(tok[2:])
+    elif tok.startswith("ig"):
+        kw["ignore_frac"] = float(tok[2:])
+    elif tok.startswith("ii"):
+        kw["ignore_index"] = int(tok[2:])
+    elif tok.startswith("n"):
+        kw["n"] = int(tok[1:])
+    elif tok.startswith("c"):
+        kw["c"] = int(tok[1:])
+    elif tok.startswith("p"):
+        kw["p"] = float(tok[1:])
+    elif tok.startswith("w"):
+        kw["weights"] = tok[1:]
+    elif tok.startswith("z"):
+        kw["scale"] = float(tok[1:])
+    elif tok.startswith("s"):
+        kw["seed"] = int(tok[1:])
+    else:
+        raise KeyError("unknown token")
+
+
+# ---- class frequencies ----------------------------------------------------------------
+def class_shares(n_classes: int, p: float) -> list[float]:
+    """Share of each class; the last (rarest) class gets exactly ``p``."""
+    if n_classes == 2:
+        return [1.0 - p, p]
+    head = [1.0 / (k + 1) for k in range(n_classes - 1)]
+    total = sum(head)
+    return [(1.0 - p) * h / total for h in head] + [p]
+
+
+def apportion(total: int, shares: list[float]) -> tuple[int, ...]:
+    """Split ``total`` into integer counts by largest remainder; a share > 0 gets >= 1 when
+    possible and a share < 1 leaves room for the others, so p=0 and p=1 stay exact."""
+    raw = [s * total for s in shares]
+    counts = [math.floor(r) for r in raw]
+    order = sorted(range(len(shares)), key=lambda k: raw[k] - counts[k], reverse=True)
+    for k in order[: total - sum(counts)]:
+        counts[k] += 1
+    rare = len(shares) - 1
+    if total and shares[rare] > 0 and counts[rare] == 0:
+        counts[rare] = 1
+        counts[max(range(rare), key=lambda k: counts[k])] -= 1
+    if total > 1 and shares[rare] < 1 and counts[rare] == total:
+        counts[rare] -= 1
+        counts[max(range(rare), key=lambda k: shares[k])] += 1
+    return tuple(counts)

@@ -1,0 +1,80 @@
+"""The tensors a `Case` stands for: logits, targets drawn with the case's exact class
+counts, per-class weights and the upstream gradient, on a device and in a memory layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from harness.problem.case import Case
+from harness.problem.weights import class_weights
+
+
+# ---- tensors --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inputs:
+    """The tensors of one case. ``target`` is int64 class ids (multi-class) or 0/1 floats
+    of the logits' dtype (binary); ``weight`` is the per-class weight vector or None."""
+
+    case: Case
+    logits: torch.Tensor
+    target: torch.Tensor
+    weight: torch.Tensor | None
+    grad_out: torch.Tensor
+
+    def kwargs(self) -> dict:
+        """Keyword arguments in `F.cross_entropy`'s vocabulary."""
+        c = self.case
+        return {
+            "weight": self.weight,
+            "ignore_index": c.ignore_index,
+            "reduction": c.reduction,
+            "label_smoothing": c.label_smoothing,
+        }
+
+
+def make_targets(case: Case, gen: torch.Generator) -> torch.Tensor:
+    """Class ids laid out at random positions with exactly `case.class_counts()` of each."""
+    counts = case.class_counts()
+    flat = torch.cat([
+        torch.full((case.n_ignored,), case.ignore_index, dtype=torch.int64),
+        *(torch.full((k,), cls, dtype=torch.int64) for cls, k in enumerate(counts)),
+    ])
+    flat = flat[torch.randperm(flat.numel(), generator=gen)]
+    return flat.reshape(case.target_shape)
+
+
+def _apply_layout(base: torch.Tensor, layout: str) -> torch.Tensor:
+    """Same values, different memory. 'channels_last' keeps dim 1 (classes) innermost for
+    inputs with spatial dims; an [N, C] input already has it innermost, so there it is
+    stored transposed (dim 0 innermost) to still differ from contiguous. 'strided' is a
+    non-contiguous view taken every other element of a wider buffer."""
+    if layout == "contiguous" or base.dim() == 0:
+        return base.contiguous()
+    if layout == "channels_last":
+        if base.dim() < 3:
+            return base.t().contiguous().t() if base.dim() == 2 else base.contiguous()
+        return base.movedim(1, -1).contiguous().movedim(-1, 1)
+    wide = torch.zeros((*base.shape[:-1], base.shape[-1] * 2), dtype=base.dtype, device=base.device)
+    wide[..., ::2] = base
+    return wide[..., ::2]
+
+
+def make_inputs(case: Case, device: str | torch.device = "cpu") -> Inputs:
+    """Build the case's tensors deterministically from its seed (CPU generator, then moved)."""
+
+    gen = torch.Generator().manual_seed(case.seed)
+    dtype = case.torch_dtype
+    target = make_targets(case, gen)
+    raw = torch.randn(case.logits_shape, generator=gen, dtype=torch.float64) * case.scale
+    limit = torch.finfo(dtype).max / 2
+    logits = _apply_layout(raw.clamp(-limit, limit).to(dtype), case.layout).to(device)
+    weight = class_weights(case.weights, target, case, gen)
+    if weight is not None:
+        weight = weight.to(dtype=dtype, device=device)
+    out_shape = () if case.reduction != "none" else case.target_shape
+    grad_out = (torch.rand(out_shape, generator=gen, dtype=torch.float64) * 2 - 1.25).to(dtype)
+    if not case.spec.index_targets:  # 0/1 targets in the logits' dtype
+        target = target.to(dtype)
+    return Inputs(case, logits, target.to(device), weight, grad_out.to(device))

@@ -1,0 +1,289 @@
+"""How problems are generated: Hypothesis strategies for `Case`, and the three profiles.
+
+Sizes are set for a 2-core CPU (`SMALL`); benchmarks draw from the same strategies with
+`BENCH` sizes. Values are drawn from short lists first ("simple" values lead, so shrinking
+ends on readable cases) and floats are rounded to a few significant digits so that ids stay
+short and read back exactly.
+
+Compiled contenders draw their dtype/reduction/weights/smoothing/layout/rank from a fixed
+list of compile signatures (`COMPILE_SIGNATURES`) and sizes >= 2 (dynamo specialises sizes
+0 and 1), so a run spends at most one compile per signature instead of one per case.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from harness.problem.capabilities import Capabilities
+from harness.problem.case import DEFAULT_IGNORE_INDEX, Case, CaseError
+from harness.problem.families import FAMILIES
+from harness.problem.weights import SCHEMES, is_defined
+
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=200, derandomize=True, database=None, deadline=None,
+                          print_blob=True, suppress_health_check=_SLOW_OK)
+settings.register_profile("dev", max_examples=60, deadline=None, print_blob=True,
+                          suppress_health_check=_SLOW_OK)
+settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True,
+                          suppress_health_check=_SLOW_OK)
+DEFAULT_PROFILE = "ci"
+# Compiled contenders: examples per property per profile (each is a real compiled call).
+COMPILED_EXAMPLES = {"ci": 30, "dev": 15, "thorough": 150}
+
+
+def profile_name() -> str:
+    """The Hypothesis profile in force (``ci``, ``dev``, ``thorough``)."""
+    getter = getattr(settings, "get_current_profile_name", None)
+    return getter() if getter else settings._current_profile  # older Hypothesis
+
+
+def example_budget(*, compiled: bool) -> int | None:
+    """Examples per property: None (the profile's) for an eager contender, the smaller
+    `COMPILED_EXAMPLES` budget of the profile for a compiled one."""
+    if not compiled:
+        return None
+    return COMPILED_EXAMPLES.get(profile_name(), COMPILED_EXAMPLES["ci"])
+
+
+@dataclass(frozen=True)
+class Sizes:
+    max_n: int
+    max_c: int
+    max_side: int
+    max_positions: int
+    max_elements: int
+    min_n: int = 1
+    min_side: int = 1
+
+
+SMALL = Sizes(max_n=8, max_c=40, max_side=16, max_positions=512, max_elements=8192)
+# Benchmarks want realistic sizes: Hypothesis's first draws are the smallest allowed.
+BENCH = Sizes(max_n=64, max_c=1000, max_side=256, max_positions=1 << 18, max_elements=1 << 22,
+              min_n=8, min_side=16)
+
+# (dtype, reduction, weights, label_smoothing, spatial rank, layout)
+COMPILE_SIGNATURES: tuple[tuple[str, str, bool, float, int, str], ...] = (
+    ("f32", "mean", True, 0.0, 2, "contiguous"),
+    ("f32", "none", False, 0.1, 0, "contiguous"),
+    ("f64", "sum", True, 0.0, 1, "contiguous"),
+    ("bf16", "mean", True, 0.1, 2, "channels_last"),
+    ("f16", "none", True, 0.0, 3, "contiguous"),
+    ("f32", "mean", False, 0.0, 2, "strided"),
+)
+
+
+def sig_round(x: float, digits: int = 3) -> float:
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+PROBABILITIES = st.one_of(
+    st.sampled_from([0.5, 0.0, 1.0, 0.05, 1e-6, 1e-3, 0.01, 0.2]),
+    st.floats(0.0, 1.0).map(sig_round),
+)
+SCALES = st.one_of(
+    st.sampled_from([1.0, 1e-3, 10.0, 30.0, 100.0, 1e3, 1e4]),
+    st.floats(-3.0, 4.0).map(lambda e: sig_round(10.0**e, 2)),
+)
+SMOOTHING = st.one_of(st.just(0.0), st.sampled_from([0.1, 0.05, 0.2, 1.0]),
+                      st.floats(0.0, 1.0).map(lambda v: round(v, 2)))
+IGNORED = st.one_of(st.just(0.0), st.sampled_from([0.25, 1.0]),
+                    st.floats(0.0, 1.0).map(lambda v: round(v, 2)))
+
+
+@st.composite
+def _spatial(draw, rank: int, sizes: Sizes, n: int, min_side: int) -> tuple[int, ...]:
+    budget = max(sizes.max_positions // max(n, 1), 1)
+    side_cap = max(min_side, min(sizes.max_side, int(budget ** (1 / rank)) if rank else 1))
+    return tuple(draw(st.integers(min_side, side_cap)) for _ in range(rank))
+
+
+def _allowed(values, allowed) -> list:
+    return [v for v in values if v in allowed]
+
+
+def _validated(family: str, caps: Capabilities | None, sizes: Sizes) -> None:
+    if family not in FAMILIES:
+        raise ValueError(f"family={family!r}: use one of {tuple(FAMILIES)}")
+    if caps is not None and not isinstance(caps, Capabilities):
+        raise TypeError(f"caps={caps!r}: pass a harness.problem.capabilities.Capabilities "
+                        "(a contender's .caps), or None for every case")
+    if not isinstance(sizes, Sizes):
+        raise TypeError(f"sizes={sizes!r}: pass a strategies.Sizes, e.g. strategies.SMALL")
+
+
+def for_contender(contender, sizes: Sizes = SMALL) -> st.SearchStrategy[Case]:
+    """The cases ``contender`` (anything with ``family``, ``caps`` and ``compiled``)
+    declares it handles: `cases` for an eager one, the compile signatures for a compiled
+    one (`signature_cases`, `binary_signature_cases`)."""
+    if getattr(contender, "compiled", None) is not None:
+        return SIGNATURE_CASES[contender.family](caps=contender.caps, sizes=sizes)
+    return cases(family=contender.family, caps=contender.caps, sizes=sizes)
+
+
+@st.composite
+def cases(draw, *, family: str = "multiclass", caps: Capabilities | None = None,
+          sizes: Sizes = SMALL) -> Case:
+    """Any case of ``family`` within ``caps`` (every case when None), sized by ``sizes``.
+
+    * ``family``: ``"multiclass"`` or ``"binary"``;
+    * ``caps``: what the implementation handles (`Capabilities`); None for all;
+    * ``sizes``: bounds on N, C and sides (`Sizes`); `SMALL` keeps a CPU check fast.
+
+    Simple values come first, so a failure shrinks to a readable case."""
+    _validated(family, caps, sizes)
+    ranks = sorted(caps.spatial_dims) if caps else [0, 1, 2, 3]
+    rank = draw(st.sampled_from(ranks))
+    n = draw(st.integers(1, sizes.max_n))
+    spatial = draw(_spatial(rank, sizes, n, 1))
+    fields = dict(
+        n=n, spatial=spatial, p=draw(PROBABILITIES), seed=draw(st.integers(0, 2**16)),
+        scale=draw(SCALES),
+        dtype=draw(st.sampled_from(_allowed(["f32", "f64", "bf16", "f16"], caps.dtypes) if caps
+                                   else ["f32", "f64", "bf16", "f16"])),
+        reduction=draw(st.sampled_from(_allowed(["mean", "sum", "none"], caps.reductions) if caps
+                                       else ["mean", "sum", "none"])),
+        layout=draw(st.sampled_from(_allowed(["contiguous", "channels_last", "strided"], caps.layouts)
+                                    if caps else ["contiguous", "channels_last", "strided"])),
+    )
+    spec = FAMILIES[family]
+    if spec.fixed_c is not None:
+        fields.update(c=spec.fixed_c, family=family)
+    else:
+        positions = n * math.prod(spatial)
+        max_c = max(spec.min_c, min(sizes.max_c, sizes.max_elements // max(positions, 1)))
+        fields["c"] = draw(st.one_of(st.just(spec.min_c), st.integers(spec.min_c, max_c)))
+    if spec.channel_dim_optional:
+        # channel_dim=False with rank 0 is the plain [N] vector of logits, BCE's commonest use.
+        fields["channel_dim"] = draw(st.booleans())
+        if fields["layout"] == "channels_last" and not fields["channel_dim"]:
+            fields["layout"] = "contiguous"
+    if spec.label_smoothing and (caps is None or caps.label_smoothing):
+        fields["label_smoothing"] = draw(SMOOTHING)
+    if spec.ignore_index and (caps is None or caps.ignore_index):
+        fields["ignore_frac"] = draw(IGNORED)
+        fields["ignore_index"] = draw(st.sampled_from([DEFAULT_IGNORE_INDEX, -1]))
+    fields["weights"] = "none"
+    if caps is None or caps.weights:
+        probe = Case(**fields)
+        schemes = [s for s in SCHEMES if is_defined(s, probe)]
+        fields["weights"] = draw(st.sampled_from(schemes))
+    return Case(**fields)
+
+
+@st.composite
+def signature_cases(draw, *, caps: Capabilities | None = None, sizes: Sizes = SMALL) -> Case:
+    """Multi-class cases from the fixed compile signatures, sizes >= 2: what compiled
+    contenders are checked on, and what benchmarks draw so that every contender, compiled
+    or not, is timed on the same cases at a bounded compile cost."""
+    _validated("multiclass", caps, sizes)
+    caps = caps or Capabilities()
+    usable = [s for s in COMPILE_SIGNATURES
+              if s[0] in caps.dtypes and s[1] in caps.reductions and s[4] in caps.spatial_dims
+              and s[5] in caps.layouts and (caps.label_smoothing or not s[3])
+              and (caps.weights or not s[2])]
+    dtype, reduction, weighted, smoothing, rank, layout = draw(st.sampled_from(usable))
+    n = draw(st.integers(max(2, sizes.min_n), sizes.max_n))
+    spatial = draw(_spatial(rank, sizes, n, max(2, sizes.min_side)))
+    positions = n * math.prod(spatial)
+    max_c = max(2, min(sizes.max_c, sizes.max_elements // positions))
+    fields = dict(
+        n=n, c=_signature_classes(draw, layout, max_c), spatial=spatial, dtype=dtype,
+        reduction=reduction,
+        label_smoothing=smoothing, layout=layout, p=draw(PROBABILITIES), scale=draw(SCALES),
+        seed=draw(st.integers(0, 2**16)),
+        ignore_frac=draw(IGNORED) if caps.ignore_index else 0.0,
+    )
+    fields["weights"] = "none"
+    if weighted:
+        probe = Case(**fields)
+        fields["weights"] = draw(st.sampled_from([s for s in SCHEMES[1:] if is_defined(s, probe)]))
+    return Case(**fields)
+
+
+# Binary compile signatures: (dtype, reduction, weight form, spatial rank, channel_dim,
+# layout). The weight form decides what `harness.problem.bce.binary_kwargs` passes — "pos": a
+# [1] weight and a [1] pos_weight (schemes whose w0 is not 0), "elementwise": a weight of
+# the target's shape ('onehot', w0 = 0), "none" — since dynamo guards on each.
+BINARY_COMPILE_SIGNATURES: tuple[tuple[str, str, str, int, bool, str], ...] = (
+    ("f32", "mean", "pos", 2, True, "contiguous"),
+    ("f32", "none", "none", 0, False, "contiguous"),
+    ("f64", "sum", "elementwise", 1, False, "contiguous"),
+    ("bf16", "mean", "pos", 2, False, "strided"),
+    ("f16", "sum", "pos", 3, True, "contiguous"),
+)
+POS_WEIGHT_SCHEMES = ("inverse_freq", "balanced", "sqrt_inv_freq", "effective_number",
+                      "median_freq", "random", "seed_inverse_freq")
+ELEMENTWISE_WEIGHT_SCHEMES = ("onehot",)
+
+
+@st.composite
+def binary_signature_cases(draw, *, caps: Capabilities | None = None, sizes: Sizes = SMALL) -> Case:
+    """Binary cases from `BINARY_COMPILE_SIGNATURES`, sizes >= 2 (dynamo specialises 0
+    and 1): a compiled binary contender compiles once per signature, not once per case."""
+    _validated("binary", caps, sizes)
+    caps = caps or Capabilities()
+    usable = [s for s in BINARY_COMPILE_SIGNATURES
+              if s[0] in caps.dtypes and s[1] in caps.reductions and s[3] in caps.spatial_dims
+              and s[5] in caps.layouts and (caps.weights or s[2] == "none")]
+    dtype, reduction, form, rank, channel_dim, layout = draw(st.sampled_from(usable))
+    n = draw(st.integers(2, sizes.max_n))
+    schemes = {"none": ("none",), "pos": POS_WEIGHT_SCHEMES,
+               "elementwise": ELEMENTWISE_WEIGHT_SCHEMES}[form]
+    scheme, p = draw(st.sampled_from(schemes)), draw(PROBABILITIES)
+    if scheme == "seed_inverse_freq" and p == 0:
+        p = 1.0  # an all-background batch gives the seed's w0 = 0: another compile signature
+    return Case(n=n, c=1, family="binary", channel_dim=channel_dim,
+                spatial=draw(_spatial(rank, sizes, n, 2)), dtype=dtype, reduction=reduction,
+                layout=layout, p=p, scale=draw(SCALES), seed=draw(st.integers(0, 2**16)),
+                weights=scheme)
+
+
+# the compile-signature strategy of each family (what compiled contenders are checked on)
+SIGNATURE_CASES = {"multiclass": signature_cases, "binary": binary_signature_cases}
+
+
+CHANNELS_LAST_CLASSES = 4
+
+
+def _signature_classes(draw, layout: str, max_c: int) -> int:
+    """Any C, except for channels-last inputs: there dynamo specialises the class dim even
+    with dynamic=True (a guard Eq(C, 4) raised inside F.cross_entropy's tracing, seen with
+    TORCHDYNAMO_EXTENDED_DEBUG_GUARD_ADDED), so every new C would compile again."""
+    if layout == "channels_last":
+        return min(CHANNELS_LAST_CLASSES, max_c)
+    return draw(st.integers(2, max_c))
+
+
+def draw_cases(strategy: st.SearchStrategy, count: int) -> list[Case]:
+    """A fixed list of distinct cases drawn from a strategy: the same list on every run
+    (derandomized, no database), for benchmarks and the command-line check."""
+    drawn: list[Case] = []
+
+    class _Enough(Exception):
+        """Stops generation once ``count`` distinct cases are in (generate phase only, so
+        Hypothesis does not try to shrink it)."""
+
+    @settings(max_examples=count * 3, derandomize=True, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck), deadline=None)
+    @given(strategy)
+    def collect(case: Case) -> None:
+        if case not in drawn:
+            drawn.append(case)
+        if len(drawn) >= count:
+            raise _Enough
+
+    with contextlib.suppress(_Enough):
+        collect()
+    return drawn
+
+
+__all__ = ["BENCH", "BINARY_COMPILE_SIGNATURES", "COMPILED_EXAMPLES", "COMPILE_SIGNATURES",
+           "SMALL", "CaseError", "Sizes", "binary_signature_cases", "cases", "draw_cases",
+           "sig_round", "signature_cases"]

@@ -1,0 +1,346 @@
+"""The pytest layer, hooks and fixtures only: options (written once in `harness.options`),
+parametrisation by contender and benchmark item, the run's state in one `XentSession` on
+the config (``xent`` fixture), passes and shards of the collection, the JSON stamp and the
+end-of-run summary. The only package of the harness that pytest hooks live in."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import warnings
+
+import pytest
+import torch
+from hypothesis import settings
+
+from harness.kernels import interpret_without_cuda
+
+interpret_without_cuda()  # before the imports below: torch._dynamo imports Triton
+
+from harness import contenders as registry  # noqa: E402
+from harness import options  # noqa: E402
+from harness.analysis.accuracy import AccuracyLog  # noqa: E402
+from harness.benchmark import passes  # noqa: E402
+from harness.benchmark.case_sets import MODES, bench_cases  # noqa: E402
+from harness.benchmark.record import machine_info_stamp  # noqa: E402
+from harness.benchmark.timing import copy_samples, fidelity_check  # noqa: E402
+from harness.contenders import ContenderError  # noqa: E402
+from harness.problem import strategies  # noqa: E402
+from harness.problem.families import FAMILIES  # noqa: E402
+from harness.pytest_plugin import shard  # noqa: E402
+from harness.pytest_plugin.session import (  # noqa: E402
+    CASES_CHECKED,
+    COMPILE_STATS,
+    SESSION,
+    XentSession,
+    session_of,
+)
+
+
+# ---- options and configuration ---------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("xentbench")
+    options.add_contender_options(group.addoption)
+    options.add_device_option(group.addoption)
+    options.add_bench_options(group.addoption, prefix="bench-")
+    group.addoption("--accuracy-out", default=None, metavar="DIR",
+                    help="record the largest errors against the oracle per contender, dtype "
+                         "and logit-scale band into DIR/accuracy-<process>.json")
+    options.add_run_options(group.addoption)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads its options
+def pytest_configure(config: pytest.Config) -> None:
+    # Raw rounds always go into the JSON: compare's significance tests need them, and a
+    # file without them used to turn an injected 3x slowdown into 'noisy'.
+    if hasattr(config.option, "benchmark_save_data"):
+        config.option.benchmark_save_data = True
+    if not config.getoption("hypothesis_profile", None):
+        settings.load_profile(os.environ.get("XENTBENCH_PROFILE", strategies.DEFAULT_PROFILE))
+    config.addinivalue_line("markers", "cuda: needs a CUDA device")
+    for family in FAMILIES:
+        _contenders(config, family)  # a bad --contender spec is a usage error, up front
+    config.stash[SESSION] = xent = _new_session(config)
+    config.pluginmanager.register(xent, "xentbench-session")  # its hook tallies the reports
+    if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+        # n workers × n intra-op threads on n cores stall each other's OpenMP barriers
+        # (a 10 µs op took 15 ms); one thread per worker. Timing never runs under xdist.
+        torch.set_num_threads(1)
+
+
+def _new_session(config: pytest.Config) -> XentSession:
+    device = resolve_device(config.getoption("device"))
+    wanted = config.getoption("bench_passes") or passes.default_passes(device)
+    timing = not (config.getoption("benchmark_disable", False)
+                  or config.getoption("benchmark_skip", False) or config.option.collectonly)
+    accuracy = (AccuracyLog(device=device, torch=torch.__version__)
+                if config.getoption("accuracy_out") else None)
+    return XentSession(accuracy=accuracy, passes=passes.PassLog(passes=wanted if timing else 1))
+
+
+def resolve_device(choice: str) -> str:
+    try:
+        return options.resolve_device(choice)
+    except options.DeviceError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    device = resolve_device(config.getoption("device"))
+    names = {f: [c.name for c in _contenders(config, f)] for f in FAMILIES}
+    return [f"xentbench: device={device}, torch {torch.__version__}, hypothesis profile "
+            f"'{strategies.profile_name()}'",
+            *(f"xentbench {f} contenders: {', '.join(n) or '-'}" for f, n in names.items())]
+
+
+def _contenders(config: pytest.Config, family: str) -> list[registry.Contender]:
+    try:
+        return registry.resolve(family, config.getoption(FAMILIES[family].option_dest))
+    except ContenderError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+# ---- parametrisation and collection ----------------------------------------------------
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "bench_item" in metafunc.fixturenames:
+        _parametrize_benchmarks(metafunc)
+    for family in FAMILIES.values():
+        if family.fixture in metafunc.fixturenames:
+            found = _contenders(metafunc.config, family.name)
+            metafunc.parametrize(family.fixture, found, ids=[c.name for c in found])
+
+
+def _parametrize_benchmarks(metafunc: pytest.Metafunc) -> None:
+    config = metafunc.config
+    device = resolve_device(config.getoption("device"))
+    by_family = {f: _contenders(config, f) for f in FAMILIES}
+    params, ids = [], []
+    for case in bench_cases(config.getoption("bench_size"), device, config.getoption("bench_cases")):
+        for contender in by_family[case.family]:
+            for mode in MODES:
+                params.append((case, contender, mode))
+                ids.append(f"{case.id}-{contender.name}-{mode}")
+    metafunc.parametrize("bench_item", params, ids=ids)
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m deselected: only the selection is repeated
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if spec := config.getoption("shard"):
+        keep, dropped = shard.split(items, spec)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    items[:] = passes.scheduled(items, session_of(config).passes.passes, _is_timed_benchmark,
+                                _another_pass)
+
+
+def _another_pass(item: pytest.Function) -> pytest.Function:
+    """The same test (same node id, parameters and fixtures) as a new item for a later pass."""
+    return pytest.Function.from_parent(
+        item.parent, name=item.name, callspec=getattr(item, "callspec", None), callobj=item.obj,
+        fixtureinfo=item._fixtureinfo, keywords=item.keywords, originalname=item.originalname)
+
+
+def _is_timed_benchmark(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return "bench_item" in names and "benchmark" in names
+
+
+# ---- fixtures --------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def device(pytestconfig: pytest.Config) -> str:
+    return resolve_device(pytestconfig.getoption("device"))
+
+
+@pytest.fixture(scope="session")
+def xent(pytestconfig: pytest.Config) -> XentSession:
+    """The run's `XentSession`: notes and failures for the summary and the JSON."""
+    return session_of(pytestconfig)
+
+
+@pytest.fixture
+def count_case(request: pytest.FixtureRequest):
+    """Call once per generated case actually checked, with the contender, case and
+    verdicts: the count lands in the summary, the errors in the accuracy log."""
+    counter = {"n": 0}
+    log = session_of(request.config).accuracy
+
+    def bump(contender=None, case=None, verdicts=None) -> None:
+        counter["n"] += 1
+        if log is not None and verdicts is not None:
+            log.add(contender, case, verdicts)
+
+    yield bump
+    request.node.user_properties.append((CASES_CHECKED, counter["n"]))
+    request.node.user_properties.append((COMPILE_STATS, _compile_snapshot()))
+
+
+def _compile_snapshot() -> list[tuple[str, str, int, int]]:
+    """(process, contender, compiles, compiled calls) so far: counters live in the process
+    that compiled, an xdist worker, and reach the summary through the test reports."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return [(worker, c.name, c.compiled.compiles, c.compiled.graph_runs)
+            for c in registry.builtins() if c.compiled is not None and c.compiled.compiles]
+
+
+@pytest.fixture
+def bench_pass(request: pytest.FixtureRequest) -> tuple[int, passes.PassLog]:
+    """(0-based pass of this call, the session's log) for a benchmark (`harness.benchmark.passes`)."""
+    log = session_of(request.config).passes
+    return log.start(request.node.nodeid), log
+
+
+@pytest.fixture(scope="session")
+def peak_gbps(device: str) -> float:
+    """The device's copy bandwidth, measured once per session (GB/s, 1e9 bytes)."""
+    nbytes = (1 << 30) if device.startswith("cuda") else (256 << 20)
+    moved, samples = copy_samples(device, nbytes)
+    return moved / statistics.median(samples.seconds) / 1e9
+
+
+@pytest.fixture(scope="session")
+def bench_threads(pytestconfig: pytest.Config, device: str, xent: XentSession) -> int:
+    """Intra-op threads the benchmarks run with, set once for the session (CPU): one by
+    default, because a single thread degrades gracefully under a busy neighbour (measured:
+    59 µs read 7,995 µs with two threads and two neighbours; 104 µs against 107 µs idle
+    with one thread and one neighbour). 0 keeps torch's default."""
+    wanted = pytestconfig.getoption("bench_threads")
+    timing = not pytestconfig.getoption("benchmark_disable", False)
+    if device == "cpu" and wanted and timing:  # a smoke run (--benchmark-disable) times nothing
+        torch.set_num_threads(wanted)
+    xent.threads = torch.get_num_threads()
+    return xent.threads
+
+
+@pytest.fixture(scope="session")
+def timer_fidelity(pytestconfig: pytest.Config, device: str, xent: XentSession):
+    """The run's timer self-check (`harness.benchmark.timing.fidelity_check`), once per
+    benchmark session before the first benchmark, whatever ``-k`` selected; None when
+    benchmarks are disabled. A failed check is kept in the JSON (``xentbench.fidelity``),
+    marks the run unstable in `compare`, and warns."""
+    if pytestconfig.getoption("benchmark_disable", False):
+        return None
+    check, method = fidelity_check(device)
+    xent.fidelity = {**check.as_dict(), "independent_timer": method}
+    line = (f"timer fidelity on {device}: wall / CPU time per call = {check.ratio:.3f}, off-CPU "
+            f"{check.off_cpu:.0%}, harness / {method} = {check.agreement:.3f}: "
+            + ("ok" if check.ok else f"FAILED ({check.reason})"))
+    xent.note(line)
+    if not check.ok:
+        warnings.warn(f"{line}: this run's timings are not trustworthy", stacklevel=1)
+    return check
+
+
+@pytest.fixture(scope="session")
+def bench_options(pytestconfig: pytest.Config) -> dict:
+    size = pytestconfig.getoption("bench_size")
+    round_time = pytestconfig.getoption("bench_round_time")
+    return {"size": size, "flush": pytestconfig.getoption("bench_flush_l2"),
+            "round_time": round_time if round_time else (0.25 if size == "small" else 1.0)}
+
+
+# ---- the end of the run ----------------------------------------------------------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtestloop(session: pytest.Session):
+    """After the last pass, before pytest-benchmark saves or shows anything: one record per
+    benchmark, its passes' rounds pooled; the unstable list comes from those records."""
+    yield
+    bs = getattr(session.config, "_benchmarksession", None)
+    if bs is None:
+        return
+    bs.benchmarks[:] = passes.pool_passes(bs.benchmarks, session_of(session.config).passes)
+    session_of(session.config).unstable[:] = [
+        (b.fullname.split("::", 1)[-1], b.extra_info.get("unstable_reason") or "")
+        for b in bs.benchmarks if b.extra_info.get("stable") is False]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Each process (xdist worker or not) writes its own accuracy file into the folder;
+    `python -m harness report --accuracy DIR` merges them."""
+    out = session.config.getoption("accuracy_out", None)
+    log = session_of(session.config).accuracy
+    if log is None or not out or not log.cells:
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    log.write(os.path.join(out, f"accuracy-{worker}.json"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """After pytest-benchmark's tables: the cases checked, the benchmark notes, and one
+    warning naming every benchmark whose timing cannot be trusted, and why."""
+    xent = session_of(config)
+    _cases_summary(terminalreporter, xent)
+    if not xent.unstable:
+        return
+    terminalreporter.section("xentbench: unstable benchmarks", yellow=True)
+    for name, reason in xent.unstable:
+        terminalreporter.write_line(f"{name}: {reason}")
+    terminalreporter.write_line(
+        f"WARNING: {len(xent.unstable)} benchmark(s) unstable: their medians may be wrong; "
+        "rerun on a quiet machine (see docs/benchmarking.md, 'Timing you can trust')",
+        yellow=True, bold=True)
+
+
+def _cases_summary(terminalreporter, xent: XentSession) -> None:
+    if xent.notes or xent.failures:
+        terminalreporter.section("xentbench: benchmark notes")
+        for line in xent.notes:
+            terminalreporter.write_line(line)
+        for f in xent.failures:
+            terminalreporter.write_line(f"FAILED {f['contender']} on {f['case_id']} {f['mode']}: "
+                                        f"{f['error']}")
+    if not xent.cases_checked:
+        return
+    terminalreporter.section("xentbench: generated cases checked per test")
+    for nodeid, n in sorted(xent.cases_checked.items()):
+        terminalreporter.write_line(f"{n:6d}  {nodeid.split('::', 1)[-1]}")
+    totals: dict[str, list[int]] = {}
+    for (_, name), (compiles, runs) in xent.compiles.items():
+        total = totals.setdefault(name, [0, 0, 0])
+        total[0] += compiles
+        total[1] += max(compiles - 1, 0)
+        total[2] += runs
+    processes = len({worker for worker, _ in xent.compiles})
+    for name, (compiles, recompiles, runs) in sorted(totals.items()):
+        terminalreporter.write_line(
+            f"{name}: {compiles} compiles ({recompiles} recompiles), {runs} compiled calls, "
+            f"in {processes} process(es) (a fallback to eager fails its test)")
+
+
+# ---- pytest-benchmark's hooks: the machine and the JSON stamp --------------------------
+def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:
+    machine_info["torch"] = torch.__version__
+    machine_info["python_implementation"] = platform.python_implementation()
+    machine_info["cpu_count"] = os.cpu_count()
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        machine_info["gpu_name"] = props.name
+        machine_info["gpu_memory_bytes"] = props.total_memory
+        machine_info["gpu_count"] = torch.cuda.device_count()
+        machine_info["cuda"] = torch.version.cuda
+        machine_info["driver"] = _nvidia_driver()
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        with open("/proc/driver/nvidia/version") as f:
+            return f.readline().strip()
+    except OSError:
+        return None
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json: dict) -> None:
+    xent = session_of(config)
+    run_id = config.getoption("run_id") or os.environ.get("XENTBENCH_RUN_ID")
+    output_json["xentbench"] = {
+        **machine_info_stamp(run_id, config.getoption("shard")),
+        "bench_size": config.getoption("bench_size"),
+        "device": resolve_device(config.getoption("device")),
+        "failures": list(xent.failures),
+        "notes": list(xent.notes),
+        "threads": xent.threads if xent.threads is not None else torch.get_num_threads(),
+        "fidelity": xent.fidelity,
+        "unstable": len(xent.unstable),
+    }

@@ -1,0 +1,59 @@
+"""The run's state, one object per pytest session kept on the config (as pytest-benchmark
+keeps its ``BenchmarkSession``): what the end-of-run summary and the JSON stamp report.
+Tests reach it through the ``xent`` fixture; nothing is kept in module globals."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pytest
+
+from harness.analysis.accuracy import AccuracyLog
+from harness.benchmark.passes import PassLog
+
+CASES_CHECKED = "xentbench_cases_checked"  # user property: generated cases one test checked
+COMPILE_STATS = "xentbench_compile_stats"  # user property: (process, contender, compiles, calls)
+
+
+@dataclass(eq=False)  # registered as a plugin: hashed by identity
+class XentSession:
+    accuracy: AccuracyLog | None = None          # with --accuracy-out: errors per contender
+    cases_checked: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per node id
+    compiles: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # ^ latest (compiles, compiled calls) per (process, contender)
+    notes: list[str] = field(default_factory=list)        # lines for the benchmark summary
+    failures: list[dict] = field(default_factory=list)    # benchmarks that raised or were wrong
+    unstable: list[tuple[str, str]] = field(default_factory=list)  # (benchmark, reason), pooled
+    threads: int | None = None                   # intra-op threads the benchmarks ran with
+    fidelity: dict | None = None                 # the timer self-check, as recorded
+    passes: PassLog = field(default_factory=PassLog)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Tally what each test reported (in the controller under xdist, where the
+        workers' reports arrive): cases checked, and each process's compile counters."""
+        if report.when != "teardown":
+            return
+        for key, value in report.user_properties:
+            if key == CASES_CHECKED:
+                self.cases_checked[report.nodeid] += value
+            elif key == COMPILE_STATS:
+                for worker, name, compiles, runs in value:
+                    self.compiles[(worker, name)] = (compiles, runs)
+
+    def note(self, text: str) -> None:
+        """A line for the end-of-run summary (e.g. the timer fidelity ratio)."""
+        self.notes.append(text)
+
+    def record_failure(self, nodeid: str, contender: str, case_id: str, mode: str,
+                       error: str) -> None:
+        """A benchmark that raised or failed its check: kept in the JSON and the summary."""
+        self.failures.append({"name": nodeid, "contender": contender, "case_id": case_id,
+                              "mode": mode, "error": error})
+
+
+SESSION = pytest.StashKey[XentSession]()
+
+
+def session_of(config: pytest.Config) -> XentSession:
+    return config.stash[SESSION]

@@ -1,0 +1,30 @@
+"""Every binary contender against the float64 binary oracle on generated cases, one test
+per property: (a) loss, (b) gradient, (c) non-finite pattern, (d) inputs untouched,
+(e) dtype and shape — the multi-class suite's pattern, with the semantics of
+`F.binary_cross_entropy_with_logits` (see `harness.problem.bce`).
+
+Known limits (BCELoss on sigmoid(x) clamps log at -100) are asserted where theory predicts
+them, through the contender's ``limits``."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.equivalence.properties import PROPERTIES
+from harness.equivalence.runner import property_search
+
+
+@pytest.mark.parametrize("prop", PROPERTIES)
+def test_binary_property(binary_contender, prop, device, count_case):
+    if why := binary_contender.unavailable(device):
+        pytest.skip(why)
+    property_search(binary_contender, prop, device, count_case)()
+
+
+def test_capability_gaps_are_visible(binary_contender, device):
+    """Cases outside a contender's declared capabilities are never generated for it."""
+    gaps = binary_contender.caps.gaps()
+    if why := binary_contender.unavailable(device):
+        gaps.insert(0, why)
+    if gaps:
+        pytest.skip(f"{binary_contender.name}: not generated: {'; '.join(gaps)}")

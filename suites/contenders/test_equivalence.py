@@ -1,0 +1,31 @@
+"""Every multi-class contender against the float64 oracle on generated cases, one test per
+property: (a) loss, (b) gradient, (c) non-finite pattern, (d) inputs untouched, (e) dtype
+and shape.
+
+A failure names the case id and prints a one-line reproduction; Hypothesis shrinks it to a
+minimal counterexample first. Known limits (softmax → log underflow) are asserted where
+theory predicts them, through the contender's ``limits``."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.equivalence.properties import PROPERTIES
+from harness.equivalence.runner import property_search
+
+
+@pytest.mark.parametrize("prop", PROPERTIES)
+def test_multiclass_property(contender, prop, device, count_case):
+    if why := contender.unavailable(device):
+        pytest.skip(why)
+    property_search(contender, prop, device, count_case)()
+
+
+def test_capability_gaps_are_visible(contender, device):
+    """Cases outside a contender's declared capabilities are never generated for it;
+    this test makes the gap visible as a skip with its reason."""
+    gaps = contender.caps.gaps()
+    if why := contender.unavailable(device):
+        gaps.insert(0, why)
+    if gaps:
+        pytest.skip(f"{contender.name}: not generated: {'; '.join(gaps)}")

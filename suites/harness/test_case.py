@@ -1,0 +1,257 @@
+"""The case model: ids that read back, tensors that are deterministic and exact.
+
+`Case.from_id(case.id) == case` is what makes an id a reproduction handle; `make_inputs`
+must give the same bits for the same seed and realise `case.class_counts()` exactly (not in
+expectation), or a rare class could silently vanish from a case that claims to have it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.problem import strategies
+from harness.problem.case import LAYOUTS, Case, CaseError, class_shares
+from harness.problem.inputs import Inputs, make_inputs
+
+FAST = settings(max_examples=150, derandomize=True, database=None, deadline=None,
+                suppress_health_check=list(HealthCheck))
+ANY_CASE = st.one_of(strategies.cases(), strategies.cases(family="binary"))
+
+
+# ---- helpers ---------------------------------------------------------------------------
+def bits(t: torch.Tensor | None) -> torch.Tensor | None:
+    """Contiguous integer view, so equality is bit-for-bit (also for NaN and -0.0)."""
+    if t is None:
+        return None
+    c = t.detach().contiguous()
+    if c.is_floating_point():
+        return c.view({8: torch.int64, 4: torch.int32, 2: torch.int16}[c.element_size()])
+    return c
+
+
+def same_bits(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(bits(a), bits(b))
+
+
+def realised_counts(inputs: Inputs) -> tuple[tuple[int, ...], int]:
+    """(count of each class among non-ignored targets, count of ignored targets)."""
+    case = inputs.case
+    flat = inputs.target.reshape(-1)
+    if flat.is_floating_point():
+        flat = flat.long()
+    ignored = flat == case.ignore_index if case.family == "multiclass" else torch.zeros_like(
+        flat, dtype=torch.bool)
+    counts = torch.bincount(flat[~ignored], minlength=case.n_classes)
+    return tuple(counts.tolist()), int(ignored.sum())
+
+
+# ---- ids -------------------------------------------------------------------------------
+@FAST
+@given(case=ANY_CASE)
+def test_generated_ids_read_back(case: Case) -> None:
+    assert Case.from_id(case.id) == case
+    assert Case.from_id(case.id).id == case.id
+    assert eval(repr(case), {"Case": Case}) == case
+
+
+@pytest.mark.parametrize("case", [
+    Case(n=2, c=3, p=1e-6),
+    Case(n=2, c=3, p=1e-300, label_smoothing=5e-324),
+    Case(n=2, c=3, ignore_index=-1, ignore_frac=0.5),
+    Case(n=2, c=3, ignore_index=-7, ignore_frac=1.0),
+    Case(n=2, c=3, ignore_index=3),
+    Case(n=2, c=3, scale=1e4),
+    Case(n=2, c=3, scale=1.5e-5),
+    Case(n=2, c=3, scale=1e20),
+    Case(n=1, c=2, spatial=(7,)),
+    Case(n=1, c=2, spatial=(2, 3, 4), layout="channels_last"),
+    Case(n=0, c=2, reduction="none"),
+    Case(n=3, c=1, family="binary", p=0.05),
+    Case(n=3, c=1, family="binary", channel_dim=False, spatial=(4, 4), layout="strided"),
+    Case(n=8, c=2, spatial=(512, 512), p=0.05, weights="inverse_freq", seed=2**40),
+    Case(n=2, c=4, label_smoothing=1.0, dtype="bf16", reduction="sum", weights="random"),
+    Case(n=2, c=3, extra=(("impl", "v2"), ("offset", "-1"))),
+], ids=lambda c: c.id)
+def test_tricky_ids_read_back(case: Case) -> None:
+    assert Case.from_id(case.id) == case
+
+
+def test_id_format_is_readable() -> None:
+    case = Case(n=8, c=2, spatial=(512, 512), p=0.05, weights="inverse_freq")
+    assert case.id == "n8-c2-512x512-p0.05-f32-mean-winverse_freq"
+    assert Case(n=4, c=3, p=1e-6, ignore_index=-1, ignore_frac=0.25).id == \
+        "n4-c3-p1e-06-f32-mean-ig0.25-ii-1"
+    assert Case(n=1, c=1, family="binary").id.startswith("bin-")
+    assert Case(n=1, c=1, family="binary", channel_dim=False).id.startswith("bin1-")
+
+
+def test_spatial_as_list_equals_tuple() -> None:
+    assert Case(n=1, c=2, spatial=[3, 4]) == Case(n=1, c=2, spatial=(3, 4))
+    assert Case.from_id(Case(n=1, c=2, spatial=[3, 4]).id) == Case(n=1, c=2, spatial=[3, 4])
+
+
+# ---- invalid cases ---------------------------------------------------------------------
+@pytest.mark.parametrize(("fields", "says"), [
+    ({"n": -1}, "batch n must be >= 0"),
+    ({"c": 1}, "needs c >= 2"),
+    ({"p": 1.5}, "must be in [0, 1]"),
+    ({"p": float("nan")}, "must be in [0, 1]"),
+    ({"dtype": "f8"}, "dtype must be one of"),
+    ({"reduction": "avg"}, "reduction must be one of"),
+    ({"label_smoothing": 1.5}, "label_smoothing must be in [0, 1]"),
+    ({"ignore_frac": -0.1}, "ignore_frac must be in [0, 1]"),
+    ({"ignore_index": 1}, "use a negative value or one >= c"),
+    ({"scale": 0.0}, "scale must be a positive finite number"),
+    ({"scale": float("inf")}, "scale must be a positive finite number"),
+    ({"layout": "weird"}, "layout must be one of"),
+    ({"spatial": (4, 0)}, "spatial must hold 0 to 3 sizes >= 1"),
+    ({"spatial": (2, 2, 2, 2)}, "spatial must hold 0 to 3 sizes >= 1"),
+    ({"family": "binary"}, "use c=1"),
+    ({"family": "binary", "c": 1, "label_smoothing": 0.1}, "set it to 0"),
+    ({"family": "binary", "c": 1, "ignore_frac": 0.5}, "set ignore_frac to 0"),
+    ({"family": "multilabel"}, "family must be"),
+    ({"seed": -1}, "seed must be >= 0"),
+    ({"n": 2.5}, "n must be an int"),
+    ({"weights": "bogus"}, "weights must be one of"),
+    ({"c": 3, "spatial": (4,), "weights": "seed_inverse_freq"}, "use another scheme"),
+    ({"weights": "seed_inverse_freq"}, "use another scheme"),
+    ({"extra": (("k", "a-b"),)}, "would not read back"),
+])
+def test_invalid_case_says_what_to_fix(fields: dict, says: str) -> None:
+    with pytest.raises(CaseError, match="invalid case") as info:
+        Case(**{"n": 2, "c": 2, **fields})
+    assert says in str(info.value)
+
+
+@pytest.mark.parametrize(("case_id", "says"), [
+    ("n2-c3-qq-f32", "cannot read token 'qq'"),
+    ("n2-cX-p0.5", "cannot read token 'cX'"),
+    ("c3-p0.5-f32-mean", "lacks the n<batch> and c<classes>"),
+    ("n2-c3-p7", "must be in [0, 1]"),
+])
+def test_bad_id_raises_case_error(case_id: str, says: str) -> None:
+    with pytest.raises(CaseError) as info:
+        Case.from_id(case_id)
+    assert says in str(info.value)
+
+
+# ---- class counts ----------------------------------------------------------------------
+@FAST
+@given(case=ANY_CASE)
+def test_realised_counts_equal_the_case(case: Case) -> None:
+    counts, ignored = realised_counts(make_inputs(case))
+    assert counts == case.class_counts()
+    assert ignored == case.n_ignored
+    assert sum(counts) + ignored == case.positions
+    total = case.positions - case.n_ignored
+    for count, share in zip(counts, class_shares(case.n_classes, case.p), strict=True):
+        assert abs(count - share * total) <= 2  # apportioned, not sampled
+    if case.p == 0:
+        assert counts[-1] == 0
+    elif total:
+        assert counts[-1] >= 1
+
+
+@pytest.mark.parametrize(("case_id", "want"), [
+    ("n4-c2-4x4-p0-f32-mean", (64, 0)),                       # p = 0: rare class absent
+    ("n4-c5-4x4-p0-f32-mean", None),
+    ("n4-c2-4x4-p1e-06-f32-mean", (63, 1)),                   # p = 1e-6: a single target
+    ("n8-c7-3x3-p1e-06-f32-mean", None),
+    ("n4-c2-4x4-p1-f32-mean", (0, 64)),                       # p = 1: only the rare class
+    ("n4-c3-4x4-p0.5-f32-mean-ig1", (0, 0, 0)),               # everything ignored
+    ("n4-c3-4x4-p0.5-f32-mean-ig0.25-ii-1", None),
+    ("bin-n4-c1-4x4-p1e-06-f16-sum", (63, 1)),
+    ("bin1-n2-c1-8-p0-f32-mean", (16, 0)),
+])
+def test_extreme_frequencies_are_exact(case_id: str, want: tuple[int, ...] | None) -> None:
+    case = Case.from_id(case_id)
+    counts, ignored = realised_counts(make_inputs(case))
+    assert counts == case.class_counts()
+    assert ignored == case.n_ignored
+    if want is not None:
+        assert counts == want
+    if case.p == 1e-6:
+        assert counts[-1] == 1
+    if case.p == 0:
+        assert counts[-1] == 0
+    if case.ignore_frac == 1:
+        assert ignored == case.positions
+
+
+# ---- determinism -----------------------------------------------------------------------
+def assert_same_inputs(a: Inputs, b: Inputs) -> None:
+    for name in ("logits", "target", "weight", "grad_out"):
+        assert same_bits(getattr(a, name), getattr(b, name)), f"{name} differs"
+
+
+@FAST
+@given(case=ANY_CASE)
+def test_make_inputs_is_deterministic(case: Case) -> None:
+    assert_same_inputs(make_inputs(case), make_inputs(Case.from_id(case.id)))
+
+
+def test_seed_changes_the_tensors() -> None:
+    a = make_inputs(Case(n=4, c=5, spatial=(3,), seed=1))
+    b = make_inputs(Case(n=4, c=5, spatial=(3,), seed=2))
+    assert not torch.equal(a.logits, b.logits)
+    assert not torch.equal(a.target, b.target)
+
+
+def test_tensor_dtypes_and_shapes() -> None:
+    case = Case(n=3, c=4, spatial=(2, 5), dtype="bf16", weights="random", reduction="none")
+    inputs = make_inputs(case)
+    assert inputs.logits.dtype == torch.bfloat16 and inputs.logits.shape == (3, 4, 2, 5)
+    assert inputs.target.dtype == torch.int64 and inputs.target.shape == (3, 2, 5)
+    assert inputs.weight.dtype == torch.bfloat16 and inputs.weight.shape == (4,)
+    assert inputs.grad_out.shape == (3, 2, 5)
+    assert make_inputs(case.replace(reduction="mean")).grad_out.shape == ()
+
+
+def test_large_scale_stays_finite_in_half_precision() -> None:
+    inputs = make_inputs(Case(n=8, c=6, p=0.5, dtype="f16", scale=1e4))
+    assert bool(torch.isfinite(inputs.logits).all())
+    assert float(inputs.logits.abs().max()) > 1e4  # saturated/overflow regime is reached
+
+
+# ---- layouts ---------------------------------------------------------------------------
+def assert_layout(x: torch.Tensor, layout: str) -> None:
+    if layout == "contiguous":
+        assert x.is_contiguous()
+    elif layout == "strided":
+        assert x.numel() <= 1 or not x.is_contiguous()
+    elif x.dim() == 2:
+        assert x.shape[0] <= 1 or x.stride(0) == 1  # [N, C]: stored transposed
+    else:
+        assert x.shape[1] <= 1 or x.stride(1) == 1  # classes innermost
+        if x.dim() == 4:
+            assert x.is_contiguous(memory_format=torch.channels_last)
+        if x.dim() == 5:
+            assert x.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+@FAST
+@given(case=ANY_CASE)
+def test_layouts_hold_identical_values(case: Case) -> None:
+    base = make_inputs(case.replace(layout="contiguous"))
+    for layout in LAYOUTS:
+        if case.family == "binary" and not case.channel_dim and layout == "channels_last":
+            continue
+        other = make_inputs(case.replace(layout=layout))
+        assert_layout(other.logits, layout)
+        assert_same_inputs(base, Inputs(base.case, other.logits.contiguous(), other.target,
+                                        other.weight, other.grad_out))
+
+
+@pytest.mark.parametrize("spatial", [(), (5,), (3, 4), (2, 3, 4)])
+def test_each_layout_differs_in_memory(spatial: tuple[int, ...]) -> None:
+    case = Case(n=3, c=4, spatial=spatial)
+    strides = {layout: make_inputs(case.replace(layout=layout)).logits.stride()
+               for layout in LAYOUTS}
+    assert len(set(strides.values())) == 3, strides
+    for layout in LAYOUTS:
+        assert_layout(make_inputs(case.replace(layout=layout)).logits, layout)

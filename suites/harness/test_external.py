@@ -1,0 +1,188 @@
+"""The acceptance commands, run as a user runs them: pytest and ``python -m harness`` in a
+subprocess from the repository root, with external contenders given by ``--contender``.
+
+Each test starts one subprocess (so pytest-xdist cannot run a shared fixture twice) and
+selects with ``-k`` only the tests it needs, to stay well under a minute in total.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parents[2]
+EQUIVALENCE = "suites/contenders/test_equivalence.py"
+BUILTINS = ("eager", "module", "logsoftmax_nll", "softmax_log_nll", "scratch",
+            "compiled_eager", "compiled_logsoftmax_nll")
+PROPERTIES = ("loss", "grad", "nonfinite", "inputs", "meta")
+MIN_CASES = 200
+
+IGNORES_WEIGHT = '''\
+import torch.nn.functional as F
+
+
+def fn(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Drops `weight`: right on every unweighted case, wrong on weighted ones."""
+    return F.cross_entropy(input, target, ignore_index=ignore_index, reduction=reduction,
+                           label_smoothing=label_smoothing)
+'''
+
+
+# ---- helpers ---------------------------------------------------------------------------
+def clean_env(pythonpath: Path | None = None) -> dict[str, str]:
+    """The environment without the outer run's pytest/xdist/profile settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "XENTBENCH_")) and k != "PYTHONPATH"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    return env
+
+
+def run(args: list[str], pythonpath: Path | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` from the repository root; stdout and stderr together."""
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=clean_env(pythonpath),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=timeout, check=False)
+
+
+def pytest_run(*args: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return run(["-m", "pytest", EQUIVALENCE, "-p", "no:cacheprovider", "-q", *args],
+               pythonpath=pythonpath)
+
+
+def show(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {proc.returncode}; output tail:\n{proc.stdout[-4000:]}"
+
+
+def cases_checked(output: str) -> dict[str, int]:
+    """The 'generated cases checked per test' section: test id → count."""
+    _, sep, section = output.partition("generated cases checked per test")
+    assert sep, "the run printed no 'generated cases checked' section"
+    counts = {}
+    for line in section.splitlines()[1:]:
+        match = re.fullmatch(r"\s*(\d+)\s+(test_\S+)", line)
+        if match:
+            counts[match.group(2)] = int(match.group(1))
+        elif line.startswith("="):
+            break
+    return counts
+
+
+@pytest.fixture
+def bad_module(tmp_path: Path) -> Path:
+    (tmp_path / "badmod.py").write_text(IGNORES_WEIGHT)
+    return tmp_path
+
+
+# ---- pytest with external contenders ---------------------------------------------------
+def test_probe_contender_passes_every_property() -> None:
+    """The acceptance run, on the 'dev' budget (60 cases per property) with a fixed seed so
+    it is deterministic; the 'ci' budget is checked on eager below."""
+    proc = pytest_run("--contender", "probe=torch.nn.functional:cross_entropy", "-k", "probe",
+                      "--hypothesis-profile", "dev", "--hypothesis-seed", "0")
+    assert proc.returncode == 0, show(proc)
+    counts = cases_checked(proc.stdout)
+    for prop in PROPERTIES:
+        assert counts.get(f"test_multiclass_property[probe-{prop}]", 0) >= 60, counts
+    assert all("probe" in test for test in counts), counts  # -k NAME selects it alone
+
+
+def test_contender_ignoring_weight_fails_with_a_reproduction(bad_module: Path) -> None:
+    proc = pytest_run("--contender", "bad=badmod:fn", "-k", "bad and loss",
+                      pythonpath=bad_module)
+    assert proc.returncode == 1, show(proc)
+    assert "reproduce: python -m harness check" in proc.stdout, show(proc)
+    failed = re.search(r"property 'loss' fails on case (\S+)", proc.stdout)
+    assert failed, show(proc)
+    case_id = failed.group(1)
+    assert "-w" in case_id  # the minimal counterexample is a weighted case
+    line = re.search(r"reproduce: (python -m harness check .*)", proc.stdout).group(1).strip()
+    assert line == f"python -m harness check {case_id} --only bad --contender bad=badmod:fn"
+
+    check = run(shlex.split(line)[1:], pythonpath=bad_module)  # the printed line reproduces
+    assert check.returncode == 1, show(check)
+    assert f"FAIL bad on {case_id}" in check.stdout, show(check)
+    assert "loss: worst at index" in check.stdout, show(check)
+
+
+def test_bad_contender_spec_is_a_usage_error() -> None:
+    # (not -q: with -q the spec is first read during collection; see the module report)
+    proc = run(["-m", "pytest", EQUIVALENCE, "-p", "no:cacheprovider",
+                "--contender", "nonsense"])
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, show(proc)
+    assert ("ERROR: cannot read contender 'nonsense': write NAME=MODULE:ATTR, "
+            "e.g. probe=torch.nn.functional:cross_entropy") in proc.stdout, show(proc)
+
+
+def test_ci_profile_checks_enough_cases_for_eager() -> None:
+    proc = pytest_run("--hypothesis-profile", "ci", "-k", "eager and loss and not compiled", "-v")
+    assert proc.returncode == 0, show(proc)
+    assert "hypothesis profile 'ci'" in proc.stdout, show(proc)
+    counts = cases_checked(proc.stdout)
+    assert counts.get("test_multiclass_property[eager-loss]", 0) >= MIN_CASES, counts
+
+
+# ---- python -m harness -----------------------------------------------------------------
+def test_list_shows_the_seven_builtins_with_capabilities() -> None:
+    proc = run(["-m", "harness", "list"])
+    assert proc.returncode == 0, show(proc)
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[2:] if line.strip()}
+    for name in BUILTINS:
+        assert name in rows, show(proc)
+        assert rows[name].split()[1] == "multiclass"
+        assert "ignore_index" in rows[name] and "spatial" in rows[name] and "f64" in rows[name]
+    for name in ("eager", "module", "scratch", "compiled_eager"):
+        assert "label_smoothing" in rows[name]
+    for name in ("logsoftmax_nll", "softmax_log_nll", "compiled_logsoftmax_nll"):
+        assert "label_smoothing" not in rows[name]
+
+
+# In-process: the same `main` the subprocess runs, without paying for another torch import.
+def test_cli_bad_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["list", "--contender", "nonsense"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: cannot read contender 'nonsense': write NAME=MODULE:ATTR, "
+        "e.g. probe=torch.nn.functional:cross_entropy")
+    assert cli_main(["list", "--contender", "x=no_such_module_xb:fn"]) == 2
+    assert "cannot import module 'no_such_module_xb'" in capsys.readouterr().err
+    assert cli_main(["list", "--contender", "x=torch.nn.functional:no_such_fn"]) == 2
+    assert "has no attribute 'no_such_fn'" in capsys.readouterr().err
+
+
+def test_cli_lists_an_external_contender(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "xb_listed_mod.py").write_text(IGNORES_WEIGHT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli_main(["list", "--contender", "mine=xb_listed_mod:fn"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("mine "))
+    assert "multiclass" in row and "external xb_listed_mod:fn" in row
+
+
+def test_installed_package_registers_contenders_by_entry_point(tmp_path: Path) -> None:
+    """A distribution declaring the entry-point groups contributes contenders to `list`
+    and to the suites, without any flag."""
+    dist = tmp_path / "xent_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xent-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[xentbench.contenders]\nviaep = torch.nn.functional:cross_entropy\n\n"
+        "[xentbench.binary_contenders]\nviaep_bin = torch.nn.functional:binary_cross_entropy_with_logits\n")
+    listed = run(["-m", "harness", "list"], pythonpath=tmp_path)
+    assert listed.returncode == 0, show(listed)
+    assert re.search(r"^viaep\s+multiclass\s", listed.stdout, re.M), show(listed)
+    assert re.search(r"^viaep_bin\s+binary\s", listed.stdout, re.M), show(listed)
+    collected = run(["-m", "pytest", "suites/contenders/test_equivalence.py",
+                     "suites/contenders/test_binary_equivalence.py",
+                     "--collect-only", "-q", "-p", "no:cacheprovider", "-k", "viaep"],
+                    pythonpath=tmp_path)
+    assert "test_multiclass_property[viaep-loss]" in collected.stdout, show(collected)
+    assert "test_binary_property[viaep_bin-loss]" in collected.stdout, show(collected)

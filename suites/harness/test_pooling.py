@@ -1,0 +1,52 @@
+"""`harness.benchmark.pooling`: K processes' runs of one benchmark set pooled into one run, each
+process's rounds becoming blocks (`python -m harness bench --processes K`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import make_run, write_run
+
+from harness.analysis import load
+from harness.benchmark.pooling import PoolingError, pool
+
+
+def _with_blocks(doc: dict, stable: bool = True, reason: str = "") -> dict:
+    for b in doc["benchmarks"]:
+        b["extra_info"].update(blocks=4, stable=stable, unstable_reason=reason)
+    doc["xentbench"] = {"schema": 1, "threads": 1, "notes": [f"note {doc['datetime']}"],
+                        "failures": [], "fidelity": {"ok": True, "reason": ""}}
+    return doc
+
+
+def test_pooled_rounds_blocks_and_statistics(tmp_path):
+    docs = [_with_blocks(make_run(seed)) for seed in range(3)]
+    pooled = pool(docs)
+    first = pooled["benchmarks"][0]
+    rounds = [d["benchmarks"][0]["stats"]["data"] for d in docs]
+    assert first["stats"]["data"] == [x for r in rounds for x in r]
+    assert first["stats"]["rounds"] == 36 and first["stats"]["median"] == pytest.approx(
+        np.median(first["stats"]["data"]))
+    assert first["extra_info"]["blocks"] == 12 and first["extra_info"]["processes"] == 3
+    assert pooled["xentbench"]["processes"] == 3 and len(pooled["xentbench"]["notes"]) == 3
+    df = load.load([write_run(tmp_path / "pooled.json", pooled)])
+    assert (df["rounds"] == 36).all() and (df["blocks"] == 12).all()
+
+
+def test_one_unstable_process_makes_the_pooled_benchmark_unstable():
+    docs = [_with_blocks(make_run(0)), _with_blocks(make_run(1), False, "preempted: 40 of 200 rounds")]
+    info = pool(docs)["benchmarks"][0]["extra_info"]
+    assert info["stable"] is False and info["unstable_reason"] == "process 2: preempted: 40 of 200 rounds"
+
+
+def test_a_failed_fidelity_check_in_any_process_is_kept():
+    docs = [_with_blocks(make_run(0)), _with_blocks(make_run(1))]
+    docs[1]["xentbench"]["fidelity"] = {"ok": False, "reason": "the machine was busy"}
+    assert pool(docs)["xentbench"]["fidelity"]["reason"] == "the machine was busy"
+
+
+def test_different_benchmark_sets_are_refused():
+    a, b = make_run(0), make_run(1)
+    b["benchmarks"].pop()
+    with pytest.raises(PoolingError, match="same benchmarks"):
+        pool([a, b])

@@ -1,0 +1,141 @@
+"""report: tables.md, runs.csv and PNG plots that open; runs side by side; accuracy table."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.image
+import pytest
+from fakes import CASES, make_run, write_run
+
+from harness.analysis import report, tables
+from harness.analysis.accuracy import AccuracyLog, load_accuracy, scale_band
+from harness.analysis.load import ResultsError, load, read_csv
+from harness.cli import main
+from harness.equivalence.properties import Verdict
+from harness.problem.case import Case
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def two_machines(tmp_path):
+    small = CASES[:3]
+    a = write_run(tmp_path / "vm.json", make_run(0, cases=small))
+    b = write_run(tmp_path / "ci.json", make_run(1, cases=small, machine=1.5, node="ci", cpu="Intel Xeon"))
+    return a, b
+
+
+def _accuracy_file(path):
+    log = AccuracyLog(device="cpu", torch="2.13.0")
+    case = Case(64, 1000, scale=30.0)
+    log.add("eager", case, {"loss": Verdict("loss", True, max_abs=1e-7, max_rel=2e-8),
+                            "grad": Verdict("grad", True, max_abs=3e-9, max_rel=1e-9),
+                            "meta": Verdict("meta", True)})
+    log.add("naive", case, [Verdict("loss", False, max_abs=0.5, max_rel=0.1)])
+    log.add("naive", case.replace(seed=1), [Verdict("loss", True, max_abs=0.2, max_rel=0.3)])
+    return log.write(path)
+
+
+def test_report_writes_markdown_csv_and_pngs_that_open(tmp_path, two_machines, capsys):
+    out = tmp_path / "report"
+    acc = _accuracy_file(tmp_path / "acc.json")
+    assert main(["report", *map(str, two_machines), "--out", str(out), "--accuracy", str(acc)]) == 0
+    md = (out / "tables.md").read_text()
+    for text in ("## Runs", "## Fastest contender", "## Accuracy", "## Cases", CASES[0].id,
+                 "median [vm]", "median [ci]", "vm (AMD EPYC)", "ci (Intel Xeon)",
+                 "| naive | f32 | 10-100 | 0.5 | 0.3 | - |"):
+        assert text in md
+    csv = read_csv(out / "runs.csv")
+    assert len(csv) == 2 * 3 * 4 * 2 and isinstance(csv["data"].iloc[0], list)
+    pngs = sorted(out.glob("*.png"))
+    assert {p.name for p in pngs} == {"time_vs_size-vm.png", "time_vs_size-ci.png", "speedup-vm.png",
+                                      "speedup-ci.png"}
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG and matplotlib.image.imread(png).ndim == 3
+    assert str(out / "tables.md") in capsys.readouterr().out
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_contenders_sorted_by_median_with_speedups(two_machines):
+    df = report.enrich(load([two_machines[0]]))
+    view = df[(df["case_id"] == CASES[1].id) & (df["mode"] == "fwd")]
+    assert report.contender_order(view, ["vm"]) == ["compiled", "ext", "eager", "naive"]
+    eager = view[view["contender"] == "eager"].iloc[0]
+    naive = view[view["contender"] == "naive"].iloc[0]
+    assert eager["speedup"] == 1.0 and naive["speedup"] == pytest.approx(1 / 1.7, rel=0.1)
+
+
+def test_summary_names_the_fastest_per_device_dtype_family(two_machines):
+    summary = report.fastest_summary(report.enrich(load(list(two_machines))))
+    assert set(summary["fastest"]) == {"compiled"} and (summary["wins"] == summary["cases"]).all()
+    assert summary["geomean_speedup"].between(1.5, 1.8).all()
+
+
+def test_failed_contender_shows_its_error(tmp_path):
+    doc = make_run(cases=CASES[:1])
+    doc["xentbench"] = {"schema": 1, "failures": [{"name": "t::test_bench[x-liger-fwd]", "contender": "liger",
+                                                   "case_id": CASES[0].id, "mode": "fwd", "error": "OOM"}]}
+    md = report.render_markdown(report.enrich(load([write_run(tmp_path / "r.json", doc)])))
+    assert "| liger | failed: OOM |" in md
+
+
+def test_report_without_raw_rounds_or_optional_keys(tmp_path):
+    doc = make_run(cases=CASES[:1], save_data=False)
+    for b in doc["benchmarks"]:
+        for key in ("gbps", "peak_gbps", "peak_bw_pct", "peak_mem_bytes", "compile_s"):
+            b["extra_info"].pop(key)
+    written = report.write_report([write_run(tmp_path / "r.json", doc)], tmp_path / "out", plots=False)
+    assert [p.name for p in written] == ["tables.md", "runs.csv"]
+
+
+def test_numbers_printed_to_the_digits_their_noise_supports():
+    assert tables.fmt_time(1.23456e-3, 2e-6) == "1.235 ms"
+    assert tables.fmt_time(1.23456e-3, 1e-4) == "1.2 ms"
+    assert tables.fmt_time(1.23456e-3) == "1.23 ms"
+    assert tables.fmt_ratio(2.0, 0.05) == "2.00×"
+    assert tables.fmt_num(math.nan) == tables.DASH
+    assert tables.fmt_bytes(3 * 2 ** 20) == "3 MiB"
+
+
+def test_accuracy_log_round_trip_and_merge(tmp_path):
+    a = _accuracy_file(tmp_path / "w0.json")
+    log = AccuracyLog(device="cpu")
+    log.add("naive", Case(64, 1000, scale=30.0, seed=2), [Verdict("loss", True, max_abs=0.9, max_rel=0.05)])
+    log.write(tmp_path / "w1.json")
+    acc = load_accuracy([tmp_path])
+    naive = acc[(acc["contender"] == "naive") & (acc["prop"] == "loss")].iloc[0]
+    assert naive["max_abs"] == 0.9 and naive["max_rel"] == 0.3
+    assert naive["cases"] == 3 and naive["failed"] == 1
+    assert AccuracyLog.read(a).to_dict()["schema"] == "xentbench.accuracy"
+
+
+def test_bad_accuracy_file_is_a_one_line_error(tmp_path, two_machines, capsys):
+    bad = tmp_path / "acc.json"
+    bad.write_text('{"schema": "something else"}')
+    with pytest.raises(ResultsError, match="not a xentbench accuracy file"):
+        load_accuracy([bad])
+    assert main(["report", str(two_machines[0]), "--out", str(tmp_path / "o"), "--accuracy", str(bad)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("scale", "band"), [(0.5, "<=1"), (1.0, "<=1"), (30.0, "10-100"), (1e6, ">1e4")])
+def test_scale_bands(scale, band):
+    assert scale_band(scale) == band
+
+
+def test_asserted_known_limits_are_counted_not_reported_as_errors(tmp_path):
+    """A predicted breakdown carries no error: the cell counts it and shows no error."""
+    log = AccuracyLog(device="cpu")
+    case = Case(4, 8, scale=1000.0)
+    broke = Verdict("grad", True, "predicted breakdown (...) observed", compared=False, regime="breaks")
+    log.add("softmax_log_nll", case, [broke, Verdict("loss", True, max_abs=1e-3, max_rel=1e-6)])
+    log.write(tmp_path / "acc.json")
+    view = report.accuracy_view(load_accuracy([tmp_path / "acc.json"]))
+    row = view.iloc[0]
+    assert (row["loss_limited"], row["grad_limited"], row["cases"]) == (0, 1, 1)
+    assert math.isnan(row["grad_max_abs"]) and row["loss_max_abs"] == 1e-3
+    table = tables.accuracy_md(view).splitlines()
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    cells = dict(zip(header, (c.strip() for c in table[2].strip("|").split("|")), strict=True))
+    assert cells["known limit (loss/grad)"] == "0/1" and cells["grad abs"] == tables.DASH
