@@ -124,8 +124,10 @@ def bench_flags(values: Mapping[str, Any]) -> list[str]:
     (keyed by `BenchOption.dest`) that differ from their defaults."""
     flags = []
     for option in BENCH_OPTIONS:
-        value = values.get(option.dest, option.kwargs.get("default"))
-        if value == option.kwargs.get("default"):
+        switch = option.kwargs.get("action") == "store_true"
+        default = option.kwargs.get("default", False if switch else None)
+        value = values.get(option.dest, default)
+        if value == default:
             continue
         flags.append(option.flag("bench-") if value is True else f"{option.flag('bench-')}={value}")
     return flags

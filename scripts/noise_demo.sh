@@ -9,7 +9,8 @@
 #       `--fail-ratio 1.5` passes, and the affected benchmarks carry their reason;
 #   (c) a run in which the external contender `ext` does its work twice: its benchmarks
 #       `slower`, nobody else's.
-# Usage: scripts/noise_demo.sh [WORKDIR]   (RUNS=11 by default; PROCESSES=K pools K
+# Usage: scripts/noise_demo.sh [WORKDIR]   (RUNS=11 by default; CASES and SELECTION choose
+# the benchmarks, e.g. CASES=all SELECTION="probe or eager or ext"; PROCESSES=K pools K
 # processes per run, `harness bench --processes K`, K times longer; REUSE=1 keeps the runs
 # already in WORKDIR and only compares again, e.g. after a change to the compare rule)
 set -uo pipefail
@@ -17,7 +18,8 @@ cd "$(dirname "$0")/.."
 WORK=${1:-$(mktemp -d)}
 PY=${PYTHON:-.venv/bin/python}
 RUNS=${RUNS:-11}
-SELECTION="(probe or eager or ext) and not compiled"
+SELECTION=${SELECTION:-"(probe or eager or ext) and not compiled"}  # pytest -k
+CASES=${CASES:-landmarks}  # --bench-cases: landmarks, generated or all
 mkdir -p "$WORK/once" "$WORK/twice"
 printf 'import torch.nn.functional as F\n\ndef ce(input, target, **kwargs):\n    return F.cross_entropy(input, target, **kwargs)\n' > "$WORK/once/extmod.py"
 # Twice the work, forward and backward: the mean of two identical losses.
@@ -27,7 +29,7 @@ bench() {  # $1: module dir, $2: output JSON (kept with REUSE=1: only the compar
   [ "${REUSE:-0}" = 1 ] && [ -s "$2" ] && return 0
   PYTHONPATH="$1:$PWD" "$PY" -m harness bench --out "$2" --processes "${PROCESSES:-1}" \
     --contender probe=torch.nn.functional:cross_entropy --contender ext=extmod:ce \
-    -- --bench-cases landmarks -k "$SELECTION" > "$2.log" 2>&1 || {
+    -- --bench-cases "$CASES" -k "$SELECTION" > "$2.log" 2>&1 || {
       echo "benchmark run failed: see $2.log"; exit 2; }
 }
 counts() {  # the summary line of a compare, and whether it has a judged change
@@ -66,10 +68,15 @@ echo "== (c) ext does its work twice (want: ext slower, nobody else)"
 bench "$WORK/twice" "$WORK/twice.json"
 "$PY" -m harness compare "$WORK/aa$RUNS.json" "$WORK/twice.json" --fail-ratio 1.5; twice=$?
 echo "the same run against each idle run as BASE: ext benchmarks slower / others slower or faster"
+hit=0; total=0; others=0
 for i in $(seq 1 "$RUNS"); do
   table=$("$PY" -m harness compare "$WORK/aa$i.json" "$WORK/twice.json" --all)
-  echo "  BASE aa$i: $(grep -cE '^slower +ext ' <<< "$table") of $(grep -cE '^[a-z ]+ +ext ' <<< "$table") / $(grep -E '^(slower|faster) ' <<< "$table" | grep -vcE '^[a-z]+ +ext ')"
+  h=$(grep -cE '^slower +ext ' <<< "$table"); n=$(grep -cE '^[a-z ]+ +ext ' <<< "$table")
+  o=$(grep -E '^(slower|faster) ' <<< "$table" | grep -vcE '^[a-z]+ +ext ')
+  echo "  BASE aa$i: $h of $n / $o"
+  hit=$((hit + h)); total=$((total + n)); others=$((others + o))
 done
+echo "ext slower in $hit of $total comparisons (want >= 90%); other contenders flagged $others times"
 
 echo "exit codes: busy A/A $busy (want 0), ext twice $twice (want 1); A/A pairs flagged $flagged (want <= 1)"
 [ "$busy" = 0 ] && [ "$twice" = 1 ] && [ "$flagged" -le 1 ]

@@ -73,7 +73,7 @@ def fastest_summary(df: pd.DataFrame) -> pd.DataFrame:
                          geomean_speedup=stats.geometric_mean(sub[sub["contender"] == best]["speedup"])))
     cols = [*keys, "fastest", "wins", "cases", "geomean_speedup"]
     out = pd.DataFrame(rows, columns=cols).rename(columns={"case_family": "family"})
-    return out.assign(run_label=out["run_id"])
+    return out
 
 
 def with_peak_bw_noise(df: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +117,6 @@ def accuracy_view(acc: pd.DataFrame) -> pd.DataFrame:
 def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> str:
     runs = runs_table(df)
     run_ids = list(runs["run_id"])
-    labels = {r: r for r in run_ids}
     out = ["# xentbench report", "", "## Runs", "", tables.runs_md(runs), "",
            "Times are medians over rounds, printed to the digits their noise supports (a 95 % "
            "interval of the median from IQR and round count); `× ref` > 1 is faster than "
@@ -150,7 +149,7 @@ def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> s
         where = ", ".join(sorted({f"{d} {t}" for d, t in zip(view["device"], view["dtype"], strict=True)
                                   if isinstance(d, str)}))
         out += [f"### `{case_id}` · {mode}" + (f" · {where}" if where else ""), "",
-                tables.case_md(view, run_ids, labels), ""]
+                tables.case_md(view, run_ids), ""]
     other = df[~_is_case(df)]
     if len(other):
         rows = [[r.run_id, r.name, tables.fmt_time(r.median, r.median_noise)] for r in other.itertuples()]

@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from harness.rounding import round_sig
+
 ArrayLike = Sequence[float] | np.ndarray
 
 # Half-width of a 95 % interval of the median, per IQR/sqrt(n): the median's standard error
@@ -173,12 +175,6 @@ def significant_digits(value: float, noise: float, default: int = 3, most: int =
         return default
     digits = math.floor(math.log10(abs(value))) - math.floor(math.log10(noise)) + 1
     return max(1, min(most, digits))
-
-
-def round_sig(value: float, digits: int) -> float:
-    if not math.isfinite(value) or value == 0:
-        return value
-    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
 def round_to_noise(value: float, noise: float, default: int = 3) -> float:

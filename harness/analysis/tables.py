@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from harness.analysis.stats import significant_digits
 from harness.problem.families import family
+from harness.rounding import round_sig
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -47,8 +49,6 @@ def _finite(x) -> bool:
 
 def fmt_num(value, noise=float("nan"), default_digits: int = 3) -> str:
     """``value`` to the significant digits its ``noise`` (same unit) supports."""
-    from harness.analysis.stats import round_sig, significant_digits
-
     if not _finite(value):
         return DASH
     digits = significant_digits(float(value), float(noise) if _finite(noise) else float("nan"),
@@ -201,7 +201,7 @@ CASE_COLUMNS: tuple[tuple[str, Callable[[Any], str]], ...] = (
 )
 
 
-def case_md(view, run_ids: list[str], run_labels: dict[str, str]) -> str:
+def case_md(view, run_ids: list[str]) -> str:
     """One case and mode: contenders as rows (in ``view``'s order), runs side by side, the
     `CASE_COLUMNS` of each run.
 
@@ -209,7 +209,7 @@ def case_md(view, run_ids: list[str], run_labels: dict[str, str]) -> str:
     speedup_noise, gbps/gbps_noise, peak_bw_pct/peak_bw_pct_noise, peak_mem_bytes, compile_s,
     ok, error."""
     multi = len(run_ids) > 1
-    header = ["contender"] + [f"{name} [{run_labels[r]}]" if multi else name
+    header = ["contender"] + [f"{name} [{r}]" if multi else name
                               for r in run_ids for name, _ in CASE_COLUMNS]
     rows = []
     for contender, sub in view.groupby("contender", sort=False):
@@ -232,7 +232,7 @@ def _case_cells(r) -> list[str]:
 
 def summary_md(summary) -> str:
     """Fastest contender per run, device, dtype, family and mode."""
-    rows = [[r.run_label, str(r.device), str(r.dtype), str(r.family), str(r.mode), str(r.fastest),
+    rows = [[r.run_id, str(r.device), str(r.dtype), str(r.family), str(r.mode), str(r.fastest),
              f"{r.wins}/{r.cases}", fmt_ratio(r.geomean_speedup)] for r in summary.itertuples()]
     return md_table(["run", "device", "dtype", "family", "mode", "fastest", "wins",
                      "geomean × ref"], rows)

@@ -111,11 +111,7 @@ def _load_builtins() -> None:
     if _BUILTINS:
         return
     for module in ("multiclass", "compiled", "binary", "fused"):
-        try:
-            importlib.import_module(f"harness.contenders.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"harness.contenders.{module}":
-                raise
+        importlib.import_module(f"harness.contenders.{module}")
 
 
 def builtins(family: str | None = None) -> list[Contender]:

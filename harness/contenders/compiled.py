@@ -39,10 +39,6 @@ class CompileStats:
     compiles: int = 0
     graph_runs: int = 0
 
-    @property
-    def recompiles(self) -> int:
-        return max(self.compiles - 1, 0)
-
 
 def _no_duck_sizing():
     """Duck sizing assumes equal sizes stay equal (a 5x5 image guards H == W) and

@@ -122,15 +122,9 @@ def _compare(prop: str, got: torch.Tensor, want: torch.Tensor, scale: torch.Tens
     return Verdict(prop, ok, detail, float(err.max()), max_rel)
 
 
-def _expected_output(out: Outcome) -> str | None:
-    if out.error:
-        return f"raised {out.error}"
-    return None
-
-
 def check_loss(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expectation) -> Verdict:
     """(a) the loss matches the oracle within tolerance."""
-    if (why := _expected_output(out)) or out.loss is None:
+    if (why := out.error and f"raised {out.error}") or out.loss is None:
         return Verdict("loss", False, why or "returned nothing")
     dtype = out.loss.dtype if out.loss.is_floating_point() else inputs.logits.dtype
     rtol, atol, _ = tolerance(dtype, reduced_terms(inputs))
@@ -149,7 +143,7 @@ def check_loss(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expec
 
 def check_grad(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expectation) -> Verdict:
     """(b) the gradient w.r.t. the logits (upstream gradient ``inputs.grad_out``) matches."""
-    if (why := _expected_output(out)) or out.grad is None:
+    if (why := out.error and f"raised {out.error}") or out.grad is None:
         return Verdict("grad", False, why or "no gradient reached the logits")
     terms = reduced_terms(inputs) if inputs.case.reduction == "mean" else 1
     rtol, _, atol = tolerance(inputs.logits.dtype, terms)
@@ -291,7 +285,7 @@ def _pattern(tag: str, got: torch.Tensor, want: torch.Tensor, rtol: float, fmax:
 def check_nonfinite(out: Outcome, oracle: OracleResult, inputs: Inputs,
                     expect: Expectation) -> Verdict:
     """(c) finite where the oracle is finite; NaN/inf exactly where the oracle's are."""
-    if (why := _expected_output(out)) or out.loss is None:
+    if (why := out.error and f"raised {out.error}") or out.loss is None:
         return Verdict("nonfinite", False, why or "returned nothing")
     problems = []
     dtype = inputs.logits.dtype
@@ -332,7 +326,7 @@ def expected_meta(inputs: Inputs) -> tuple[torch.dtype, tuple[int, ...]]:
 
 def check_meta(out: Outcome, oracle: OracleResult, inputs: Inputs, expect: Expectation) -> Verdict:
     """(e) output dtype, shape and device follow `F.cross_entropy`."""
-    if (why := _expected_output(out)) or out.loss is None:
+    if (why := out.error and f"raised {out.error}") or out.loss is None:
         return Verdict("meta", False, why or "returned nothing")
     dtype, shape = expected_meta(inputs)
     got = (out.loss.dtype, tuple(out.loss.shape), out.loss.device.type)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
@@ -69,12 +69,10 @@ class Case:
     seed: int = 0
     family: str = "multiclass"
     channel_dim: bool = True
-    extra: tuple[tuple[str, str], ...] = field(default=(), compare=True)
 
     def __post_init__(self) -> None:
         # A list is accepted where a tuple is meant; equality and hashing need the tuple.
         object.__setattr__(self, "spatial", tuple(self.spatial))
-        object.__setattr__(self, "extra", tuple(tuple(kv) for kv in self.extra))
         problems = list(self._type_problems()) or list(self._problems())
         if problems:
             raise CaseError("invalid case: " + "; ".join(problems))
@@ -101,14 +99,10 @@ class Case:
             yield f"seed must be >= 0 (the id has no negative seeds), got {self.seed}"
         if self.weights not in SCHEMES:
             yield f"weights must be one of {SCHEMES}, got {self.weights!r}"
-        elif not is_defined(self.weights, self):
+        elif not is_defined(self.weights, n_classes=self.n_classes,
+                            target_dims=len(self.target_shape)):
             yield (f"weights {self.weights!r} needs two classes and targets with at least "
                    "two dims (n and a spatial dim): use another scheme")
-        for key, value in self.extra:
-            token = f"{key}={value}"
-            if not key or "=" in key or _split_id(f"x-{token}") != ["x", token]:
-                yield (f"extra {key!r}={value!r} would not read back from the id: use a key "
-                       "without '-' or '=' and a value without '-' (except a leading minus)")
         if spec.fixed_c is not None and self.c != spec.fixed_c:
             yield (f"a {self.family} case has {spec.fixed_c} logit channel: use c={spec.fixed_c}, "
                    f"got c={self.c}")
@@ -207,24 +201,20 @@ class Case:
             parts.append(LAYOUTS[self.layout])
         if self.seed:
             parts.append(f"s{self.seed}")
-        parts += [f"{k}={v}" for k, v in self.extra]
         return "-".join(parts)
 
     @classmethod
     def from_id(cls, case_id: str) -> Case:
         """Parse an id written by `.id`; raises `CaseError` naming the token it cannot read."""
         kw: dict = {}
-        extra = []
         tokens = _split_id(case_id)
         for tok in tokens:
             try:
-                _read_token(tok, kw, extra)
+                _read_token(tok, kw)
             except (ValueError, KeyError) as exc:
                 raise CaseError(f"cannot read token {tok!r} of case id {case_id!r}: {exc}") from None
         if "n" not in kw or "c" not in kw:
             raise CaseError(f"case id {case_id!r} lacks the n<batch> and c<classes> tokens")
-        if extra:
-            kw["extra"] = tuple(extra)
         return cls(**kw)
 
     def __repr__(self) -> str:
@@ -237,7 +227,6 @@ class Case:
         """The case as plain JSON-able data."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["spatial"] = list(self.spatial)
-        out["extra"] = dict(self.extra)
         return out
 
 
@@ -265,11 +254,8 @@ def _split_id(case_id: str) -> list[str]:
 _REVERSE_LAYOUT = {v: k for k, v in LAYOUTS.items() if v}
 
 
-def _read_token(tok: str, kw: dict, extra: list) -> None:
-    if "=" in tok:
-        k, v = tok.split("=", 1)
-        extra.append((k, v))
-    elif tok in ("bin", "bin1"):
+def _read_token(tok: str, kw: dict) -> None:
+    if tok in ("bin", "bin1"):
         kw["family"] = "binary"
         kw["channel_dim"] = tok == "bin"
     elif tok in DTYPES:

@@ -70,7 +70,9 @@ def make_inputs(case: Case, device: str | torch.device = "cpu") -> Inputs:
     raw = torch.randn(case.logits_shape, generator=gen, dtype=torch.float64) * case.scale
     limit = torch.finfo(dtype).max / 2
     logits = _apply_layout(raw.clamp(-limit, limit).to(dtype), case.layout).to(device)
-    weight = class_weights(case.weights, target, case, gen)
+    weight = class_weights(case.weights, target, n_classes=case.n_classes,
+                           ignore_index=case.ignore_index if case.spec.ignore_index else None,
+                           gen=gen)
     if weight is not None:
         weight = weight.to(dtype=dtype, device=device)
     out_shape = () if case.reduction != "none" else case.target_shape

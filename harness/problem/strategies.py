@@ -23,6 +23,7 @@ from harness.problem.capabilities import Capabilities
 from harness.problem.case import DEFAULT_IGNORE_INDEX, Case, CaseError
 from harness.problem.families import FAMILIES
 from harness.problem.weights import SCHEMES, is_defined
+from harness.rounding import round_sig
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 settings.register_profile("ci", max_examples=200, derandomize=True, database=None, deadline=None,
@@ -77,19 +78,13 @@ COMPILE_SIGNATURES: tuple[tuple[str, str, bool, float, int, str], ...] = (
 )
 
 
-def sig_round(x: float, digits: int = 3) -> float:
-    if x == 0 or not math.isfinite(x):
-        return x
-    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
-
-
 PROBABILITIES = st.one_of(
     st.sampled_from([0.5, 0.0, 1.0, 0.05, 1e-6, 1e-3, 0.01, 0.2]),
-    st.floats(0.0, 1.0).map(sig_round),
+    st.floats(0.0, 1.0).map(round_sig),
 )
 SCALES = st.one_of(
     st.sampled_from([1.0, 1e-3, 10.0, 30.0, 100.0, 1e3, 1e4]),
-    st.floats(-3.0, 4.0).map(lambda e: sig_round(10.0**e, 2)),
+    st.floats(-3.0, 4.0).map(lambda e: round_sig(10.0**e, 2)),
 )
 SMOOTHING = st.one_of(st.just(0.0), st.sampled_from([0.1, 0.05, 0.2, 1.0]),
                       st.floats(0.0, 1.0).map(lambda v: round(v, 2)))
@@ -102,6 +97,10 @@ def _spatial(draw, rank: int, sizes: Sizes, n: int, min_side: int) -> tuple[int,
     budget = max(sizes.max_positions // max(n, 1), 1)
     side_cap = max(min_side, min(sizes.max_side, int(budget ** (1 / rank)) if rank else 1))
     return tuple(draw(st.integers(min_side, side_cap)) for _ in range(rank))
+
+
+def _defined(scheme: str, case: Case) -> bool:
+    return is_defined(scheme, n_classes=case.n_classes, target_dims=len(case.target_shape))
 
 
 def _allowed(values, allowed) -> list:
@@ -172,7 +171,7 @@ def cases(draw, *, family: str = "multiclass", caps: Capabilities | None = None,
     fields["weights"] = "none"
     if caps is None or caps.weights:
         probe = Case(**fields)
-        schemes = [s for s in SCHEMES if is_defined(s, probe)]
+        schemes = [s for s in SCHEMES if _defined(s, probe)]
         fields["weights"] = draw(st.sampled_from(schemes))
     return Case(**fields)
 
@@ -203,7 +202,7 @@ def signature_cases(draw, *, caps: Capabilities | None = None, sizes: Sizes = SM
     fields["weights"] = "none"
     if weighted:
         probe = Case(**fields)
-        fields["weights"] = draw(st.sampled_from([s for s in SCHEMES[1:] if is_defined(s, probe)]))
+        fields["weights"] = draw(st.sampled_from([s for s in SCHEMES[1:] if _defined(s, probe)]))
     return Case(**fields)
 
 
@@ -286,4 +285,4 @@ def draw_cases(strategy: st.SearchStrategy, count: int) -> list[Case]:
 
 __all__ = ["BENCH", "BINARY_COMPILE_SIGNATURES", "COMPILED_EXAMPLES", "COMPILE_SIGNATURES",
            "SMALL", "CaseError", "Sizes", "binary_signature_cases", "cases", "draw_cases",
-           "sig_round", "signature_cases"]
+           "signature_cases"]

@@ -11,12 +11,8 @@ every class's term.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
-
-if TYPE_CHECKING:
-    from harness.problem.case import Case
 
 EFFECTIVE_NUMBER_BETA = 0.9999
 
@@ -145,12 +141,14 @@ def compute(scheme: str, target: torch.Tensor, n_classes: int,
     raise ValueError(f"unknown weighting scheme {scheme!r}; choose one of {SCHEMES}")
 
 
-def class_weights(scheme: str, target: torch.Tensor, case: Case,
+def class_weights(scheme: str, target: torch.Tensor, *, n_classes: int, ignore_index: int | None,
                   gen: torch.Generator) -> torch.Tensor | None:
-    """The weight vector a case asks for, or None. Besides the data-driven schemes:
-    ``random`` draws each weight uniformly from [0.05, 5]; ``onehot`` puts weight 1 on the
-    rarest class and 0 elsewhere (so a batch without it has all target weights 0)."""
-    k = case.n_classes
+    """The weight vector ``scheme`` gives ``target`` (``n_classes`` classes, positions equal
+    to ``ignore_index`` left out; None when nothing is ignored), or None for ``"none"``.
+    Besides the data-driven schemes: ``random`` draws each weight uniformly from [0.05, 5];
+    ``onehot`` puts weight 1 on the rarest class and 0 elsewhere (so a batch without it has
+    all target weights 0)."""
+    k = n_classes
     if scheme == "none":
         return None
     if scheme == "random":
@@ -159,16 +157,16 @@ def class_weights(scheme: str, target: torch.Tensor, case: Case,
         w = torch.zeros(k, dtype=torch.float64)
         w[-1] = 1.0
         return w
-    ignore = case.ignore_index if case.spec.ignore_index else None
-    w = compute(scheme, target, k, ignore)
+    w = compute(scheme, target, k, ignore_index)
     if scheme != "seed_inverse_freq" and not bool(torch.isfinite(w).all()):
         raise AssertionError(f"scheme {scheme} produced non-finite weights {w.tolist()}")
     return w
 
 
-def is_defined(scheme: str, case: Case) -> bool:
-    """Whether a scheme can be computed for a case's shape at all."""
-    return not (scheme == "seed_inverse_freq" and (len(case.target_shape) < 2 or case.n_classes != 2))
+def is_defined(scheme: str, *, n_classes: int, target_dims: int) -> bool:
+    """Whether ``scheme`` can be computed at all for ``n_classes`` and targets of
+    ``target_dims`` dimensions (the seed's helper needs two classes and [.., H, W])."""
+    return not (scheme == "seed_inverse_freq" and (target_dims < 2 or n_classes != 2))
 
 
 __all__ = [

@@ -75,7 +75,6 @@ def test_generated_ids_read_back(case: Case) -> None:
     Case(n=3, c=1, family="binary", channel_dim=False, spatial=(4, 4), layout="strided"),
     Case(n=8, c=2, spatial=(512, 512), p=0.05, weights="inverse_freq", seed=2**40),
     Case(n=2, c=4, label_smoothing=1.0, dtype="bf16", reduction="sum", weights="random"),
-    Case(n=2, c=3, extra=(("impl", "v2"), ("offset", "-1"))),
 ], ids=lambda c: c.id)
 def test_tricky_ids_read_back(case: Case) -> None:
     assert Case.from_id(case.id) == case
@@ -120,7 +119,6 @@ def test_spatial_as_list_equals_tuple() -> None:
     ({"weights": "bogus"}, "weights must be one of"),
     ({"c": 3, "spatial": (4,), "weights": "seed_inverse_freq"}, "use another scheme"),
     ({"weights": "seed_inverse_freq"}, "use another scheme"),
-    ({"extra": (("k", "a-b"),)}, "would not read back"),
 ])
 def test_invalid_case_says_what_to_fix(fields: dict, says: str) -> None:
     with pytest.raises(CaseError, match="invalid case") as info:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.analysis import stats
+from harness.rounding import round_sig
 
 samples = st.lists(st.floats(0.1, 10.0, allow_nan=False), min_size=1, max_size=25)
 
@@ -80,7 +81,7 @@ def test_significant_digits_follow_the_noise(value, noise, digits):
 def test_round_to_noise():
     assert stats.round_to_noise(1.23456, 0.012) == 1.23
     assert stats.round_to_noise(1234.5, 40) == 1230
-    assert stats.round_sig(0.00123456, 2) == 0.0012
+    assert round_sig(0.00123456, 2) == 0.0012
 
 
 def test_median_noise_shrinks_with_rounds():

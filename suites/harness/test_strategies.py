@@ -18,6 +18,7 @@ from harness.contenders import Capabilities, Contender
 from harness.problem import strategies
 from harness.problem.case import DTYPES, LAYOUTS, REDUCTIONS, Case
 from harness.problem.weights import SCHEMES
+from harness.rounding import round_sig
 
 DRAWS = 500
 
@@ -207,7 +208,7 @@ def test_binary_strategies_reach_regime(regime: str) -> None:
 def test_floats_are_rounded_for_short_ids() -> None:
     for case in drawn("multiclass"):
         for value in (case.p, case.scale):
-            assert value == 0 or strategies.sig_round(value) == value, case.id
+            assert value == 0 or round_sig(value) == value, case.id
         assert math.isclose(case.ignore_frac, round(case.ignore_frac, 2))
 
 

@@ -1,0 +1,62 @@
+"""Options written once (`harness.options`) and used by both front ends: the command line
+(`harness.cli`) and pytest (`harness.pytest_plugin`)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from harness import options
+from harness.cli import build_parser
+
+PACKAGE = Path(__file__).resolve().parents[2] / "harness"
+
+
+def _bench_args(*argv: str) -> dict:
+    return vars(build_parser().parse_args(["bench", *argv]))
+
+
+def test_bench_forwards_only_what_differs_from_the_defaults():
+    assert options.bench_flags(_bench_args()) == []
+    flags = options.bench_flags(_bench_args("--size", "full", "--passes", "2", "--flush-l2",
+                                            "--threads", "0", "--cases", "landmarks"))
+    assert flags == ["--bench-size=full", "--bench-cases=landmarks", "--bench-threads=0",
+                     "--bench-passes=2", "--bench-flush-l2"]
+
+
+def test_every_bench_option_exists_under_pytest_with_its_prefix(pytestconfig):
+    for option in options.BENCH_OPTIONS:  # getoption raises ValueError for an unknown name
+        pytestconfig.getoption(f"bench_{option.dest}")
+
+
+@pytest.mark.parametrize(("argv", "message"), [(["--passes", "0"], "passes, 1 or more"),
+                                               (["--threads", "-1"], "threads, 0 or more"),
+                                               (["--size", "huge"], "invalid choice")])
+def test_a_bad_value_is_refused_with_what_is_allowed(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_a_device_this_machine_lacks_says_what_to_use():
+    if options.resolve_device("auto") == "cuda":
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(options.DeviceError, match="use --device cpu"):
+        options.resolve_device("cuda")
+
+
+@pytest.mark.parametrize("flag", ["--contender", "--binary-contender", "--device"])
+def test_each_shared_option_is_defined_once(flag):
+    pattern = re.compile(r"""add(?:_argument|option)?\(\s*["']""" + re.escape(flag) + r"""["']""")
+    where = [str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*.py")
+             if pattern.search(p.read_text())]
+    assert where == ["harness/options.py"]
+
+
+def test_whole_number_names_itself_in_argparse_errors():
+    parse = options.whole_number(1, "passes")
+    with pytest.raises(argparse.ArgumentTypeError, match="'x': give a whole number of passes"):
+        parse("x")
