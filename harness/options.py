@@ -107,8 +107,9 @@ BENCH_OPTIONS = (
                                     "one block of rounds each, pooled per benchmark (default 4 "
                                     "on CPU, 1 on CUDA: see harness/benchmark/passes.py)")),
     BenchOption("round-time", dict(type=float, default=None, metavar="SECONDS",
-                                   help="target seconds of timed rounds per benchmark "
-                                        "(default 0.25 small, 1.0 full)")),
+                                   help="target seconds of timed rounds per benchmark and "
+                                        "process (default 0.25 small, 1.0 full, divided among "
+                                        "the processes of `harness bench`)")),
     BenchOption("flush-l2", dict(action="store_true",
                                  help="flush the device cache before every timed round (CUDA)")),
 )

@@ -11,7 +11,7 @@
 #       `slower`, nobody else's.
 # Usage: scripts/noise_demo.sh [WORKDIR]   (RUNS=11 by default; CASES and SELECTION choose
 # the benchmarks, e.g. CASES=all SELECTION="probe or eager or ext"; PROCESSES=K pools K
-# processes per run, `harness bench --processes K`, K times longer; REUSE=1 keeps the runs
+# processes per run, `harness bench --processes K` (default 3 on CPU); REUSE=1 keeps the runs
 # already in WORKDIR and only compares again, e.g. after a change to the compare rule)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ printf 'import torch.nn.functional as F\n\ndef ce(input, target, **kwargs):\n   
 
 bench() {  # $1: module dir, $2: output JSON (kept with REUSE=1: only the compares rerun)
   [ "${REUSE:-0}" = 1 ] && [ -s "$2" ] && return 0
-  PYTHONPATH="$1:$PWD" "$PY" -m harness bench --out "$2" --processes "${PROCESSES:-1}" \
+  PYTHONPATH="$1:$PWD" "$PY" -m harness bench --out "$2" ${PROCESSES:+--processes "$PROCESSES"} \
     --contender probe=torch.nn.functional:cross_entropy --contender ext=extmod:ce \
     -- --bench-cases "$CASES" -k "$SELECTION" > "$2.log" 2>&1 || {
       echo "benchmark run failed: see $2.log"; exit 2; }

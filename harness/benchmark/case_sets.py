@@ -9,6 +9,7 @@ from harness.problem.case import Case
 MODES = ("fwd", "fwd_bwd")
 SIZES = ("small", "full")
 GENERATED = {"small": 4, "full": 12}
+ROUND_TIME = {"small": 0.25, "full": 1.0}  # seconds of timed rounds per benchmark and run
 
 
 def landmarks(size: str, device: str) -> dict[str, Case]:

@@ -6,7 +6,12 @@ project's 2-core VM (1σ of log medians, after the machine factor), a state that
 inside one process can show. Pooling the rounds of K processes averages it like 1/√K
 (measured offline on four sets of 11 runs: 0.13-0.15 for one, 0.09-0.11 for two, 0.06-0.10
 for three), as pyperf's worker processes do. Each process's rounds become blocks of the
-pooled benchmark, which `harness.analysis.compare` resamples block first.
+pooled benchmark, which `harness.analysis.compare` resamples block first. Passes inside one
+process (`harness.benchmark.passes`) average the drift that changes within seconds (σ 0.13 →
+0.10-0.11 on this VM), not the part that lasts a process: on the same 11 runs with passes,
+pooling two and three consecutive runs gave 0.074 and 0.046 (`scripts/pool_drift.py`).
+Hence `python -m harness bench` pools `DEFAULT_CPU_PROCESSES` on CPU, each process with a
+third of the round time, so a run costs about what one process did plus two start-ups.
 
 Shards (`harness.analysis.load.group_runs`) are the other way round: disjoint benchmarks of one
 run. Here every file holds the same benchmarks.
@@ -20,6 +25,15 @@ from pytest_benchmark.stats import Stats
 
 from harness.benchmark.passes import pooled_extra, with_bandwidth
 from harness.benchmark.record import STAMP_KEY, stamp_of
+
+DEFAULT_CPU_PROCESSES = 3  # python -m harness bench on CPU (module docstring)
+
+
+def default_processes(device: str) -> int:
+    """Processes `python -m harness bench` pools by default: 3 on CPU, where a third of
+    this VM's drift lasts a whole process (passes cannot average it), 1 on CUDA, whose
+    drift is not measured yet."""
+    return DEFAULT_CPU_PROCESSES if device == "cpu" else 1
 
 
 class PoolingError(ValueError):

@@ -24,7 +24,8 @@ def min_bytes(case: Case, mode: str) -> int:
     elem = torch.finfo(case.torch_dtype).bits // 8
     positions = case.positions
     logits = math.prod(case.logits_shape) * elem
-    target = positions * 8 if case.spec.index_targets else logits  # int64 ids, or like logits
+    hard_ids = case.spec.index_targets and not case.soft
+    target = positions * 8 if hard_ids else logits  # int64 ids, or probabilities like logits
     per_weight = logits if case.spec.elementwise else case.c * elem
     weights = per_weight if case.weights != "none" else 0
     out = positions * elem if case.reduction == "none" else elem

@@ -38,8 +38,8 @@ class Contender:
 
     ``limits(inputs, oracle)`` predicts, from theory, where the implementation breaks
     down on these inputs (see `harness.problem.expectations.Expectation`);
-    ``compiled`` carries compile statistics for torch.compile contenders; ``available``
-    says why it cannot run here (e.g. missing Triton) or None; ``untimed`` says why it
+    ``compiled`` carries compile statistics for torch.compile contenders; ``why_unavailable``
+    says why it cannot run here (e.g. missing Triton) or None; ``why_untimed`` says why it
     runs but must not be timed here (Triton's interpreter) or None."""
 
     name: str
@@ -50,16 +50,16 @@ class Contender:
     source: str = "builtin"
     limits: Callable[..., Any] | None = None
     compiled: Any = None
-    available: Callable[[], str | None] | None = None
-    untimed: Callable[[], str | None] | None = None
+    why_unavailable: Callable[[], str | None] | None = None
+    why_untimed: Callable[[], str | None] | None = None
 
     def untimed_reason(self) -> str | None:
         """Why timing this contender here would be meaningless (an interpreter), or None."""
-        return self.untimed() if self.untimed is not None else None
+        return self.why_untimed() if self.why_untimed is not None else None
 
     def unavailable(self, device: str = "cpu") -> str | None:
         """Why this contender cannot run at all here (missing package, device), or None."""
-        if self.available is not None and (why := self.available()):
+        if self.why_unavailable is not None and (why := self.why_unavailable()):
             return f"{self.name}: {why}"
         if device.split(":")[0] not in self.caps.devices:
             return f"{self.name} does not support device {device}"
@@ -78,6 +78,8 @@ class Contender:
             cannot.append("ignore_index")
         if case.label_smoothing and not caps.label_smoothing:
             cannot.append("label_smoothing")
+        if case.soft and not caps.soft_targets:
+            cannot.append("soft (probability) targets")
         if len(case.spatial) not in caps.spatial_dims:
             cannot.append(f"{len(case.spatial)}-D spatial inputs")
         if case.dtype not in caps.dtypes:
@@ -88,6 +90,8 @@ class Contender:
             cannot.append(f"reduction={case.reduction}")
         if case.layout not in caps.layouts:
             cannot.append(f"layout {case.layout}")
+        if caps.max_classes is not None and case.c > caps.max_classes:
+            cannot.append(f"more than {caps.max_classes} classes")
         return f"{self.name} does not support " + ", ".join(cannot) if cannot else None
 
     def __call__(self, *args, **kwargs):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.contenders import Contender, register
+from harness.contenders import Capabilities, Contender, register
 from harness.contenders.compiled import CompiledFunction
 from harness.problem.bce import as_class_weights, as_elementwise_weight, ce_sum_to_bce_mean
 from harness.problem.expectations import Expect, Expectation, tolerance
@@ -196,9 +196,12 @@ def _bce_logits_body(input, target, weight, pos_weight, reduction):
 register(Contender("bce_logits", "binary", bce_logits, "nn.BCEWithLogitsLoss"))
 register(Contender("bce_sigmoid", "binary", bce_sigmoid,
                    "nn.BCELoss on sigmoid(x), as in the seed — clamps log at -100",
-                   limits=bce_sigmoid_limits))
+                   limits=bce_sigmoid_limits,
+                   # its limits model 0/1 targets: which one log term the clamp cuts
+                   caps=Capabilities(soft_targets=False)))
 register(Contender("ce_two_class", "binary", ce_two_class,
-                   "F.cross_entropy on [0, z] with converted weights and normalisation"))
+                   "F.cross_entropy on [0, z] with converted weights and normalisation",
+                   caps=Capabilities(soft_targets=False)))
 _compiled = CompiledBinary("compiled_bce_logits", _bce_logits_body)
 register(Contender("compiled_bce_logits", "binary", _compiled,
                    "torch.compile(F.binary_cross_entropy_with_logits), dynamic shapes",

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.contenders import Capabilities, Contender, register
-from harness.contenders.multiclass import NO_SMOOTHING
+from harness.contenders.multiclass import NLL_CAPS
 
 # Each wrapped function is its own code object, so each has its own dynamo cache and limit.
 # One process may check and benchmark a dozen compile signatures; past dynamo's default
@@ -126,4 +126,4 @@ compiled_eager = _make("compiled_eager", _cross_entropy_body,
                        "torch.compile(F.cross_entropy), dynamic shapes", Capabilities())
 compiled_logsoftmax_nll = _make("compiled_logsoftmax_nll", _logsoftmax_nll_body,
                                 "torch.compile(log_softmax + nll_loss), dynamic shapes",
-                                NO_SMOOTHING)
+                                NLL_CAPS)

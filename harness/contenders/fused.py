@@ -81,7 +81,13 @@ def liger(input, target, weight=None, ignore_index=-100, reduction="mean", label
     return loss
 
 
-FUSED_CAPS = Capabilities(devices=kernels.expected_devices())
+# Triton's interpreter runs a block of classes in numpy: C up to 4,096 (64 blocks of 64)
+# keeps a property's examples within the CI budget; compiled kernels take any C.
+INTERPRETED_MAX_CLASSES = 4096
+FUSED_CAPS = Capabilities(devices=kernels.expected_devices(), soft_targets=False,
+                          spatial_dims=frozenset({0, 1, 2, 3}),  # the kernels' layout helpers
+                          max_classes=INTERPRETED_MAX_CLASSES if kernels.env_interpret()
+                          or not torch.cuda.is_available() else None)
 
 
 def _interpreter_reason() -> str | None:
@@ -92,13 +98,13 @@ register(Contender(
     "fused_triton", "multiclass", fused_triton,
     "one Triton kernel: online logsumexp + loss + gradient in the forward, stride-aware "
     "[N, C, *S]; backward scales the stored gradient in place",
-    caps=FUSED_CAPS, available=_triton_reason, untimed=_interpreter_reason))
+    caps=FUSED_CAPS, why_unavailable=_triton_reason, why_untimed=_interpreter_reason))
 register(Contender(
     "fused_triton_binary", "binary", fused_triton_binary,
     "one Triton kernel for BCE-with-logits loss + gradient on 1-channel logits; broadcast "
     "weight/pos_weight read through stride-0 views",
-    caps=FUSED_CAPS, available=_triton_reason, untimed=_interpreter_reason))
+    caps=FUSED_CAPS, why_unavailable=_triton_reason, why_untimed=_interpreter_reason))
 register(Contender(
     "liger", "multiclass", liger,
     "Liger-Kernel cross_entropy (CUDA; logits cloned because it overwrites them)",
-    caps=Capabilities(devices=frozenset({"cuda"})), available=_liger_reason))
+    caps=Capabilities(devices=frozenset({"cuda"}), soft_targets=False), why_unavailable=_liger_reason))

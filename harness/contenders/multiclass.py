@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from harness.contenders import Capabilities, Contender, register
 from harness.problem.expectations import REGIME_CODES, Expect, Expectation
 
-NO_SMOOTHING = Capabilities(label_smoothing=False)
+# nll_loss takes class indices only, and has no label smoothing
+NLL_CAPS = Capabilities(label_smoothing=False, soft_targets=False)
 
 
 def _no_smoothing(name: str, label_smoothing: float) -> None:
@@ -124,9 +125,10 @@ register(Contender("eager", "multiclass", eager, "F.cross_entropy"))
 register(Contender("module", "multiclass", module, "nn.CrossEntropyLoss(...)(input, target)"))
 register(Contender("logsoftmax_nll", "multiclass", logsoftmax_nll,
                    "F.nll_loss(F.log_softmax(x, 1)) — the seed's LogSoftmax + NLLLoss",
-                   caps=NO_SMOOTHING))
+                   caps=NLL_CAPS))
 register(Contender("softmax_log_nll", "multiclass", softmax_log_nll,
                    "F.nll_loss(F.softmax(x, 1).log()) — hand-written, underflows",
-                   caps=NO_SMOOTHING, limits=softmax_log_limits))
+                   caps=NLL_CAPS, limits=softmax_log_limits))
 register(Contender("scratch", "multiclass", scratch,
-                   "logsumexp minus the target logit, plain tensor ops"))
+                   "logsumexp minus the target logit, plain tensor ops",
+                   caps=Capabilities(soft_targets=False)))

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.problem.case import DTYPES, LAYOUTS, REDUCTIONS
+from harness.problem.case import DTYPES, LAYOUTS, MAX_SPATIAL_DIMS, REDUCTIONS
+
+SPATIAL_RANKS = tuple(range(MAX_SPATIAL_DIMS + 1))
 
 
 @dataclass(frozen=True)
@@ -16,19 +18,21 @@ class Capabilities:
     weights: bool = True
     ignore_index: bool = True
     label_smoothing: bool = True
-    spatial_dims: frozenset[int] = frozenset({0, 1, 2, 3})
+    soft_targets: bool = True  # probability targets / BCE targets anywhere in [0, 1]
+    spatial_dims: frozenset[int] = frozenset(SPATIAL_RANKS)
     dtypes: frozenset[str] = frozenset(DTYPES)
     devices: frozenset[str] = frozenset({"cpu", "cuda"})
     reductions: frozenset[str] = frozenset(REDUCTIONS)
     layouts: frozenset[str] = frozenset(LAYOUTS)
+    max_classes: int | None = None  # the largest C it handles (None: any, vocabulary-sized)
 
     def gaps(self) -> list[str]:
         """Human-readable list of what is not supported."""
-        out = []
-        for flag in ("weights", "ignore_index", "label_smoothing"):
+        out = [f"no more than {self.max_classes} classes"] if self.max_classes is not None else []
+        for flag in ("weights", "ignore_index", "label_smoothing", "soft_targets"):
             if not getattr(self, flag):
                 out.append(f"no {flag}")
-        for name, full in (("spatial_dims", {0, 1, 2, 3}), ("dtypes", set(DTYPES)),
+        for name, full in (("spatial_dims", set(SPATIAL_RANKS)), ("dtypes", set(DTYPES)),
                            ("devices", {"cpu", "cuda"}), ("reductions", set(REDUCTIONS)),
                            ("layouts", set(LAYOUTS))):
             missing = sorted(map(str, set(full) - set(getattr(self, name))))

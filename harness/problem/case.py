@@ -44,6 +44,7 @@ DTYPE_NAMES: dict[torch.dtype, str] = {v: k for k, v in DTYPES.items()}
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 LAYOUTS: dict[str, str] = {"contiguous": "", "channels_last": "cl", "strided": "nc"}
 DEFAULT_IGNORE_INDEX = -100
+MAX_SPATIAL_DIMS = 5  # F.cross_entropy takes any rank; 5 covers video and 3-D + time
 
 
 class CaseError(ValueError):
@@ -69,6 +70,7 @@ class Case:
     seed: int = 0
     family: str = "multiclass"
     channel_dim: bool = True
+    soft: bool = False  # probability targets (multi-class) / targets anywhere in [0, 1] (binary)
 
     def __post_init__(self) -> None:
         # A list is accepted where a tuple is meant; equality and hashing need the tuple.
@@ -108,8 +110,8 @@ class Case:
                    f"got c={self.c}")
         if self.c < spec.min_c:
             yield f"a {self.family} case needs c >= {spec.min_c} classes, got c={self.c}"
-        if len(self.spatial) > 3 or any(s < 1 for s in self.spatial):
-            yield f"spatial must hold 0 to 3 sizes >= 1, got {self.spatial}"
+        if len(self.spatial) > MAX_SPATIAL_DIMS or any(s < 1 for s in self.spatial):
+            yield f"spatial must hold 0 to {MAX_SPATIAL_DIMS} sizes >= 1, got {self.spatial}"
         if not 0.0 <= self.p <= 1.0:
             yield f"p (share of the rarest class) must be in [0, 1], got {self.p}"
         if self.dtype not in DTYPES:
@@ -122,9 +124,13 @@ class Case:
             yield f"{self.family} cases have no label_smoothing: set it to 0"
         if not 0.0 <= self.ignore_frac <= 1.0:
             yield f"ignore_frac must be in [0, 1], got {self.ignore_frac}"
-        if 0 <= self.ignore_index < self.c:
-            yield (f"ignore_index {self.ignore_index} is a valid class id; use a negative "
-                   "value or one >= c so that class counts stay exact")
+        if (self._kept_share() == 0 and self.positions > self.n_ignored
+                and self.ignored_class is not None):
+            yield (f"ignore_index {self.ignore_index} is the only class with targets at p={self.p}: "
+                   "every target would be ignored; use another p, ignore_index or ignore_frac=1")
+        if self.soft and (self.ignore_frac or self.ignore_index >= 0):
+            yield ("probability targets have no ignore_index (PyTorch refuses one >= 0): set "
+                   "ignore_frac to 0 and leave ignore_index negative")
         if not spec.ignore_index and self.ignore_frac:
             yield f"{self.family} cases have no ignore_index: set ignore_frac to 0"
         if not (self.scale > 0 and math.isfinite(self.scale)):
@@ -174,9 +180,26 @@ class Case:
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
 
+    @property
+    def ignored_class(self) -> int | None:
+        """The class id ``ignore_index`` names when it lies in [0, C) (class 0 as background,
+        say), else None. Its targets are all ignored: the class keeps its logit in every
+        row's softmax, but no position counts as it."""
+        return self.ignore_index if self.spec.ignore_index and 0 <= self.ignore_index < self.c else None
+
+    def _kept_share(self) -> float:
+        shares = class_shares(self.n_classes, self.p)
+        return sum(s for i, s in enumerate(shares) if i != self.ignored_class)
+
     def class_counts(self) -> tuple[int, ...]:
-        """Exact target count of each class among the non-ignored positions."""
-        return apportion(self.positions - self.n_ignored, class_shares(self.n_classes, self.p))
+        """Exact target count of each class among the non-ignored positions: the shares of
+        `class_shares`, with the `ignored_class` (if any) left out and the rest scaled up."""
+        shares = class_shares(self.n_classes, self.p)
+        if (k := self.ignored_class) is not None:
+            shares[k] = 0.0
+            kept = sum(shares)
+            shares = [s / kept for s in shares] if kept > 0 else shares
+        return apportion(self.positions - self.n_ignored, shares)
 
     # ---- id ----------------------------------------------------------------------------
     @property
@@ -201,6 +224,8 @@ class Case:
             parts.append(LAYOUTS[self.layout])
         if self.seed:
             parts.append(f"s{self.seed}")
+        if self.soft:
+            parts.append("soft")
         return "-".join(parts)
 
     @classmethod
@@ -258,6 +283,8 @@ def _read_token(tok: str, kw: dict) -> None:
     if tok in ("bin", "bin1"):
         kw["family"] = "binary"
         kw["channel_dim"] = tok == "bin"
+    elif tok == "soft":
+        kw["soft"] = True
     elif tok in DTYPES:
         kw["dtype"] = tok
     elif tok in REDUCTIONS:

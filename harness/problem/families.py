@@ -21,7 +21,7 @@ class Family:
     # the call every contender of the family has, and what the harness passes
     signature: str                            # for documentation and error messages
     call_kwargs: Callable[[Inputs], dict]     # keyword arguments besides input and target
-    options: tuple[str, ...]                  # capabilities that are call options here
+    options: tuple[str, ...]                  # the capabilities that apply to this family
     oracle: Callable[[Inputs], oracle.OracleResult]  # the float64 truth, loss and gradient
     # how contenders are found and measured
     reference: str                            # contender every speedup is relative to
@@ -49,7 +49,8 @@ MULTICLASS = Family(
     name="multiclass",
     signature="F.cross_entropy(input, target, weight=None, ignore_index=-100, "
               "reduction='mean', label_smoothing=0.0)",
-    call_kwargs=Inputs.kwargs, options=("weights", "ignore_index", "label_smoothing"),
+    call_kwargs=Inputs.kwargs,
+    options=("weights", "ignore_index", "label_smoothing", "soft_targets"),
     oracle=oracle.multiclass, reference="eager", cli_flag="--contender", option_dest="contender",
     fixture="contender", entry_point_group="xentbench.contenders", index_targets=True,
     fixed_c=None, min_c=2, label_smoothing=True, ignore_index=True, channel_dim_optional=False,
@@ -59,7 +60,7 @@ BINARY = Family(
     name="binary",
     signature="F.binary_cross_entropy_with_logits(input, target, weight=None, "
               "reduction='mean', pos_weight=None)",
-    call_kwargs=bce.binary_kwargs, options=("weights",), oracle=oracle.binary,
+    call_kwargs=bce.binary_kwargs, options=("weights", "soft_targets"), oracle=oracle.binary,
     reference="bce_logits", cli_flag="--binary-contender", option_dest="binary_contender",
     fixture="binary_contender", entry_point_group="xentbench.binary_contenders",
     index_targets=False, fixed_c=1, min_c=1, label_smoothing=False, ignore_index=False,

@@ -77,6 +77,27 @@ def make_inputs(case: Case, device: str | torch.device = "cpu") -> Inputs:
         weight = weight.to(dtype=dtype, device=device)
     out_shape = () if case.reduction != "none" else case.target_shape
     grad_out = (torch.rand(out_shape, generator=gen, dtype=torch.float64) * 2 - 1.25).to(dtype)
-    if not case.spec.index_targets:  # 0/1 targets in the logits' dtype
+    if case.soft:
+        target = soften(case, target, gen).to(dtype)
+    elif not case.spec.index_targets:  # 0/1 targets in the logits' dtype
         target = target.to(dtype)
     return Inputs(case, logits, target.to(device), weight, grad_out.to(device))
+
+
+SOFT_MIX = 0.3  # share of a soft target that is noise; the rest is the hard label
+
+
+def soften(case: Case, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Soft targets from the case's hard labels, in float64: for index targets, class
+    probabilities shaped like the logits (class dim 1), ``(1 - m)·onehot(y) + m·u`` with
+    ``u`` a random distribution over the classes per position; for 0/1 targets, values in
+    [0, 1], ``(1 - m)·y + m·u`` with ``u`` uniform. ``m`` = `SOFT_MIX`: the hard label
+    still dominates, so the class counts (and ``p``) keep their meaning. Drawn after every
+    other tensor, so hard cases of the same seed are unchanged."""
+    if not case.spec.index_targets:
+        noise = torch.rand(labels.shape, generator=gen, dtype=torch.float64)
+        return (1 - SOFT_MIX) * labels.to(torch.float64) + SOFT_MIX * noise
+    onehot = torch.nn.functional.one_hot(labels, case.c).to(torch.float64)
+    noise = torch.softmax(torch.randn(onehot.shape, generator=gen, dtype=torch.float64), dim=-1)
+    probs = (1 - SOFT_MIX) * onehot + SOFT_MIX * noise
+    return probs.movedim(-1, 1) if probs.dim() > 1 else probs

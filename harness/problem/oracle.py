@@ -75,6 +75,8 @@ def log_softmax(x: torch.Tensor) -> torch.Tensor:
 def multiclass(inputs: Inputs) -> OracleResult:
     """The float64 answer for a multi-class case (see module docstring)."""
     case = inputs.case
+    if case.soft:
+        return multiclass_probabilities(inputs)
     x = _class_last(inputs.logits.detach().to("cpu", F64)).reshape(-1, case.c)
     y = inputs.target.detach().to("cpu").reshape(-1)
     w = (torch.ones(case.c, dtype=F64) if inputs.weight is None
@@ -106,8 +108,10 @@ def multiclass(inputs: Inputs) -> OracleResult:
         loss, loss_scale = torch.tensor(float("nan"), dtype=F64), magnitude.sum()
         row_factor = torch.full_like(per_pos, float("nan"))
         # Weights of both signs (the seed's helper) can cancel to W = 0 under a nonzero
-        # numerator: x / ±0 is ±inf, or NaN where terms meet, by the sign of a zero.
-        division_by_zero = bool((w_y * -target_logp).sum() != 0)
+        # numerator: x / ±0 is ±inf, or NaN where terms meet, by the sign of a zero. The
+        # numerator is the whole weighted sum, smoothing term included: one rule with and
+        # without label smoothing (suites/harness/test_oracle.py).
+        division_by_zero = bool(per_pos.sum() != 0)
     else:
         loss, loss_scale = per_pos.sum() / total_weight, magnitude.sum() / total_weight.abs()
         row_factor = (g / total_weight).expand_as(per_pos)
@@ -133,6 +137,53 @@ def multiclass(inputs: Inputs) -> OracleResult:
                         partial, division_by_zero, row_partials.reshape(case.target_shape),
                         weight_condition if case.reduction == "mean" else 1.0,
                         float(w_y.abs().sum()))
+
+
+def multiclass_probabilities(inputs: Inputs) -> OracleResult:
+    r"""The float64 answer for probability targets t (shaped like the logits), as
+    `F.cross_entropy` defines it: smoothing mixes into the probabilities, and the weighted
+    mean divides by the number of positions P, not by any weight::
+
+        t'_nc = (1-ε)·t_nc + ε/C
+        l_n   = -Σ_c w_c·t'_nc·logp_nc
+        none: l_n        sum: Σ_n l_n        mean: Σ_n l_n / P
+        ∂/∂x_nk = a_n · [ p_nk·Σ_c w_c·t'_nc - w_k·t'_nk ]
+
+    with a_n = g_n, g, g / P. Every position counts (no ignore_index); ``target_logp`` is
+    the expected log-probability Σ_c t'_nc·logp_nc."""
+    case = inputs.case
+    x = _class_last(inputs.logits.detach().to("cpu", F64)).reshape(-1, case.c)
+    t = _class_last(inputs.target.detach().to("cpu", F64)).reshape(-1, case.c)
+    w = (torch.ones(case.c, dtype=F64) if inputs.weight is None
+         else inputs.weight.detach().to("cpu", F64))
+    g = inputs.grad_out.detach().to("cpu", F64).reshape(-1)
+    eps, n_cls, positions = case.label_smoothing, case.c, x.shape[0]
+    t = (1 - eps) * t + eps / n_cls
+    logp = log_softmax(x)
+    per_pos = -(w * t * logp).sum(1)
+    wt = w * t
+    condition = 1 + x.abs().amax(1) + torch.log(torch.tensor(float(n_cls), dtype=F64))
+    row_weight = wt.abs().sum(1)
+    magnitude = row_weight * condition
+    if case.reduction == "none":
+        loss, loss_scale = per_pos.reshape(case.target_shape), magnitude.reshape(case.target_shape)
+        row_factor = g
+    elif case.reduction == "sum":
+        loss, loss_scale = per_pos.sum(), magnitude.sum()
+        row_factor = g.expand_as(per_pos)
+    else:
+        nan = torch.tensor(float("nan"), dtype=F64)
+        loss = per_pos.sum() / positions if positions else nan
+        loss_scale = magnitude.sum() / max(positions, 1)
+        row_factor = (g / max(positions, 1)).expand_as(per_pos)
+    p = logp.exp()
+    d_row = p * wt.sum(1, keepdim=True) - wt
+    grad = _restore_layout(row_factor[:, None] * d_row, case)
+    valid = torch.ones(positions, dtype=torch.bool)
+    return OracleResult(loss, grad, logp, valid, (t * logp).sum(1), row_factor.abs() * row_weight,
+                        condition, loss_scale, per_pos.abs().sum(),
+                        row_partials=per_pos.abs().reshape(case.target_shape),
+                        weight_abs_sum=float(positions))
 
 
 def _restore_layout(flat: torch.Tensor, case) -> torch.Tensor:

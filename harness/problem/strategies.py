@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from harness.problem.capabilities import Capabilities
-from harness.problem.case import DEFAULT_IGNORE_INDEX, Case, CaseError
+from harness.problem.capabilities import SPATIAL_RANKS, Capabilities
+from harness.problem.case import DEFAULT_IGNORE_INDEX, Case, CaseError, class_shares
 from harness.problem.families import FAMILIES
 from harness.problem.weights import SCHEMES, is_defined
 from harness.rounding import round_sig
@@ -60,9 +60,16 @@ class Sizes:
     max_elements: int
     min_n: int = 1
     min_side: int = 1
+    max_vocab_elements: int = 0  # logits elements a vocabulary-sized C may take (0: none)
 
 
-SMALL = Sizes(max_n=8, max_c=40, max_side=16, max_positions=512, max_elements=8192)
+# Vocabulary-sized class counts where blocked kernels break: 2^k - 1, 2^k and 2^k + 1 from
+# one block of 64 to 262,144 (LLM vocabularies: 32,000; 128,256; 262,144).
+VOCAB_SIZES: tuple[int, ...] = tuple(sorted({2**k + d for k in range(6, 19) for d in (-1, 0, 1)}
+                                            | {32000, 128256}))
+
+SMALL = Sizes(max_n=8, max_c=40, max_side=16, max_positions=512, max_elements=8192,
+              max_vocab_elements=1 << 19)
 # Benchmarks want realistic sizes: Hypothesis's first draws are the smallest allowed.
 BENCH = Sizes(max_n=64, max_c=1000, max_side=256, max_positions=1 << 18, max_elements=1 << 22,
               min_n=8, min_side=16)
@@ -97,6 +104,18 @@ def _spatial(draw, rank: int, sizes: Sizes, n: int, min_side: int) -> tuple[int,
     budget = max(sizes.max_positions // max(n, 1), 1)
     side_cap = max(min_side, min(sizes.max_side, int(budget ** (1 / rank)) if rank else 1))
     return tuple(draw(st.integers(min_side, side_cap)) for _ in range(rank))
+
+
+def _keeps_a_target(c: int, p: float, ignore_index: int) -> bool:
+    """Whether a class other than ``ignore_index`` has a nonzero share at ``p``."""
+    return any(s > 0 for k, s in enumerate(class_shares(c, p)) if k != ignore_index)
+
+
+def _vocab_sizes(caps: Capabilities | None, sizes: Sizes, positions: int) -> list[int]:
+    """The `VOCAB_SIZES` this many positions can afford within ``sizes`` and ``caps``."""
+    limit = caps.max_classes if caps is not None and caps.max_classes is not None else math.inf
+    return [c for c in VOCAB_SIZES
+            if c <= limit and c * max(positions, 1) <= sizes.max_vocab_elements]
 
 
 def _defined(scheme: str, case: Case) -> bool:
@@ -137,7 +156,7 @@ def cases(draw, *, family: str = "multiclass", caps: Capabilities | None = None,
 
     Simple values come first, so a failure shrinks to a readable case."""
     _validated(family, caps, sizes)
-    ranks = sorted(caps.spatial_dims) if caps else [0, 1, 2, 3]
+    ranks = sorted(caps.spatial_dims) if caps else list(SPATIAL_RANKS)
     rank = draw(st.sampled_from(ranks))
     n = draw(st.integers(1, sizes.max_n))
     spatial = draw(_spatial(rank, sizes, n, 1))
@@ -157,7 +176,10 @@ def cases(draw, *, family: str = "multiclass", caps: Capabilities | None = None,
     else:
         positions = n * math.prod(spatial)
         max_c = max(spec.min_c, min(sizes.max_c, sizes.max_elements // max(positions, 1)))
-        fields["c"] = draw(st.one_of(st.just(spec.min_c), st.integers(spec.min_c, max_c)))
+        choices = [st.just(spec.min_c), st.integers(spec.min_c, max_c)]
+        if vocab := _vocab_sizes(caps, sizes, positions):
+            choices.append(st.sampled_from(vocab))
+        fields["c"] = draw(st.one_of(*choices))
     if spec.channel_dim_optional:
         # channel_dim=False with rank 0 is the plain [N] vector of logits, BCE's commonest use.
         fields["channel_dim"] = draw(st.booleans())
@@ -165,9 +187,15 @@ def cases(draw, *, family: str = "multiclass", caps: Capabilities | None = None,
             fields["layout"] = "contiguous"
     if spec.label_smoothing and (caps is None or caps.label_smoothing):
         fields["label_smoothing"] = draw(SMOOTHING)
-    if spec.ignore_index and (caps is None or caps.ignore_index):
+    if caps is None or caps.soft_targets:
+        fields["soft"] = draw(st.booleans())
+    if spec.ignore_index and (caps is None or caps.ignore_index) and not fields.get("soft"):
         fields["ignore_frac"] = draw(IGNORED)
-        fields["ignore_index"] = draw(st.sampled_from([DEFAULT_IGNORE_INDEX, -1]))
+        # PyTorch takes any integer: padding (-100, -1), a class ignored as background
+        # (0, or the last), or a label outside the classes (255: Pascal VOC, Cityscapes)
+        candidates = [DEFAULT_IGNORE_INDEX, -1, 0, fields["c"] - 1, 255]
+        fields["ignore_index"] = draw(st.sampled_from(
+            [i for i in candidates if _keeps_a_target(fields["c"], fields["p"], i)]))
     fields["weights"] = "none"
     if caps is None or caps.weights:
         probe = Case(**fields)

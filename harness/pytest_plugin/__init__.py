@@ -22,7 +22,7 @@ from harness import contenders as registry  # noqa: E402
 from harness import options  # noqa: E402
 from harness.analysis.accuracy import AccuracyLog  # noqa: E402
 from harness.benchmark import passes  # noqa: E402
-from harness.benchmark.case_sets import MODES, bench_cases  # noqa: E402
+from harness.benchmark.case_sets import MODES, ROUND_TIME, bench_cases  # noqa: E402
 from harness.benchmark.record import machine_info_stamp  # noqa: E402
 from harness.benchmark.timing import copy_samples, fidelity_check  # noqa: E402
 from harness.contenders import ContenderError  # noqa: E402
@@ -237,7 +237,7 @@ def bench_options(pytestconfig: pytest.Config) -> dict:
     size = pytestconfig.getoption("bench_size")
     round_time = pytestconfig.getoption("bench_round_time")
     return {"size": size, "flush": pytestconfig.getoption("bench_flush_l2"),
-            "round_time": round_time if round_time else (0.25 if size == "small" else 1.0)}
+            "round_time": round_time if round_time else ROUND_TIME[size]}
 
 
 # ---- the end of the run ----------------------------------------------------------------

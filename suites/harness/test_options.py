@@ -60,3 +60,23 @@ def test_whole_number_names_itself_in_argparse_errors():
     parse = options.whole_number(1, "passes")
     with pytest.raises(argparse.ArgumentTypeError, match="'x': give a whole number of passes"):
         parse("x")
+
+
+def test_bench_pools_three_processes_on_cpu_splitting_the_round_time(monkeypatch, tmp_path):
+    """`harness bench` on CPU: three processes by default, each with a third of the round
+    time, so a run costs about what one process did; an explicit choice is kept."""
+    from harness import cli
+
+    seen = {}
+
+    def fake_run(out, flags, processes):
+        seen.update(flags=flags, processes=processes)
+        return 0
+
+    monkeypatch.setattr(cli, "run_benchmarks", fake_run)
+    assert cli.main(["bench", "--device", "cpu", "--out", str(tmp_path / "r.json")]) == 0
+    assert seen["processes"] == 3
+    assert f"--bench-round-time={0.25 / 3}" in seen["flags"]
+    cli.main(["bench", "--device", "cpu", "--processes", "1", "--round-time", "0.5",
+              "--out", str(tmp_path / "r.json")])
+    assert seen["processes"] == 1 and "--bench-round-time=0.5" in seen["flags"]

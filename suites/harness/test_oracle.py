@@ -59,7 +59,10 @@ def as_none(inputs: Inputs) -> Inputs:
 
 
 def target_weight_sum(inputs: Inputs) -> torch.Tensor:
-    """W = Σ over non-ignored targets of w[y_n]."""
+    """W = Σ over non-ignored targets of w[y_n]; with probability targets the mean divides
+    by the number of positions instead."""
+    if inputs.case.soft:
+        return torch.tensor(float(inputs.case.positions), dtype=F64)
     y = inputs.target.reshape(-1)
     y = y[y != inputs.case.ignore_index]
     w = torch.ones(inputs.case.c, dtype=F64) if inputs.weight is None else inputs.weight.to(F64)
@@ -228,3 +231,17 @@ def test_weights_cancelling_to_zero_total_are_a_division_by_zero():
     eager = F.cross_entropy(inputs.logits, inputs.target, weight=inputs.weight)
     assert bool(torch.isinf(eager))
     assert verify(get("eager"), case)["nonfinite"].ok
+
+
+def test_a_zero_total_weight_is_judged_by_one_rule_with_or_without_smoothing():
+    """W = 0 under 'mean' (weights [1, 0], the one target of class 1): without smoothing
+    the numerator is 0 too, and 0/0 is NaN; with smoothing the other class's term makes it
+    nonzero, a division by zero where inf is as right as NaN (a correct implementation
+    that divides once returns inf, which this case used to fail). One rule: the numerator
+    decides, whatever produced it."""
+    from harness.problem.oracle import multiclass
+
+    plain = multiclass(make_inputs(Case.from_id("n1-c2-1-p0.5-f32-mean-wseed_inverse_freq")))
+    smoothed = multiclass(make_inputs(Case.from_id("n1-c2-1-p0.5-f32-mean-wseed_inverse_freq-ls0.1")))
+    assert bool(plain.loss.isnan()) and not plain.division_by_zero
+    assert bool(smoothed.loss.isnan()) and smoothed.division_by_zero

@@ -199,3 +199,29 @@ def test_binary_oracle_nan_where_pos_weight_is_inf_on_a_negative():
     per = pi * y * oracle.softplus(-x) + (1 - y) * oracle.softplus(x)
     ref = F.binary_cross_entropy_with_logits(x, y, pos_weight=pi, reduction="none")
     assert torch.isnan(per[0]) and torch.isnan(ref[0]) and per[1] == ref[1] == math.inf
+
+
+def test_an_in_range_ignore_index_drops_rows_but_keeps_the_class_in_every_softmax():
+    """ignore_index=0 (class 0 as background): rows whose target is 0 leave the loss and
+    the mean's count, but class 0's logit stays in every other row's softmax. For
+    [[1, 2, 3], [1, 2, 3]] with targets [0, 2]: the loss is that of the second row alone,
+    LSE - 3 = 0.4076; dropping class 0's column as well would give log(e^2 + e^3) - 3 =
+    0.3133."""
+    x = SCORES.repeat(2, 1)
+    y = torch.tensor([0, 2])
+    loss = F.cross_entropy(x, y, ignore_index=0)
+    assert float(loss) == pytest.approx(LSE - 3, rel=1e-6)
+    wrong = math.log(math.exp(2) + math.exp(3)) - 3
+    assert wrong == pytest.approx(0.3133, abs=1e-4) and float(loss) != pytest.approx(wrong, rel=1e-3)
+    g = torch.autograd.grad(F.cross_entropy(x.requires_grad_(), y, ignore_index=0), x)[0]
+    assert torch.equal(g[0], torch.zeros(3))  # the ignored row has no gradient
+    assert float(g[1, 0]) > 0  # class 0 still takes probability in the kept row
+
+
+def test_an_ignore_index_of_255_outside_the_classes_is_plain_padding():
+    """The Pascal VOC / Cityscapes convention: 255 marks unlabelled pixels; with C = 3 it
+    is no class, and the loss is the mean over the labelled positions."""
+    x = SCORES.repeat(3, 1)
+    y = torch.tensor([255, 1, 2])
+    assert float(F.cross_entropy(x, y, ignore_index=255)) == pytest.approx(
+        ((LSE - 2) + (LSE - 3)) / 2, rel=1e-6)

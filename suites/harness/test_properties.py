@@ -101,7 +101,49 @@ def off_by_1e4(input, target, weight=None, ignore_index=-100, reduction="mean",
                            reduction=reduction, label_smoothing=label_smoothing) * (1 + 1e-4)
 
 
+def negatives_are_ignored(input, target, weight=None, ignore_index=-100, reduction="mean",
+                          label_smoothing=0.0):
+    """Treats every negative target as padding, and only those: an in-range ignore_index
+    (class 0 as background) is counted as a class."""
+    padded = torch.where(target < 0, torch.full_like(target, -100), target)
+    return F.cross_entropy(input, padded, weight=weight, ignore_index=-100, reduction=reduction,
+                           label_smoothing=label_smoothing)
+
+
+def soft_mean_by_weights(input, target, weight=None, ignore_index=-100, reduction="mean",
+                         label_smoothing=0.0):
+    """With probability targets, divides the weighted mean by the weights' total, as the
+    class-index form does, instead of by the number of positions."""
+    if not target.is_floating_point() or weight is None or reduction != "mean":
+        return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                               reduction=reduction, label_smoothing=label_smoothing)
+    total = F.cross_entropy(input, target, weight=weight, reduction="sum",
+                            label_smoothing=label_smoothing)
+    shape = [1, -1] + [1] * (target.dim() - 2)
+    return total / (target * weight.reshape(shape)).sum()
+
+
+def drops_last_block(input, target, weight=None, ignore_index=-100, reduction="mean",
+                     label_smoothing=0.0):
+    """A blocked log-sum-exp that loses its last block of 64 classes when C > 64 (the
+    fused-kernel bug class): those classes vanish from every row's softmax."""
+    c = input.shape[1]
+    if c <= 64:
+        return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                               reduction=reduction, label_smoothing=label_smoothing)
+    kept = (c - 1) // 64 * 64
+    mask = torch.zeros(c, dtype=input.dtype, device=input.device)
+    mask[kept:] = float("-inf")
+    shape = [1, c] + [1] * (input.dim() - 2)
+    masked = torch.where(mask.reshape(shape) == 0, input, mask.reshape(shape))
+    # the target's own logit is still read: only the normaliser is wrong
+    logz = torch.logsumexp(masked, dim=1, keepdim=True)
+    logp = torch.maximum(input - logz, input.new_full((), -1e30))
+    return F.nll_loss(logp, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+
+
 ALL_CAPS = Capabilities()
+NO_SMOOTHING = Capabilities(label_smoothing=False, soft_targets=False)
 
 
 @dataclass(frozen=True)
@@ -131,6 +173,9 @@ DEFECTS = [
     Defect(zero_instead_of_nan, ("nonfinite",), "n4-c3-p0.5-f32-mean-ig1", caps=MEAN_ONLY),
     Defect(computes_in_bf16, ("loss", "grad"), "n8-c3-p0.5-f32-mean-z3", caps=F32_ONLY),
     Defect(off_by_1e4, ("loss",), "n4-c3-p0.5-f64-sum", caps=F32_F64),
+    Defect(negatives_are_ignored, ("loss",), "n8-c3-p0.2-f32-sum-ig0.25-ii0"),
+    Defect(soft_mean_by_weights, ("loss",), "n8-c3-p0.2-f64-mean-wrandom-soft"),
+    Defect(drops_last_block, ("loss", "grad"), "n2-c65-p0.5-f32-mean", caps=NO_SMOOTHING),
 ]
 IDS = [d.fn.__name__ for d in DEFECTS]
 
@@ -174,6 +219,16 @@ def test_defect_is_silent_elsewhere(defect: Defect) -> None:
     for prop, culprits in untouched.items():
         if defect.fn.__name__ not in culprits:
             assert verdicts[prop].ok, f"{defect.fn.__name__}: {prop} fails: {verdicts[prop].detail}"
+
+
+def test_a_dropped_last_block_shrinks_to_the_first_size_past_one_block() -> None:
+    """Vocabulary-sized C is generated with the sizes that break blocked kernels: the
+    search ends on C = 65, one class past a block of 64, a counterexample small enough
+    to read."""
+    defect = next(d for d in DEFECTS if d.fn is drops_last_block)
+    case = find(strategies.for_contender(defect.contender), lambda c: caught(defect, c),
+                settings=SEARCH)
+    assert case.c == 65, case.id
 
 
 def test_count_normalisation_is_invisible_under_balanced_weights() -> None:
