@@ -47,7 +47,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     device = options.resolve_device(args.device)
-    chosen = [c for c in _contenders(args) if not args.only or c.name in args.only]
+    known = _contenders(args)
+    if unknown := sorted(set(args.only) - {c.name for c in known}):
+        raise registry.ContenderError(f"--only {', '.join(unknown)}: no such contender; known: "
+                                      f"{', '.join(c.name for c in known)}")
+    chosen = [c for c in known if not args.only or c.name in args.only]
     results = check_contenders(chosen, args.case, args.cases, device)
     print(tables.verdict_table(summarise(results, PROPERTIES), PROPERTIES, device))
     failures = [r for r in results if r.verdicts is not None and not r.ok]
@@ -102,6 +106,17 @@ def parse_threshold(text: str) -> float:
         value /= 100
     if not 0 < value < 10:
         raise argparse.ArgumentTypeError(f"threshold {text!r} out of range")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a significance level between 0 and 1, "
+                                         "e.g. 0.01")
     return value
 
 
@@ -171,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "and pool their rounds: drift that lasts a process averages out like "
                         "1/sqrt(K) (default 3 on CPU, 1 on CUDA)")
     p.add_argument("--out", default=None,
-                   help="JSON path (default results/runs/<time>-<machine>.json)")
+                   help="JSON path (default results/runs/<time>-<machine>-<pid>.json)")
     options.add_run_options(p.add_argument)
     options.add_contender_options(p.add_argument)
     p.add_argument("pytest_args", nargs="*", help="passed to pytest after --")
@@ -195,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("new", help="NEW run: a pytest-benchmark JSON, or a directory of its shards")
     p.add_argument("--threshold", type=parse_threshold, default=0.10,
                    help="smallest normalised change that counts (default 10%%)")
-    p.add_argument("--alpha", type=float, default=comparing.ALPHA,
+    p.add_argument("--alpha", type=_probability, default=comparing.ALPHA,
                    help="significance level (default 0.01)")
     p.add_argument("--fail-on-regression", action="store_true",
                    help="exit 1 when any benchmark is significantly slower beyond the threshold")
@@ -217,3 +232,6 @@ def main(argv: list[str] | None = None) -> int:
     except (CaseError, registry.ContenderError, options.DeviceError, ResultsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: python -m harness {args.command} stopped", file=sys.stderr)
+        return 130

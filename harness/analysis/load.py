@@ -178,11 +178,12 @@ def _cpu_name(machine_info: dict) -> str:
 
 # ---- grouping shards into runs -------------------------------------------------------
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given; a directory stands for the ``*.json`` files in it (one run's shards)."""
+    """Files as given; a directory stands for the ``*.json`` files in it (one run's shards),
+    hidden ones left out: a writer's temporary (`harness.atomic.atomic_path`) is not a run."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(p.glob("*.json"))
+            found = sorted(f for f in p.glob("*.json") if not f.name.startswith("."))
             if not found:
                 raise _fail(p, "directory holds no .json files")
             out += found

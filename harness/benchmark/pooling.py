@@ -25,6 +25,7 @@ from pytest_benchmark.stats import Stats
 
 from harness.benchmark.passes import pooled_extra, with_bandwidth
 from harness.benchmark.record import STAMP_KEY, stamp_of
+from harness.benchmark.stability import judge_pooled
 
 DEFAULT_CPU_PROCESSES = 3  # python -m harness bench on CPU (module docstring)
 
@@ -54,8 +55,13 @@ def _pool_benchmark(entries: list[dict]) -> dict:
         return first  # failed or untimed somewhere: kept as the first process recorded it
     data = [x for e in entries for x in e["stats"]["data"]]
     first["stats"] = _stats(data)
-    info = pooled_extra([e.get("extra_info") or {} for e in entries], unit="process")
+    extras = [e.get("extra_info") or {} for e in entries]
+    info = pooled_extra(extras, unit="process")
     info["processes"] = len(entries)
+    summaries = [x["stability"] for x in extras if isinstance(x.get("stability"), dict)]
+    if any("stable" in x for x in extras):
+        verdict = judge_pooled(data, summaries)
+        info.update(stable=verdict.stable, unstable_reason=verdict.reason)
     first["extra_info"] = with_bandwidth(info, first["stats"]["median"])
     return first
 

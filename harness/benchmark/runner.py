@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,10 +25,11 @@ RUNS = ROOT / "results" / "runs"
 
 
 def default_output() -> Path:
-    """results/runs/<UTC time>-<machine>.json"""
+    """results/runs/<UTC time>-<machine>-<process id>.json: two runs started in the same
+    second on one machine get two files."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     machine = re.sub(r"[^A-Za-z0-9_.-]+", "_", platform.node() or "machine")
-    return RUNS / f"{stamp}-{machine}.json"
+    return RUNS / f"{stamp}-{machine}-{os.getpid()}.json"
 
 
 def pytest_command(json_path: Path, flags: Sequence[str] = ()) -> list[str]:
@@ -43,8 +46,36 @@ class NoResults(Exception):
     """pytest produced nothing to publish; ``args[0]`` is its exit code."""
 
 
+def _call(cmd: list[str]) -> int:
+    """Run pytest and wait; SIGTERM to this process stops the child too (and then raises
+    here, so the atomic writer removes its temporary file)."""
+    child = subprocess.Popen(cmd, cwd=ROOT, env=_child_env())
+
+    def stop(signum, frame):
+        child.terminate()
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return child.wait()
+    except BaseException:
+        child.terminate()
+        child.wait()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _child_env() -> dict[str, str]:
+    """The caller's environment, with the caller's working directory importable: pytest
+    runs from the repository, but ``--contender mine=my_loss:f`` names the user's module."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def _run_once(flags: Sequence[str], path: Path) -> int:
-    code = subprocess.call(pytest_command(path, flags), cwd=ROOT)
+    code = _call(pytest_command(path, flags))
     # 0: all passed; 1: some benchmarks failed (recorded in the JSON). Anything else (usage
     # error, nothing collected, interrupted) publishes nothing.
     if code not in (0, 1) or not path.exists() or path.stat().st_size == 0:

@@ -174,6 +174,27 @@ def spread_reason(wall: Sequence[float], rule: Rule = RULE) -> str | None:
     return f"spread: IQR is {(q3 - q1) / med:.0%} of the median (limit {rule.max_spread:.0%})"
 
 
+def judge_pooled(rounds: Sequence[float], summaries: Sequence[dict], rule: Rule = RULE) -> Stability:
+    """The rules on a benchmark pooled from parts (processes) whose raw evidence is gone:
+    quantised and spread on all the pooled ``rounds``; preempted on the summed counts of
+    the parts' `Evidence.summary`; oversubscribed when a part's rounds mostly were. Judged
+    per part, a process with a third of the rounds flagged 2 of 8 rounds as a spread."""
+    reasons = []
+    rounds_n = sum(int(s.get("rounds") or 0) for s in summaries)
+    hit = sum(int(s.get("preempted_rounds") or 0) for s in summaries)
+    if rounds_n and hit / rounds_n > rule.max_preempted_share:
+        reasons.append(f"preempted: {hit} of {rounds_n} rounds lost ≥{rule.off_cpu_round:.0%} of "
+                       "their time off-CPU: another process competed for the cores")
+    busy = [s for s in summaries if (s.get("runnable_median") or 0) > (s.get("cores") or 1)]
+    if busy:
+        s = busy[0]
+        reasons.append(f"oversubscribed: {s['runnable_median']:.0f} runnable tasks on {s['cores']} "
+                       f"cores in most rounds of {len(busy)} of {len(summaries)} processes")
+    reasons += [quantised_reason(rounds, rule), spread_reason(rounds, rule)]
+    found = tuple(r for r in reasons if r)
+    return Stability(not found, found)
+
+
 def pooled_evidence(parts: Sequence[Evidence]) -> Evidence:
     """One benchmark's evidence from its parts (passes), rounds in order: what `judge`
     sees is then the whole benchmark, as when its rounds were timed in one go."""

@@ -156,6 +156,10 @@ def parse_spec(spec: str, family: str = "multiclass") -> Contender:
 
 def as_contender(name: str, obj: Any, family: str, source: str) -> Contender:
     if isinstance(obj, Contender):
+        if obj.family != family:
+            raise ContenderError(
+                f"contender {name}: a {obj.family} contender given as {family} ({source}): "
+                f"pass it with {FAMILIES[obj.family].cli_flag}")
         return replace(obj, name=name, source=source)
     if not callable(obj):
         raise ContenderError(f"contender {name}: {obj!r} is not callable")

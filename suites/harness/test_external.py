@@ -132,7 +132,7 @@ def test_ci_profile_checks_enough_cases_for_eager() -> None:
 
 
 # ---- python -m harness -----------------------------------------------------------------
-def test_list_shows_the_seven_builtins_with_capabilities() -> None:
+def test_list_shows_the_multiclass_builtins_with_capabilities() -> None:
     proc = run(["-m", "harness", "list"])
     assert proc.returncode == 0, show(proc)
     rows = {line.split()[0]: line for line in proc.stdout.splitlines()[2:] if line.strip()}
@@ -165,6 +165,16 @@ def test_cli_lists_an_external_contender(tmp_path: Path, monkeypatch: pytest.Mon
     assert cli_main(["list", "--contender", "mine=xb_listed_mod:fn"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("mine "))
     assert "multiclass" in row and "external xb_listed_mod:fn" in row
+
+
+def test_a_contender_object_of_the_other_family_is_refused_with_the_flag_to_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "xb_binary_obj.py").write_text(
+        "import torch.nn.functional as F\nfrom harness.contenders import Contender\n"
+        "obj = Contender('b', 'binary', F.binary_cross_entropy_with_logits, 'bce')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli_main(["list", "--contender", "mine=xb_binary_obj:obj"]) == 2
+    assert "a binary contender given as multiclass" in capsys.readouterr().err
 
 
 def test_installed_package_registers_contenders_by_entry_point(tmp_path: Path) -> None:

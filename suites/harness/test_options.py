@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -80,3 +81,36 @@ def test_bench_pools_three_processes_on_cpu_splitting_the_round_time(monkeypatch
     cli.main(["bench", "--device", "cpu", "--processes", "1", "--round-time", "0.5",
               "--out", str(tmp_path / "r.json")])
     assert seen["processes"] == 1 and "--bench-round-time=0.5" in seen["flags"]
+
+
+def test_check_names_the_known_contenders_on_a_typo(capsys):
+    from harness import cli
+
+    assert cli.main(["check", "--only", "eagre", "--cases", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--only eagre: no such contender; known: eager," in err
+
+
+def test_compare_refuses_a_significance_level_outside_0_1(capsys):
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["compare", "a.json", "b.json", "--alpha", "5"])
+    assert stop.value.code == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
+def test_bench_children_can_import_from_the_callers_directory(monkeypatch, tmp_path):
+    from harness.benchmark import runner
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    assert runner._child_env()["PYTHONPATH"].split(os.pathsep)[:2] == [str(tmp_path), "/elsewhere"]
+
+
+def test_run_files_of_two_processes_never_collide_and_temporaries_are_not_runs(tmp_path):
+    from harness.analysis.load import expand_paths
+    from harness.benchmark import runner
+
+    assert runner.default_output().stem.endswith(f"-{os.getpid()}")
+    (tmp_path / "run.json").write_text("{}")
+    (tmp_path / ".run.json.x1y2.json").write_text("")  # an atomic writer's temporary
+    assert expand_paths([tmp_path]) == [tmp_path / "run.json"]

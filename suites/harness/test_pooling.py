@@ -33,10 +33,30 @@ def test_pooled_rounds_blocks_and_statistics(tmp_path):
     assert (df["rounds"] == 36).all() and (df["blocks"] == 12).all()
 
 
-def test_one_unstable_process_makes_the_pooled_benchmark_unstable():
-    docs = [_with_blocks(make_run(0)), _with_blocks(make_run(1), False, "preempted: 40 of 200 rounds")]
+def _with_evidence(doc: dict, rounds: int, preempted: int, runnable: float = 1.0) -> dict:
+    for b in doc["benchmarks"]:
+        b["extra_info"]["stability"] = {"rounds": rounds, "preempted_rounds": preempted,
+                                        "cores": 2, "runnable_median": runnable}
+    return doc
+
+
+def test_pooled_stability_is_judged_on_every_process_rounds_together():
+    """One preempted round in a process's five is 20 % (over the rule's 10 %); in the
+    pooled fifteen it is 7 %: stable. Four of 24 is 17 %: unstable, said once."""
+    calm = [_with_evidence(_with_blocks(make_run(k)), 5, 0) for k in (0, 1)]
+    one = _with_evidence(_with_blocks(make_run(2), False, "preempted: 1 of 5 rounds"), 5, 1)
+    assert pool([*calm, one])["benchmarks"][0]["extra_info"]["stable"] is True
+    busy = _with_evidence(_with_blocks(make_run(2), False, "preempted: 4 of 12"), 12, 4)
+    info = pool([_with_evidence(_with_blocks(make_run(0)), 12, 0), busy])["benchmarks"][0]["extra_info"]
+    assert info["stable"] is False and info["unstable_reason"].startswith("preempted: 4 of 24 rounds")
+
+
+def test_an_oversubscribed_process_makes_the_pooled_benchmark_unstable():
+    docs = [_with_evidence(_with_blocks(make_run(0)), 12, 0),
+            _with_evidence(_with_blocks(make_run(1)), 12, 0, runnable=3.0)]
     info = pool(docs)["benchmarks"][0]["extra_info"]
-    assert info["stable"] is False and info["unstable_reason"] == "process 2: preempted: 40 of 200 rounds"
+    assert info["stable"] is False
+    assert "oversubscribed: 3 runnable tasks on 2 cores" in info["unstable_reason"]
 
 
 def test_a_failed_fidelity_check_in_any_process_is_kept():
