@@ -22,13 +22,13 @@ bench: env
 
 ## Short benchmark + regression report against the committed baseline (CI).
 bench-ci: env
-	$(PY) -m harness bench --out out/cpu.json -- -k "$(CI_BENCH_FILTER)"
+	$(PY) -m harness bench --processes 3 --out out/cpu.json -- -k "$(CI_BENCH_FILTER)"
 	$(PY) -m harness compare results/baseline/cpu.json out/cpu.json --fail-ratio 1.5 \
 		--allow-env-change --markdown "$${GITHUB_STEP_SUMMARY:-out/compare.md}"
 
 ## Refresh the baseline (on a quiet machine, after an intended performance change).
 baseline: env
-	$(PY) -m harness bench --out results/baseline/cpu.json -- -k "$(CI_BENCH_FILTER)"
+	$(PY) -m harness bench --processes 3 --out results/baseline/cpu.json -- -k "$(CI_BENCH_FILTER)"
 
 check: env
 	$(PY) -m harness check

@@ -23,7 +23,6 @@ from harness.analysis.load import ResultsError, load  # noqa: E402
 from harness.analysis.report import write_report  # noqa: E402
 from harness.atomic import atomic_write_text  # noqa: E402
 from harness.benchmark.case_sets import ROUND_TIME  # noqa: E402
-from harness.benchmark.pooling import default_processes  # noqa: E402
 from harness.benchmark.runner import NoResults, default_output, run_benchmarks  # noqa: E402
 from harness.equivalence.properties import PROPERTIES  # noqa: E402
 from harness.equivalence.runner import repro_command  # noqa: E402
@@ -71,7 +70,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 # ---- bench --------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_output()
-    processes = args.processes or default_processes(options.resolve_device(args.device))
+    processes = args.processes
     if processes > 1 and args.round_time is None:  # the same timing budget, split
         args.round_time = ROUND_TIME[args.size] / processes
     flags = [*options.bench_flags(vars(args)), f"--device={args.device}",
@@ -180,11 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run the benchmark suite and save its JSON (the main job)")
     options.add_bench_options(p.add_argument, prefix="")
     options.add_device_option(p.add_argument)
-    p.add_argument("--processes", type=options.whole_number(1, "processes"), default=None,
+    p.add_argument("--processes", type=options.whole_number(1, "processes"), default=1,
                    metavar="K",
                    help="time everything in K pytest processes, each with 1/K of the round time, "
                         "and pool their rounds: drift that lasts a process averages out like "
-                        "1/sqrt(K) (default 3 on CPU, 1 on CUDA)")
+                        "1/sqrt(K); regression verdicts use 3 (make bench-ci); default 1")
     p.add_argument("--out", default=None,
                    help="JSON path (default results/runs/<time>-<machine>-<pid>.json)")
     options.add_run_options(p.add_argument)

@@ -10,8 +10,10 @@ pooled benchmark, which `harness.analysis.compare` resamples block first. Passes
 process (`harness.benchmark.passes`) average the drift that changes within seconds (σ 0.13 →
 0.10-0.11 on this VM), not the part that lasts a process: on the same 11 runs with passes,
 pooling two and three consecutive runs gave 0.074 and 0.046 (`scripts/pool_drift.py`).
-Hence `python -m harness bench` pools `DEFAULT_CPU_PROCESSES` on CPU, each process with a
-third of the round time, so a run costs about what one process did plus two start-ups.
+Hence the CI gate and its baseline pool `VERDICT_PROCESSES` (`make bench-ci`, `make
+baseline`), each process with a third of the round time. Each process also repeats the
+checks and calibration: `make bench` (the full small preset) took 8 min 10 s with three
+processes from a fresh clone, so `python -m harness bench` stays at one process unless asked.
 
 Shards (`harness.analysis.load.group_runs`) are the other way round: disjoint benchmarks of one
 run. Here every file holds the same benchmarks.
@@ -27,14 +29,7 @@ from harness.benchmark.passes import pooled_extra, with_bandwidth
 from harness.benchmark.record import STAMP_KEY, stamp_of
 from harness.benchmark.stability import judge_pooled
 
-DEFAULT_CPU_PROCESSES = 3  # python -m harness bench on CPU (module docstring)
-
-
-def default_processes(device: str) -> int:
-    """Processes `python -m harness bench` pools by default: 3 on CPU, where a third of
-    this VM's drift lasts a whole process (passes cannot average it), 1 on CUDA, whose
-    drift is not measured yet."""
-    return DEFAULT_CPU_PROCESSES if device == "cpu" else 1
+VERDICT_PROCESSES = 3  # what regression verdicts use on CPU (make bench-ci, make baseline)
 
 
 class PoolingError(ValueError):

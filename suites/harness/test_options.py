@@ -63,9 +63,10 @@ def test_whole_number_names_itself_in_argparse_errors():
         parse("x")
 
 
-def test_bench_pools_three_processes_on_cpu_splitting_the_round_time(monkeypatch, tmp_path):
-    """`harness bench` on CPU: three processes by default, each with a third of the round
-    time, so a run costs about what one process did; an explicit choice is kept."""
+def test_bench_splits_the_round_time_among_its_processes(monkeypatch, tmp_path):
+    """`harness bench --processes 3` gives each process a third of the round time, so a
+    run times as long as one process did; one process by default; an explicit round time
+    is kept."""
     from harness import cli
 
     seen = {}
@@ -76,11 +77,12 @@ def test_bench_pools_three_processes_on_cpu_splitting_the_round_time(monkeypatch
 
     monkeypatch.setattr(cli, "run_benchmarks", fake_run)
     assert cli.main(["bench", "--device", "cpu", "--out", str(tmp_path / "r.json")]) == 0
-    assert seen["processes"] == 3
-    assert f"--bench-round-time={0.25 / 3}" in seen["flags"]
-    cli.main(["bench", "--device", "cpu", "--processes", "1", "--round-time", "0.5",
+    assert seen["processes"] == 1 and not any("round-time" in f for f in seen["flags"])
+    cli.main(["bench", "--device", "cpu", "--processes", "3", "--out", str(tmp_path / "r.json")])
+    assert seen["processes"] == 3 and f"--bench-round-time={0.25 / 3}" in seen["flags"]
+    cli.main(["bench", "--device", "cpu", "--processes", "3", "--round-time", "0.5",
               "--out", str(tmp_path / "r.json")])
-    assert seen["processes"] == 1 and "--bench-round-time=0.5" in seen["flags"]
+    assert "--bench-round-time=0.5" in seen["flags"]
 
 
 def test_check_names_the_known_contenders_on_a_typo(capsys):
