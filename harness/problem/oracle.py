@@ -97,24 +97,13 @@ def multiclass(inputs: Inputs) -> OracleResult:
     row_weight = (1 - eps) * w_y.abs() + (eps / n_cls) * w.abs().sum() * valid
     magnitude = row_weight * condition
 
-    division_by_zero = False
-    if case.reduction == "none":
-        loss, loss_scale = per_pos.reshape(case.target_shape), magnitude.reshape(case.target_shape)
-        row_factor = g
-    elif case.reduction == "sum":
-        loss, loss_scale = per_pos.sum(), magnitude.sum()
-        row_factor = g.expand_as(per_pos)
-    elif bool(total_weight == 0):
-        loss, loss_scale = torch.tensor(float("nan"), dtype=F64), magnitude.sum()
-        row_factor = torch.full_like(per_pos, float("nan"))
-        # Weights of both signs (the seed's helper) can cancel to W = 0 under a nonzero
-        # numerator: x / ±0 is ±inf, or NaN where terms meet, by the sign of a zero. The
-        # numerator is the whole weighted sum, smoothing term included: one rule with and
-        # without label smoothing (suites/harness/test_oracle.py).
-        division_by_zero = bool(per_pos.sum() != 0)
-    else:
-        loss, loss_scale = per_pos.sum() / total_weight, magnitude.sum() / total_weight.abs()
-        row_factor = (g / total_weight).expand_as(per_pos)
+    loss, loss_scale, row_factor = _reduced(case, per_pos, magnitude, g, total_weight)
+    # Weights of both signs (the seed's helper) can cancel to W = 0 under a nonzero
+    # numerator: x / ±0 is ±inf, or NaN where terms meet, by the sign of a zero. The
+    # numerator is the whole weighted sum, smoothing term included: one rule with and
+    # without label smoothing (suites/harness/test_oracle.py).
+    division_by_zero = (case.reduction == "mean" and bool(total_weight == 0)
+                        and bool(per_pos.sum() != 0))
 
     p = logp.exp()
     onehot = torch.nn.functional.one_hot(y_safe, n_cls).to(F64)
@@ -137,6 +126,20 @@ def multiclass(inputs: Inputs) -> OracleResult:
                         partial, division_by_zero, row_partials.reshape(case.target_shape),
                         weight_condition if case.reduction == "mean" else 1.0,
                         float(w_y.abs().sum()))
+
+
+def _reduced(case, per_pos: torch.Tensor, magnitude: torch.Tensor, g: torch.Tensor,
+             total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, loss scale, row factor a_n) under the case's reduction; 'mean' divides by
+    ``total`` (the targets' weight sum, or the number of positions), NaN when it is 0."""
+    if case.reduction == "none":
+        return per_pos.reshape(case.target_shape), magnitude.reshape(case.target_shape), g
+    if case.reduction == "sum":
+        return per_pos.sum(), magnitude.sum(), g.expand_as(per_pos)
+    if bool(total == 0):
+        nan = torch.tensor(float("nan"), dtype=F64)
+        return nan, magnitude.sum(), torch.full_like(per_pos, float("nan"))
+    return per_pos.sum() / total, magnitude.sum() / total.abs(), (g / total).expand_as(per_pos)
 
 
 def multiclass_probabilities(inputs: Inputs) -> OracleResult:
@@ -165,17 +168,8 @@ def multiclass_probabilities(inputs: Inputs) -> OracleResult:
     condition = 1 + x.abs().amax(1) + torch.log(torch.tensor(float(n_cls), dtype=F64))
     row_weight = wt.abs().sum(1)
     magnitude = row_weight * condition
-    if case.reduction == "none":
-        loss, loss_scale = per_pos.reshape(case.target_shape), magnitude.reshape(case.target_shape)
-        row_factor = g
-    elif case.reduction == "sum":
-        loss, loss_scale = per_pos.sum(), magnitude.sum()
-        row_factor = g.expand_as(per_pos)
-    else:
-        nan = torch.tensor(float("nan"), dtype=F64)
-        loss = per_pos.sum() / positions if positions else nan
-        loss_scale = magnitude.sum() / max(positions, 1)
-        row_factor = (g / max(positions, 1)).expand_as(per_pos)
+    loss, loss_scale, row_factor = _reduced(case, per_pos, magnitude, g,
+                                            torch.tensor(float(positions), dtype=F64))
     p = logp.exp()
     d_row = p * wt.sum(1, keepdim=True) - wt
     grad = _restore_layout(row_factor[:, None] * d_row, case)
