@@ -91,17 +91,13 @@ class PassLog:
         return ""
 
 
-def pooled_extra(extras: Sequence[dict], unit: str = "pass") -> dict:
-    """One benchmark's ``extra_info`` from those of its passes (or processes, ``unit``):
-    the first's record, with the blocks summed, stable only if every part was (the
-    reasons say which part), and the stability evidence summed (`pooled_stability`)."""
+def pooled_extra(extras: Sequence[dict]) -> dict:
+    """One benchmark's ``extra_info`` from those of its passes (or processes): the first's
+    record, with the blocks summed and the stability evidence summed (`pooled_stability`).
+    The verdict (``stable``, ``unstable_reason``) is the caller's, judged on the pooled
+    rounds (`pool_passes`, `harness.benchmark.pooling`)."""
     out = dict(extras[0])
     out["blocks"] = sum(int(x.get("blocks") or 1) for x in extras)
-    if any("stable" in x for x in extras):
-        out["stable"] = all(x.get("stable", True) is not False for x in extras)
-        out["unstable_reason"] = "; ".join(
-            f"{unit} {k}: {x['unstable_reason']}" for k, x in enumerate(extras, 1)
-            if x.get("stable") is False and x.get("unstable_reason"))
     summaries = [x["stability"] for x in extras if isinstance(x.get("stability"), dict)]
     if len(summaries) > 1:
         out["stability"] = pooled_stability(summaries)

@@ -51,7 +51,7 @@ def _pool_benchmark(entries: list[dict]) -> dict:
     data = [x for e in entries for x in e["stats"]["data"]]
     first["stats"] = _stats(data)
     extras = [e.get("extra_info") or {} for e in entries]
-    info = pooled_extra(extras, unit="process")
+    info = pooled_extra(extras)
     info["processes"] = len(entries)
     summaries = [x["stability"] for x in extras if isinstance(x.get("stability"), dict)]
     if any("stable" in x for x in extras):
