@@ -26,7 +26,7 @@ from harness.benchmark.case_sets import ROUND_TIME  # noqa: E402
 from harness.benchmark.runner import NoResults, default_output, run_benchmarks  # noqa: E402
 from harness.equivalence.properties import PROPERTIES  # noqa: E402
 from harness.equivalence.runner import repro_command  # noqa: E402
-from harness.equivalence.verdicts import check_contenders, summarise  # noqa: E402
+from harness.equivalence.verdicts import check_contenders, defects_of, summarise  # noqa: E402
 from harness.problem.case import CaseError  # noqa: E402
 
 COMPARE_HELP = comparing.__doc__
@@ -46,20 +46,23 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     device = options.resolve_device(args.device)
-    known = _contenders(args)
-    if unknown := sorted(set(args.only) - {c.name for c in known}):
-        raise registry.ContenderError(f"--only {', '.join(unknown)}: no such contender; known: "
-                                      f"{', '.join(c.name for c in known)}")
-    chosen = [c for c in known if not args.only or c.name in args.only]
-    results = check_contenders(chosen, args.case, args.cases, device)
+    chosen = options.only_chosen(_contenders(args), args.only)
+    results = check_contenders(chosen, args.case, args.cases, device, timeout=args.call_timeout)
     print(tables.verdict_table(summarise(results, PROPERTIES), PROPERTIES, device))
     failures = [r for r in results if r.verdicts is not None and not r.ok]
     by_name = {c.name: c for c in chosen}
-    for r in failures[:20]:
-        print(f"\nFAIL {r.contender} on {r.case.id}")
-        for v in (v for v in r.verdicts.values() if not v.ok):
-            print(f"  {v.prop}: {v.detail}")
-        print(f"  reproduce: {repro_command(by_name[r.contender], r.case)}")
+    if args.case:  # the cases asked for, each
+        for r in failures[:20]:
+            print(f"\nFAIL {r.contender} on {r.case.id}")
+            for v in (v for v in r.verdicts.values() if not v.ok):
+                print(f"  {v.prop}: {v.detail}")
+            print(f"  reproduce: {repro_command(by_name[r.contender], r.case)}")
+    else:  # generated cases: every distinct defect, each with its minimal case
+        for name in dict.fromkeys(r.contender for r in failures):
+            contender = by_name[name]
+            classes = defects_of(contender, results, device, args.call_timeout)
+            print("\n" + tables.defect_report(name, classes,
+                                               lambda case, c=contender: repro_command(c, case)))
     if args.case:
         for r in results:
             if r.skipped:
@@ -74,7 +77,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if processes > 1 and args.round_time is None:  # the same timing budget, split
         args.round_time = ROUND_TIME[args.size] / processes
     flags = [*options.bench_flags(vars(args)), f"--device={args.device}",
-             *options.contender_flags(args.contender, args.binary_contender),
+             *options.contender_flags(args.contender, args.binary_contender, args.only,
+                                     args.call_timeout),
              *([f"--shard={args.shard}"] if args.shard else []),
              *([f"--run-id={args.run_id}"] if args.run_id else []), *args.pytest_args]
     try:
@@ -169,7 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check contenders against the oracle and print verdicts")
     p.add_argument("case", nargs="*", help="case ids to check (default: a fixed generated set)")
-    p.add_argument("--only", action="append", default=[], help="contender names to check")
     p.add_argument("--cases", type=options.whole_number(1, "cases"), default=60,
                    help="generated cases per contender (compiled ones: at most 8)")
     options.add_device_option(p.add_argument)
@@ -228,9 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CaseError, registry.ContenderError, options.DeviceError, ResultsError) as exc:
+    except (CaseError, registry.ContenderError, options.DeviceError, options.UnknownContender,
+            ResultsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: python -m harness {args.command} stopped", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        where = f" while {exc}" if str(exc) else ""
+        print(f"interrupted: python -m harness {args.command} stopped{where}", file=sys.stderr)
         return 130

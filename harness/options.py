@@ -18,6 +18,7 @@ import torch
 
 from harness.benchmark.case_sets import CASE_SETS, SIZES
 from harness.benchmark.timing import DEFAULT_THREADS
+from harness.equivalence.runner import CALL_TIMEOUT_S
 
 Add = Callable[..., Any]  # argparse's add_argument or pytest's addoption / group.addoption
 DEVICES = ("auto", "cpu", "cuda")
@@ -56,11 +57,44 @@ def whole_number(least: int, what: str, hint: str = "") -> Callable[[str], int]:
 
 # ---- contenders, device, run identity -------------------------------------------------
 def add_contender_options(add: Add) -> None:
-    add("--contender", action="append", default=[], metavar="NAME=MODULE:ATTR",
-        help="add an external multi-class contender (F.cross_entropy signature); repeatable")
-    add("--binary-contender", action="append", default=[], metavar="NAME=MODULE:ATTR",
+    add("--contender", action="append", default=[], metavar="NAME=MODULE:ATTR[@CAPS]",
+        help="add an external multi-class contender (F.cross_entropy signature, or an "
+             "nn.Module loss class MODULE:Class(k=v)); '@no-label-smoothing,dtypes=f32+f64' "
+             "declares what it lacks (README: Bring your own loss); repeatable")
+    add("--binary-contender", action="append", default=[], metavar="NAME=MODULE:ATTR[@CAPS]",
         help="add an external binary contender (F.binary_cross_entropy_with_logits "
-             "signature); repeatable")
+             "signature, or an nn.Module class); same syntax; repeatable")
+    add("--only", action="append", default=[], metavar="NAME",
+        help="run only the contender named exactly NAME (repeatable); a name that does not "
+             "exist is an error listing the known ones")
+    add("--call-timeout", type=positive_seconds, default=CALL_TIMEOUT_S, metavar="SECONDS",
+        help=f"a contender call (forward and backward) running longer is recorded as a "
+             f"failure with its case, and the run goes on (default {CALL_TIMEOUT_S:g})")
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse/pytest ``type``: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    return value
+
+
+class UnknownContender(ValueError):
+    """``--only`` names a contender that is not there; the message lists the known ones."""
+
+
+def only_chosen(contenders: list, only: list[str], known: list[str] | None = None) -> list:
+    """``contenders`` whose name is in ``only`` (all when empty); a name that none of
+    ``known`` (default: the contenders' names) has is an `UnknownContender` error."""
+    names = known if known is not None else [c.name for c in contenders]
+    if unknown := sorted(set(only) - set(names)):
+        raise UnknownContender(f"--only {', '.join(unknown)}: no such contender; known: "
+                               f"{', '.join(sorted(names))}")
+    return [c for c in contenders if not only or c.name in only]
 
 
 def add_device_option(add: Add) -> None:
@@ -134,6 +168,10 @@ def bench_flags(values: Mapping[str, Any]) -> list[str]:
     return flags
 
 
-def contender_flags(contender: list[str], binary_contender: list[str]) -> list[str]:
+def contender_flags(contender: list[str], binary_contender: list[str], only: list[str] = (),
+                    call_timeout: float | None = None) -> list[str]:
+    """The contender options as pytest flags (``python -m harness bench`` forwards them)."""
+    timeout = [f"--call-timeout={call_timeout:g}"] if call_timeout is not None else []
     return [*(f"--contender={s}" for s in contender),
-            *(f"--binary-contender={s}" for s in binary_contender)]
+            *(f"--binary-contender={s}" for s in binary_contender),
+            *(f"--only={s}" for s in only), *timeout]

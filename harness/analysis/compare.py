@@ -15,8 +15,12 @@ the factor against NEW's, when both sides have at least `MIN_U_ROUNDS` rounds, a
 case a 99 % bootstrap interval of the normalised ratio that excludes 1 (blocks of rounds on
 fresh inputs resampled first, then rounds, and the factor drawn from its uncertainty) —
 and the run-to-run drift floor (`drift_floor`). Beyond the threshold but short of either
-is ``noisy``. A benchmark that either run recorded as unstable (`harness.benchmark.stability`) is
-``unstable``, never slower or faster. An environment that differs (torch version, device,
+is ``noisy``. A benchmark that either run recorded as contaminated (preempted,
+oversubscribed, quantised: `harness.benchmark.stability`) is ``unstable``, never slower or
+faster; one that is only wide (its spread) is judged like the others, on intervals that its
+spread widens, with the spread in its note: never judging it let a 2.5× slowdown of the
+widest landmark pass (measured: ext twice as slow, 78 of 88 comparisons flagged, every miss
+that landmark marked unstable for its idle spread). An environment that differs (torch version, device,
 hardware, intra-op threads) makes the ratio meaningless, hence its own status unless
 ``--allow-env-change``.
 """
@@ -91,7 +95,8 @@ def stability_of(row: pd.Series) -> stability.Stability:
     recorded = row.get("stable")
     if isinstance(recorded, bool | np.bool_):
         reason = row.get("unstable_reason")
-        return stability.Stability(bool(recorded), (reason,) if isinstance(reason, str) and reason else ())
+        reasons = tuple(reason.split("; ")) if isinstance(reason, str) and reason else ()
+        return stability.Stability(bool(recorded), reasons)
     data = row.get("data")
     return stability.judge(data) if isinstance(data, list) and data else stability.Stability(True)
 
@@ -229,7 +234,8 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, settings: Settings = Settings
     normalised = rows["_both"] & rows["_stable"] & factor.estimated
     floor = drift_floor(rows.loc[normalised, "ratio"])
     rows = _apply_drift_floor(rows, floor)
-    return Comparison(rows.drop(columns=["_both", "_stable", "_base", "_new"]), factor, env, floor)
+    return Comparison(rows.drop(columns=["_both", "_stable", "_judged", "_base", "_new"]), factor,
+                      env, floor)
 
 
 def compare_runs(base: pd.DataFrame, new: pd.DataFrame, settings: Settings = Settings()) -> pd.DataFrame:
@@ -245,7 +251,7 @@ def _match(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame) -> dict:
            "mode": some["mode"], "base_median": math.nan, "new_median": math.nan,
            "raw_ratio": math.nan, "ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan,
            "p": math.nan, "test": "", "note": "", "judged": "", "status": "",
-           "_both": False, "_stable": False, "_base": b, "_new": n}
+           "_both": False, "_stable": False, "_judged": False, "_base": b, "_new": n}
     timed = [x is not None and not math.isnan(x["median"]) for x in (b, n)]
     if timed[0]:
         row["base_median"] = b["median"]
@@ -259,7 +265,8 @@ def _match(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame) -> dict:
         return row
     verdicts = {"BASE": stability_of(b), "NEW": stability_of(n)}
     row.update(raw_ratio=n["median"] / b["median"], _both=True,
-               _stable=all(v.stable for v in verdicts.values()))
+               _stable=all(v.stable for v in verdicts.values()),
+               _judged=not any(v.contaminated for v in verdicts.values()))
     row["note"] = "; ".join(f"{side}: {v.reason}" for side, v in verdicts.items() if not v.stable)
     return row
 
@@ -278,7 +285,7 @@ def _judge(row: dict, factor: MachineFactor, env: list[str], settings: Settings)
                                             blocks=(_blocks(b), _blocks(n)))
     row.update(p=p, ci_low=ci[0], ci_high=ci[1], test=test)
     row["judged"] = status = decide(row["ratio"], significant, settings.threshold)
-    if not row["_stable"]:
+    if not row["_judged"]:  # contaminated: a wide spread alone is judged on its intervals
         status = "unstable"
     if env and not settings.allow_env_change:
         row["note"] = "; ".join(x for x in (f"would be {status}", row["note"]) if x)

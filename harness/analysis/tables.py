@@ -35,6 +35,17 @@ def verdict_table(tallies, properties, device: str) -> str:
                                  rows)
 
 
+def defect_report(contender: str, classes, repro) -> str:
+    """``classes`` (`harness.equivalence.defects.DefectClass`) as lines a person reads:
+    each distinct defect, its minimal case, what failed there, and ``repro(case)``."""
+    lines = [f"FAIL {contender}: {len(classes)} distinct defect{'s' if len(classes) != 1 else ''}"]
+    for k, d in enumerate(classes, 1):
+        lines += [f"  {k}. {d.headline}",
+                  f"     minimal case {d.minimal.id}: {d.detail}",
+                  f"     reproduce: {repro(d.minimal)}"]
+    return "\n".join(lines)
+
+
 # ---- numbers printed to the digits their noise supports --------------------------------
 DASH = "-"
 _TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))

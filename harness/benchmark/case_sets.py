@@ -21,6 +21,9 @@ def landmarks(size: str, device: str) -> dict[str, Case]:
         "seed_segmentation": Case(n=8, c=2, spatial=(512, 512), p=0.05, weights="inverse_freq"),
         "seed_segmentation_bce": Case(n=8, c=1, spatial=(512, 512), p=0.05, weights="inverse_freq",
                                       family="binary"),
+        # multi-label classification, unweighted: what an unweighted binary contender is timed on
+        "multilabel_bce": Case(n=256, c=1, spatial=(1000,), p=0.01, family="binary",
+                               channel_dim=False),
         "classification": Case(n=256, c=1000, p=0.01),
         "llm_vocab": Case(n=llm_rows, c=32000, p=0.001),
         "volume_3d": Case(n=2, c=4, spatial=volume, p=0.02, weights="balanced"),

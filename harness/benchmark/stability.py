@@ -28,6 +28,8 @@ rounds, `scripts/noise_demo.sh` shows them on real runs):
 4. **spread**: the rounds' IQR exceeds ``max_spread`` of their median: pyperf calls a result
    unstable when the standard deviation exceeds 10 % of the mean; this is its robust
    counterpart, set wide because compare's rank tests already account for ordinary spread.
+   Rules 1-3 are contamination (`Stability.contaminated`): compare never judges such a
+   benchmark. Rule 4 alone marks it wide, and compare still judges it on its intervals.
 
 The run as a whole also gets a fidelity verdict (`fidelity`): the wall time of a
 single-threaded operation's rounds against their CPU time, which a descheduled process
@@ -43,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 TICKS = (0.001, 0.002, 0.004, 0.010)  # CONFIG_HZ 1000, 500, 250, 100
+SPREAD = "spread:"  # how rule 4's reason starts (the one rule that is not contamination)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,16 @@ class Stability:
     def reason(self) -> str:
         """One line, empty when stable (the JSON's ``unstable_reason``)."""
         return "; ".join(self.reasons)
+
+    @property
+    def contaminated(self) -> bool:
+        """Whether a reason other than the spread holds: the rounds measured something
+        besides the work (another process, the scheduler's tick), so no verdict can rest
+        on them. A wide spread alone is the benchmark's own variability — the 256 × 32000
+        fwd_bwd landmark's IQR is 55-70 % of its median on an idle 2-core VM, from page
+        faults on its 33 MB buffers — and `harness.analysis.compare` judges it on its
+        intervals (which a wide spread widens) instead of never."""
+        return any(not r.startswith(SPREAD) for r in self.reasons)
 
 
 def _preempted(wall: np.ndarray, cpu: np.ndarray, off_cpu_round: float) -> np.ndarray:
@@ -171,7 +184,7 @@ def spread_reason(wall: Sequence[float], rule: Rule = RULE) -> str | None:
     q1, med, q3 = np.percentile(w, [25, 50, 75])
     if med <= 0 or (q3 - q1) / med <= rule.max_spread:
         return None
-    return f"spread: IQR is {(q3 - q1) / med:.0%} of the median (limit {rule.max_spread:.0%})"
+    return f"{SPREAD} IQR is {(q3 - q1) / med:.0%} of the median (limit {rule.max_spread:.0%})"
 
 
 def judge_pooled(rounds: Sequence[float], summaries: Sequence[dict], rule: Rule = RULE) -> Stability:

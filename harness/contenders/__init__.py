@@ -9,7 +9,10 @@ Three sources, one shape:
 * the entry-point groups ``xentbench.contenders`` and ``xentbench.binary_contenders``.
 
 An external ATTR may be a plain function with the family's signature (it is then assumed
-to support everything, so every case checks it) or a ready `Contender`.
+to support everything, so every case checks it, unless it says otherwise: ``@clauses`` after
+the spec, or an ``xentbench_caps`` attribute, `harness.contenders.declare`), an nn.Module
+loss class (``MODULE:Class(k=v)``; its constructor decides what it handles) or a ready
+`Contender`.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from harness.contenders import declare
 from harness.problem.capabilities import Capabilities
 from harness.problem.case import Case
 from harness.problem.families import FAMILIES, family
+from harness.problem.weights import NEGATIVE_WEIGHT_SCHEMES
 
 
 class ContenderError(ValueError):
@@ -69,6 +74,12 @@ class Contender:
         """Why this contender cannot run this case here, or None when it can."""
         if why := self.unavailable(device):
             return why
+        cannot = self.case_gaps(case, device)
+        return f"{self.name} does not support " + ", ".join(cannot) if cannot else None
+
+    def case_gaps(self, case: Case, device: str | None = None) -> list[str]:
+        """What of ``case`` lies outside the declared capabilities (and ``device``, when
+        given), in words; empty when the contender handles it."""
         caps, cannot = self.caps, []
         if case.family != self.family:
             cannot.append(f"it is a {self.family} contender and this is a {case.family} case")
@@ -80,11 +91,15 @@ class Contender:
             cannot.append("label_smoothing")
         if case.soft and not caps.soft_targets:
             cannot.append("soft (probability) targets")
+        if not case.batched and not caps.unbatched:
+            cannot.append("unbatched [C] inputs")
+        if (case.masked or case.masked_target) and not caps.masked_logits:
+            cannot.append("masked (-inf) logits")
         if len(case.spatial) not in caps.spatial_dims:
             cannot.append(f"{len(case.spatial)}-D spatial inputs")
         if case.dtype not in caps.dtypes:
             cannot.append(f"dtype {case.dtype}")
-        if device.split(":")[0] not in caps.devices:
+        if device is not None and device.split(":")[0] not in caps.devices:
             cannot.append(f"device {device}")
         if case.reduction not in caps.reductions:
             cannot.append(f"reduction={case.reduction}")
@@ -92,10 +107,27 @@ class Contender:
             cannot.append(f"layout {case.layout}")
         if caps.max_classes is not None and case.c > caps.max_classes:
             cannot.append(f"more than {caps.max_classes} classes")
-        return f"{self.name} does not support " + ", ".join(cannot) if cannot else None
+        if caps.label_smoothing_below is not None and case.label_smoothing >= caps.label_smoothing_below:
+            cannot.append(f"label_smoothing >= {caps.label_smoothing_below:g}")
+        if case.weights in NEGATIVE_WEIGHT_SCHEMES and not caps.negative_weights:
+            cannot.append(f"negative class weights (scheme {case.weights})")
+        if not caps.elementwise_weight and _needs_elementwise_weight(case):
+            cannot.append("a per-element weight")
+        return cannot
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
+
+
+def _needs_elementwise_weight(case: Case) -> bool:
+    """Whether the case's call passes a per-element ``weight`` rather than pos_weight's
+    form (`harness.problem.bce.binary_kwargs`): known only from the case's weights."""
+    if case.weights == "none" or case.spec.index_targets:
+        return False
+    from harness.problem.inputs import make_inputs  # builds tensors: only for this question
+
+    inputs = make_inputs(case)
+    return case.spec.call_kwargs(inputs).get("pos_weight") is None
 
 
 _BUILTINS: dict[str, Contender] = {}
@@ -132,14 +164,19 @@ def get(name: str) -> Contender:
 
 
 def parse_spec(spec: str, family: str = "multiclass") -> Contender:
-    """Load ``NAME=MODULE:ATTR`` (ATTR may be dotted). MODULE is imported from the working
+    """Load ``NAME=MODULE:ATTR[(k=v, ...)][@clauses]`` (ATTR may be dotted;
+    `harness.contenders.declare` has the syntax). MODULE is imported from the working
     directory or PYTHONPATH."""
     name, sep, target = spec.partition("=")
-    module_name, colon, attr = target.partition(":")
-    if not (sep and colon and name and module_name and attr):
+    try:
+        module_name, attr, ctor_kwargs, caps_text = declare.split_target(target)
+    except declare.DeclarationError as exc:
+        raise ContenderError(f"contender {name}: {exc}") from None
+    if not (sep and ":" in target and name and module_name and attr):
         raise ContenderError(
             f"cannot read contender {spec!r}: write NAME=MODULE:ATTR, "
-            "e.g. probe=torch.nn.functional:cross_entropy")
+            "e.g. probe=torch.nn.functional:cross_entropy (declare what it lacks after '@', e.g. "
+            "@no-label-smoothing)")
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
@@ -151,20 +188,48 @@ def parse_spec(spec: str, family: str = "multiclass") -> Contender:
         if not hasattr(obj, part):
             raise ContenderError(f"contender {name}: {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
-    return as_contender(name, obj, family, source=f"external {target}")
+    return as_contender(name, obj, family, source=f"external {target}", caps_text=caps_text,
+                        ctor_kwargs=ctor_kwargs)
 
 
-def as_contender(name: str, obj: Any, family: str, source: str) -> Contender:
+def as_contender(name: str, obj: Any, family: str, source: str, caps_text: str = "",
+                 ctor_kwargs: dict | None = None) -> Contender:
+    """A `Contender` from what a user named: a Contender (kept), an nn.Module loss class
+    (built per call with ``ctor_kwargs``), or a function. ``caps_text`` (clauses of
+    `declare.parse_caps`) and the object's ``xentbench_caps`` attribute narrow what it
+    is checked on."""
     if isinstance(obj, Contender):
         if obj.family != family:
             raise ContenderError(
                 f"contender {name}: a {obj.family} contender given as {family} ({source}): "
                 f"pass it with {FAMILIES[obj.family].cli_flag}")
-        return replace(obj, name=name, source=source)
-    if not callable(obj):
+        return replace(obj, name=name, source=source, caps=_declared(name, obj.caps, caps_text))
+    if ctor_kwargs and not declare.is_module_class(obj):
+        raise ContenderError(f"contender {name}: constructor arguments are for nn.Module loss "
+                             f"classes, and {obj!r} is not one")
+    if declare.is_module_class(obj):
+        try:
+            caps, accepted = declare.module_caps(obj, FAMILIES[family].index_targets, ctor_kwargs or {})
+        except (TypeError, ValueError) as exc:
+            raise ContenderError(f"contender {name}: cannot read {obj.__name__}'s constructor "
+                                 f"({exc})") from None
+        fn = declare.module_function(obj, ctor_kwargs or {}, accepted)
+        description = f"external nn.Module {obj.__module__}.{obj.__qualname__}"
+    elif callable(obj):
+        caps, fn = Capabilities(), obj
+        description = f"external {getattr(obj, '__qualname__', repr(obj))}"
+    else:
         raise ContenderError(f"contender {name}: {obj!r} is not callable")
-    return Contender(name=name, family=family, fn=obj, source=source,
-                     description=f"external {getattr(obj, '__qualname__', repr(obj))}")
+    caps = _declared(name, caps, getattr(obj, "xentbench_caps", ""))
+    return Contender(name=name, family=family, fn=fn, source=source, description=description,
+                     caps=_declared(name, caps, caps_text))
+
+
+def _declared(name: str, caps: Capabilities, text: str) -> Capabilities:
+    try:
+        return declare.parse_caps(text, caps) if text else caps
+    except declare.DeclarationError as exc:
+        raise ContenderError(f"contender {name}: {exc}") from None
 
 
 def from_entry_points(name: str) -> list[Contender]:

@@ -107,4 +107,5 @@ register(Contender(
 register(Contender(
     "liger", "multiclass", liger,
     "Liger-Kernel cross_entropy (CUDA; logits cloned because it overwrites them)",
-    caps=Capabilities(devices=frozenset({"cuda"}), soft_targets=False), why_unavailable=_liger_reason))
+    caps=Capabilities(devices=frozenset({"cuda"}), soft_targets=False, unbatched=False),
+    why_unavailable=_liger_reason))

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from harness.contenders import Capabilities, Contender, register
 from harness.problem.expectations import REGIME_CODES, Expect, Expectation
 
-# nll_loss takes class indices only, and has no label smoothing
-NLL_CAPS = Capabilities(label_smoothing=False, soft_targets=False)
+# nll_loss takes class indices only, and has no label smoothing; log_softmax(x, dim=1), as
+# written in the seed, has no dim 1 on an unbatched [C] vector
+NLL_CAPS = Capabilities(label_smoothing=False, soft_targets=False, unbatched=False)
 
 
 def _no_smoothing(name: str, label_smoothing: float) -> None:

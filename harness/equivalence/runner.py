@@ -4,7 +4,11 @@ contender is recorded and reported without aborting the run."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from hypothesis import given, settings
@@ -36,12 +40,44 @@ def call_args(inputs: Inputs) -> dict:
     return inputs.case.spec.call_kwargs(inputs)
 
 
+# Seconds one call (forward and backward) may take before it is recorded as a failure. A
+# first compiled call compiles (about a minute on a 2-core CPU), hence the margin.
+CALL_TIMEOUT_S = 300.0
+
+
+class CallTimeout(Exception):
+    """A contender call that ran past its time limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Raise `CallTimeout` in the block after ``seconds`` (SIGALRM; the main thread of a
+    Unix process only — elsewhere no limit). Python code and sleeps are interrupted; a
+    kernel stuck inside one C call is interrupted when it returns to Python."""
+    usable = (seconds and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CallTimeout(f"no answer within {seconds:g} s (the call was stopped)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def evaluate(contender: Contender, inputs: Inputs, backward: bool = True,
-             requires_grad: bool | None = None) -> Outcome:
+             requires_grad: bool | None = None, timeout: float | None = CALL_TIMEOUT_S) -> Outcome:
     """Run one contender on one case and capture what it did. ``requires_grad`` (default:
     ``backward``) is whether the logits require grad — a training forward does even when
     no backward follows, and compiled or custom-autograd contenders take another path
-    without it."""
+    without it. A call past ``timeout`` seconds is recorded as an error (`time_limit`)."""
     kwargs = call_args(inputs)
     named = {"logits": inputs.logits, "target": inputs.target, "grad_out": inputs.grad_out}
     named.update({k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
@@ -49,20 +85,45 @@ def evaluate(contender: Contender, inputs: Inputs, backward: bool = True,
     x = inputs.logits.detach().requires_grad_(backward if requires_grad is None else requires_grad)
     loss = grad = None
     error = None
+    no_grad = ""
     try:
-        loss = contender(x, inputs.target, **kwargs)
-        if not isinstance(loss, torch.Tensor):
-            raise TypeError(f"returned {type(loss).__name__}, not a tensor")
-        if backward:
-            if not loss.requires_grad:
-                raise RuntimeError("the loss does not require grad: it is detached from the logits")
-            loss.backward(inputs.grad_out.to(loss.dtype).expand_as(loss))
-            grad = x.grad
-        loss = loss.detach()
+        with time_limit(timeout):
+            loss, grad, no_grad = _call(contender, x, inputs, kwargs, backward)
     except Exception as exc:
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     modified = tuple(k for k, v in named.items() if not _same(snapshots[k], v))
-    return Outcome(loss, grad, error, modified)
+    return Outcome(loss, grad, error, modified, no_grad)
+
+
+def _call(contender: Contender, x: torch.Tensor, inputs: Inputs, kwargs: dict,
+          backward: bool) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """(loss, gradient, why no gradient was taken): the contender's forward and backward."""
+    grad, no_grad = None, ""
+    loss = contender(x, inputs.target, **kwargs)
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f"returned {type(loss).__name__}, not a tensor")
+    if backward:
+        if not loss.requires_grad:
+            raise RuntimeError("the loss does not require grad: it is detached from the logits")
+        upstream = _upstream_like(inputs.grad_out, loss)
+        if upstream is None:
+            no_grad = (f"no gradient compared: the output's shape {tuple(loss.shape)} cannot "
+                       f"take the upstream gradient of shape {tuple(inputs.grad_out.shape)}")
+        else:
+            loss.backward(upstream)
+            grad = x.grad
+    return loss.detach(), grad, no_grad
+
+
+def _upstream_like(grad_out: torch.Tensor, loss: torch.Tensor) -> torch.Tensor | None:
+    """The case's upstream gradient in the shape and dtype the contender returned: as it
+    is, broadcast, or reshaped when only the shape is wrong (a [N, 1] 'none' loss still
+    gets its gradient checked, and `meta` reports the shape); None when the element
+    counts differ."""
+    g = grad_out.to(loss.dtype)
+    if g.shape == loss.shape or g.dim() == 0:
+        return g.expand_as(loss)
+    return g.reshape(loss.shape) if g.numel() == loss.numel() else None
 
 
 def solve(inputs: Inputs):
@@ -71,13 +132,21 @@ def solve(inputs: Inputs):
     return inputs.case.spec.oracle(inputs)
 
 
-def verify(contender: Contender, case, device: str = "cpu",
-           props: tuple[str, ...] = PROPERTIES) -> dict[str, Verdict]:
+def verify(contender: Contender, case, device: str = "cpu", props: tuple[str, ...] = PROPERTIES,
+           timeout: float | None = CALL_TIMEOUT_S) -> dict[str, Verdict]:
     """Build the case, run the contender, and judge the properties (all five by default)."""
-    inputs = make_inputs(case, device)
+    return judge(contender, make_inputs(case, device), props, timeout)
+
+
+def judge(contender: Contender, inputs: Inputs, props: tuple[str, ...] = PROPERTIES,
+          timeout: float | None = CALL_TIMEOUT_S) -> dict[str, Verdict]:
+    """Run the contender on ``inputs`` and judge the properties against the oracle: what
+    `verify` does once the tensors exist (PyTorch's samples bring their own)."""
     truth = solve(inputs)
     expect = contender.limits(inputs, truth) if contender.limits else EXACT
-    return check_all(evaluate(contender, inputs), truth, inputs, expect, props)
+    if contender.caps.float32_output and inputs.logits.dtype in (torch.float16, torch.bfloat16):
+        expect = replace(expect, output_dtype=torch.float32)
+    return check_all(evaluate(contender, inputs, timeout=timeout), truth, inputs, expect, props)
 
 
 def repro_command(contender: Contender, case) -> str:
@@ -89,7 +158,8 @@ def repro_command(contender: Contender, case) -> str:
 
 
 def property_search(contender: Contender, prop: str, device: str,
-                    on_case: Callable[[Contender, Case, dict[str, Verdict]], None]) -> Callable[[], None]:
+                    on_case: Callable[[Contender, Case, dict[str, Verdict]], None],
+                    timeout: float | None = CALL_TIMEOUT_S) -> Callable[[], None]:
     """A Hypothesis test of one property over the cases ``contender`` declares it handles
     (`strategies.cases`), against the oracle; call it to run the search. ``on_case`` sees
     every case checked. A failure names the case and prints the command that reproduces
@@ -100,7 +170,10 @@ def property_search(contender: Contender, prop: str, device: str,
     @chosen
     @given(case=strategies.for_contender(contender))
     def property_holds(case: Case) -> None:
-        verdict = verify(contender, case, device, (prop,))[prop]
+        try:
+            verdict = verify(contender, case, device, (prop,), timeout)[prop]
+        except KeyboardInterrupt:  # pytest's summary then names the case that was running
+            raise KeyboardInterrupt(f"checking {contender.name} on case {case.id}") from None
         on_case(contender, case, {prop: verdict})
         assert verdict.ok, (
             f"{contender.name}: property '{prop}' fails on case {case.id}\n  {verdict.detail}\n"

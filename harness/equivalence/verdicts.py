@@ -7,8 +7,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from harness.contenders import Contender
+from harness.equivalence.defects import DefectClass, distinct_defects, option_grid
 from harness.equivalence.properties import Verdict
-from harness.equivalence.runner import verify
+from harness.equivalence.runner import CALL_TIMEOUT_S, verify
 from harness.problem import strategies
 from harness.problem.case import Case
 
@@ -28,19 +29,45 @@ class CaseVerdicts:
 
 
 def cases_for(contender: Contender, count: int) -> list[Case]:
+    """What ``check`` runs a contender on: every combination of its declared options
+    (`defects.option_grid`: what separates one defect from another), then ``count``
+    generated cases. A compiled contender gets at most `COMPILED_CLI_CASES` generated
+    cases and no grid (each new signature is a compile)."""
     if contender.compiled is not None:
-        count = min(count, COMPILED_CLI_CASES)
-    return strategies.draw_cases(strategies.for_contender(contender), count)
+        return strategies.draw_cases(strategies.for_contender(contender),
+                                     min(count, COMPILED_CLI_CASES))
+    drawn = strategies.draw_cases(strategies.for_contender(contender), count)
+    grid = option_grid(contender)
+    return grid + [c for c in drawn if c not in grid]
 
 
-def check_cases(contender: Contender, cases: list[Case], device: str) -> list[CaseVerdicts]:
+def defects_of(contender: Contender, results: list[CaseVerdicts], device: str,
+               timeout: float | None = CALL_TIMEOUT_S) -> list[DefectClass]:
+    """``contender``'s distinct defects (`defects.distinct_defects`) from its ``results``."""
+    mine = [(r.case, r.verdicts) for r in results
+            if r.contender == contender.name and r.verdicts is not None]
+
+    def fails(case: Case, props: tuple[str, ...]) -> str | None:
+        verdicts = verify(contender, case, device, props, timeout)
+        bad = [f"{p}: {v.detail}" for p, v in verdicts.items() if not v.ok]
+        return "; ".join(bad) or None
+
+    return distinct_defects(contender, mine, fails)
+
+
+def check_cases(contender: Contender, cases: list[Case], device: str,
+                timeout: float | None = CALL_TIMEOUT_S) -> list[CaseVerdicts]:
     out = []
     for case in cases:
         reason = contender.skip_reason(case, device)
         if reason:
             out.append(CaseVerdicts(contender.name, case, None, reason))
         else:
-            out.append(CaseVerdicts(contender.name, case, verify(contender, case, device)))
+            try:
+                verdicts = verify(contender, case, device, timeout=timeout)
+            except KeyboardInterrupt:  # say what was running (the CLI prints it, exit 130)
+                raise KeyboardInterrupt(f"checking {contender.name} on case {case.id}") from None
+            out.append(CaseVerdicts(contender.name, case, verdicts))
     return out
 
 
@@ -56,13 +83,13 @@ class ContenderTally:
 
 
 def check_contenders(contenders: list[Contender], case_ids: list[str], count: int,
-                     device: str) -> list[CaseVerdicts]:
+                     device: str, timeout: float | None = CALL_TIMEOUT_S) -> list[CaseVerdicts]:
     """Every contender on the explicit ``case_ids``, or on ``count`` generated cases each
     (`cases_for`), on ``device``."""
     explicit = [Case.from_id(i) for i in case_ids]
     results: list[CaseVerdicts] = []
     for contender in contenders:
-        results += check_cases(contender, explicit or cases_for(contender, count), device)
+        results += check_cases(contender, explicit or cases_for(contender, count), device, timeout)
     return results
 
 

@@ -117,13 +117,18 @@ def bce_mean_to_ce_mean(bce_mean: torch.Tensor, target_weight_sum: torch.Tensor,
 def binary_kwargs(inputs: Inputs) -> dict:
     """The keyword arguments a binary contender is called with, in the vocabulary (and with
     the semantics) of `F.binary_cross_entropy_with_logits`: weight=, pos_weight=, reduction=.
-    Deterministic: the oracle calls it too and must see the same tensors."""
+    Deterministic: the oracle calls it too and must see the same tensors. Inputs that carry
+    their own call (PyTorch's samples) are called with it."""
+    if inputs.call is not None:
+        return dict(inputs.call)
     kw: dict = {"weight": None, "pos_weight": None, "reduction": inputs.case.reduction}
     if inputs.weight is None:
         return kw
     form = pos_weight_form(inputs.weight, inputs.logits.dtype)
     if form is not None:
-        kw["weight"], kw["pos_weight"] = form
+        # [1] broadcasts over any logits but a 0-d one, whose loss it would make [1]
+        shape = () if inputs.logits.dim() == 0 else (1,)
+        kw["weight"], kw["pos_weight"] = (t.reshape(shape) for t in form)
     else:
         kw["weight"] = class_weight_of_targets(inputs.weight, inputs.target)
     return kw

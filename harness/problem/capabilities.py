@@ -19,17 +19,26 @@ class Capabilities:
     ignore_index: bool = True
     label_smoothing: bool = True
     soft_targets: bool = True  # probability targets / BCE targets anywhere in [0, 1]
+    unbatched: bool = True  # one sample: [C] logits with a 0-d target
+    masked_logits: bool = True  # -inf logits, the target's own included
     spatial_dims: frozenset[int] = frozenset(SPATIAL_RANKS)
     dtypes: frozenset[str] = frozenset(DTYPES)
     devices: frozenset[str] = frozenset({"cpu", "cuda"})
     reductions: frozenset[str] = frozenset(REDUCTIONS)
     layouts: frozenset[str] = frozenset(LAYOUTS)
     max_classes: int | None = None  # the largest C it handles (None: any, vocabulary-sized)
+    label_smoothing_below: float | None = None  # smoothing must stay below this (timm: 1)
+    negative_weights: bool = True  # class weights below 0 (the seed's helper makes them)
+    elementwise_weight: bool = True  # binary: a per-element weight, not only pos_weight's form
+    float32_output: bool = False  # returns float32 for half-precision inputs, by design
 
     def gaps(self) -> list[str]:
         """Human-readable list of what is not supported."""
         out = [f"no more than {self.max_classes} classes"] if self.max_classes is not None else []
-        for flag in ("weights", "ignore_index", "label_smoothing", "soft_targets"):
+        if self.label_smoothing_below is not None:
+            out.append(f"label_smoothing below {self.label_smoothing_below} only")
+        for flag in ("weights", "ignore_index", "label_smoothing", "soft_targets", "unbatched",
+                     "masked_logits", "negative_weights", "elementwise_weight"):
             if not getattr(self, flag):
                 out.append(f"no {flag}")
         for name, full in (("spatial_dims", set(SPATIAL_RANKS)), ("dtypes", set(DTYPES)),

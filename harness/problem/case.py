@@ -71,6 +71,9 @@ class Case:
     family: str = "multiclass"
     channel_dim: bool = True
     soft: bool = False  # probability targets (multi-class) / targets anywhere in [0, 1] (binary)
+    batched: bool = True  # False: one sample, [C] logits and a 0-d target (binary: a 0-d logit)
+    masked: float = 0.0  # share of each position's non-target logits set to -inf
+    masked_target: bool = False  # one position's own target logit is -inf too
 
     def __post_init__(self) -> None:
         # A list is accepted where a tuple is meant; equality and hashing need the tuple.
@@ -85,7 +88,7 @@ class Case:
                 yield f"{name} must be an int, got {getattr(self, name)!r}"
         if not all(isinstance(s, numbers.Integral) for s in self.spatial):
             yield f"spatial sizes must be ints, got {self.spatial}"
-        for name in ("p", "scale", "label_smoothing", "ignore_frac"):
+        for name in ("p", "scale", "label_smoothing", "ignore_frac", "masked"):
             if not isinstance(getattr(self, name), numbers.Real):
                 yield f"{name} must be a number, got {getattr(self, name)!r}"
 
@@ -142,6 +145,38 @@ class Case:
 
         if not (spec.channel_dim_optional or self.channel_dim):
             yield f"{self.family} logits always have the class dim: set channel_dim=True"
+        yield from self._unbatched_problems()
+        yield from self._mask_problems()
+
+    def _unbatched_problems(self):
+        if self.batched:
+            return
+        if not self.spec.unbatched:
+            yield f"{self.family} cases are always batched: set batched=True"
+        if self.n != 1 or self.spatial:
+            yield (f"an unbatched case is one sample with [C] logits: set n=1 and spatial=(), "
+                   f"got n={self.n}, spatial={self.spatial}")
+        if self.spec.channel_dim_optional and self.channel_dim:
+            yield "an unbatched case of this family is one 0-d logit: set channel_dim=False"
+        elif not self.logits_shape and self.layout != "contiguous":
+            yield "a 0-d logit has one layout: use contiguous"
+        elif self.layout == "channels_last":
+            yield "unbatched logits are one vector, with no channels-last form: use contiguous or strided"
+
+    def _mask_problems(self):
+        if not (self.masked or self.masked_target):
+            return
+        if not self.spec.masked_logits:
+            yield f"{self.family} cases have no masked logits: set masked=0 and masked_target=False"
+        if not 0.0 <= self.masked < 1.0:
+            yield (f"masked (share of a position's other logits set to -inf) must be in [0, 1), "
+                   f"got {self.masked}")
+        if self.soft:
+            yield ("masked logits are generated with class-index targets only (a probability "
+                   "target of 0 on a -inf logit is 0·inf = NaN in PyTorch): set soft=False")
+        if self.masked_target and self.positions <= self.n_ignored:
+            yield ("masked_target needs a position whose target is not ignored: lower ignore_frac "
+                   "or add positions")
 
     @property
     def spec(self) -> FamilyRecord:
@@ -163,13 +198,19 @@ class Case:
 
     @property
     def logits_shape(self) -> tuple[int, ...]:
+        if not self.batched:  # one sample: its class vector, or one 0-d logit
+            return (self.c,) if self.spec.index_targets else ()
         if not self.channel_dim:
             return (self.n, *self.spatial)
         return (self.n, self.c, *self.spatial)
 
     @property
     def target_shape(self) -> tuple[int, ...]:
-        return (self.n, *self.spatial) if self.spec.index_targets else self.logits_shape
+        """The class-index target's shape (one per position), which is also the shape of
+        a 'none' loss; binary targets are shaped like the logits."""
+        if not self.spec.index_targets:
+            return self.logits_shape
+        return (self.n, *self.spatial) if self.batched else ()
 
     @property
     def n_classes(self) -> int:
@@ -226,6 +267,12 @@ class Case:
             parts.append(f"s{self.seed}")
         if self.soft:
             parts.append("soft")
+        if not self.batched:
+            parts.append("unbatched")
+        if self.masked:
+            parts.append(f"m{_num(self.masked)}")
+        if self.masked_target:
+            parts.append("mt")
         return "-".join(parts)
 
     @classmethod
@@ -285,6 +332,10 @@ def _read_token(tok: str, kw: dict) -> None:
         kw["channel_dim"] = tok == "bin"
     elif tok == "soft":
         kw["soft"] = True
+    elif tok == "unbatched":
+        kw["batched"] = False
+    elif tok == "mt":
+        kw["masked_target"] = True
     elif tok in DTYPES:
         kw["dtype"] = tok
     elif tok in REDUCTIONS:
@@ -299,6 +350,8 @@ def _read_token(tok: str, kw: dict) -> None:
         kw["ignore_frac"] = float(tok[2:])
     elif tok.startswith("ii"):
         kw["ignore_index"] = int(tok[2:])
+    elif tok.startswith("m"):  # after the reductions: 'mean' is one
+        kw["masked"] = float(tok[1:])
     elif tok.startswith("n"):
         kw["n"] = int(tok[1:])
     elif tok.startswith("c"):

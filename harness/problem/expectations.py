@@ -34,6 +34,7 @@ class Expectation:
     reason: str = ""
     loss_regimes: torch.Tensor | None = None
     grad_regimes: torch.Tensor | None = None
+    output_dtype: torch.dtype | None = None  # declared (float32_output); None: the input's
 
 
 # Element regimes in Expectation.loss_regimes / grad_regimes.

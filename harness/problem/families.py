@@ -36,6 +36,9 @@ class Family:
     label_smoothing: bool                     # cases may smooth labels
     ignore_index: bool                        # cases may ignore targets
     channel_dim_optional: bool                # logits may drop the channel dim ([N, ...])
+    unbatched: bool                           # cases may be one sample: [C] logits, 0-d target
+                                              # (binary: one 0-d logit)
+    masked_logits: bool                       # cases may hold -inf logits (padding, constraints)
     id_prefix: Callable[[bool], str | None]   # the id's leading token, given channel_dim
     elementwise: bool                         # BCE: one loss term (and weight) per logit;
                                               # else one per position, over its C classes
@@ -50,10 +53,12 @@ MULTICLASS = Family(
     signature="F.cross_entropy(input, target, weight=None, ignore_index=-100, "
               "reduction='mean', label_smoothing=0.0)",
     call_kwargs=Inputs.kwargs,
-    options=("weights", "ignore_index", "label_smoothing", "soft_targets"),
+    options=("weights", "ignore_index", "label_smoothing", "soft_targets", "unbatched",
+             "masked_logits"),
     oracle=oracle.multiclass, reference="eager", cli_flag="--contender", option_dest="contender",
     fixture="contender", entry_point_group="xentbench.contenders", index_targets=True,
     fixed_c=None, min_c=2, label_smoothing=True, ignore_index=True, channel_dim_optional=False,
+    unbatched=True, masked_logits=True,
     id_prefix=lambda channel_dim: None, elementwise=False,
 )
 BINARY = Family(
@@ -64,7 +69,8 @@ BINARY = Family(
     reference="bce_logits", cli_flag="--binary-contender", option_dest="binary_contender",
     fixture="binary_contender", entry_point_group="xentbench.binary_contenders",
     index_targets=False, fixed_c=1, min_c=1, label_smoothing=False, ignore_index=False,
-    channel_dim_optional=True, id_prefix=lambda channel_dim: "bin" if channel_dim else "bin1",
+    channel_dim_optional=True, unbatched=True, masked_logits=False,
+    id_prefix=lambda channel_dim: "bin" if channel_dim else "bin1",
     elementwise=True,
 )
 FAMILIES: dict[str, Family] = {f.name: f for f in (MULTICLASS, BINARY)}

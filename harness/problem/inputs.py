@@ -15,13 +15,17 @@ from harness.problem.weights import class_weights
 @dataclass(frozen=True)
 class Inputs:
     """The tensors of one case. ``target`` is int64 class ids (multi-class) or 0/1 floats
-    of the logits' dtype (binary); ``weight`` is the per-class weight vector or None."""
+    of the logits' dtype (binary), probabilities for a soft case; ``weight`` is the
+    per-class weight vector or None."""
 
     case: Case
     logits: torch.Tensor
     target: torch.Tensor
     weight: torch.Tensor | None
     grad_out: torch.Tensor
+    # The call's own keyword arguments, for tensors that no case generated (PyTorch's
+    # sample inputs, `harness.equivalence.samples`); None: derived from the case
+    call: dict | None = None
 
     def kwargs(self) -> dict:
         """Keyword arguments in `F.cross_entropy`'s vocabulary."""
@@ -69,7 +73,7 @@ def make_inputs(case: Case, device: str | torch.device = "cpu") -> Inputs:
     target = make_targets(case, gen)
     raw = torch.randn(case.logits_shape, generator=gen, dtype=torch.float64) * case.scale
     limit = torch.finfo(dtype).max / 2
-    logits = _apply_layout(raw.clamp(-limit, limit).to(dtype), case.layout).to(device)
+    logits = raw.clamp(-limit, limit).to(dtype)
     weight = class_weights(case.weights, target, n_classes=case.n_classes,
                            ignore_index=case.ignore_index if case.spec.ignore_index else None,
                            gen=gen)
@@ -77,11 +81,39 @@ def make_inputs(case: Case, device: str | torch.device = "cpu") -> Inputs:
         weight = weight.to(dtype=dtype, device=device)
     out_shape = () if case.reduction != "none" else case.target_shape
     grad_out = (torch.rand(out_shape, generator=gen, dtype=torch.float64) * 2 - 1.25).to(dtype)
+    if case.masked or case.masked_target:
+        logits = logits.masked_fill(logit_mask(case, target, gen), float("-inf"))
+    logits = _apply_layout(logits, case.layout).to(device)
     if case.soft:
         target = soften(case, target, gen).to(dtype)
     elif not case.spec.index_targets:  # 0/1 targets in the logits' dtype
         target = target.to(dtype)
     return Inputs(case, logits, target.to(device), weight, grad_out.to(device))
+
+
+def logit_mask(case: Case, target: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Where the logits are -inf, shaped like them: at every position, ``round(masked·(C-1))``
+    classes other than its target, drawn at random (vocabulary padding, constrained
+    decoding); with ``masked_target``, also the target's own logit at the first position
+    whose target is not ignored, where one other class stays finite (a row of -inf only
+    has no softmax). Drawn after every other tensor, so unmasked cases of the same seed
+    are unchanged."""
+    y = target.reshape(-1)
+    rows, n_cls = y.numel(), case.c
+    valid = (y != case.ignore_index) & (y >= 0) & (y < n_cls)
+    keep = torch.rand((rows, n_cls), generator=gen, dtype=torch.float64)
+    keep[valid, y[valid]] = 2.0  # ranks last: never among the masked others
+    rank = keep.argsort(dim=1).argsort(dim=1)
+    masked = torch.full((rows, 1), round(case.masked * (n_cls - 1)))
+    if case.masked_target:
+        first = int(torch.nonzero(valid)[0])
+        masked[first] = min(int(masked[first]), n_cls - 2)
+    mask = rank < masked
+    if case.masked_target:
+        mask[first, y[first]] = True
+    if not case.batched:
+        return mask.reshape(case.logits_shape)
+    return mask.reshape(case.n, *case.spatial, n_cls).movedim(-1, 1)
 
 
 SOFT_MIX = 0.3  # share of a soft target that is noise; the rest is the hard label

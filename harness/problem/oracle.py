@@ -14,6 +14,12 @@ row factor a_n (g_n for none, g for sum, g / W for mean),
 
     ∂/∂x_nk = a_n · v_n · [ (1-ε)·w_{y_n}·(p_nk - [k = y_n]) + (ε/C)·(p_nk·Σ_c w_c - w_k) ]
 
+Masked logits (x = -inf: vocabulary padding, constrained decoding) have logp = -inf and
+p = 0, and drop out of everything else exactly. A target whose own logit is -inf has the
+loss +inf (NaN where its weight is 0: 0·inf, as `F.nll_loss` computes it); with label
+smoothing every non-ignored row holding a masked class is +inf too. The gradient stays
+finite (p - onehot). An unbatched case ([C] logits, 0-d target) is one row.
+
 PyTorch's contract when W = 0 under 'mean': the loss is NaN; ignored rows get a zero
 gradient and non-ignored rows (whose weights are all 0) a NaN gradient. When weights of
 both signs cancel to W = 0 under a nonzero numerator (the seed's helper does this), the
@@ -72,6 +78,13 @@ def log_softmax(x: torch.Tensor) -> torch.Tensor:
     return shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
 
 
+def _condition(x: torch.Tensor) -> torch.Tensor:
+    """A row's condition number, 1 + max|x| + log C, over its finite logits: a masked
+    (-inf) logit drops out of the softmax exactly and adds no rounding error."""
+    finite = torch.where(torch.isinf(x), torch.zeros((), dtype=x.dtype), x)
+    return 1 + finite.abs().amax(1) + torch.log(torch.tensor(float(x.shape[1]), dtype=F64))
+
+
 def multiclass(inputs: Inputs) -> OracleResult:
     """The float64 answer for a multi-class case (see module docstring)."""
     case = inputs.case
@@ -87,13 +100,16 @@ def multiclass(inputs: Inputs) -> OracleResult:
     valid = y != case.ignore_index
     y_safe = torch.where(valid, y, torch.zeros_like(y))
     logp = log_softmax(x)
-    target_logp = logp.gather(1, y_safe[:, None])[:, 0]
+    # 0 on ignored rows, which have no target: class 0 may be masked (-inf) there
+    target_logp = torch.where(valid, logp.gather(1, y_safe[:, None])[:, 0], torch.zeros((), dtype=F64))
     w_y = torch.where(valid, w[y_safe], torch.zeros((), dtype=F64))
     smooth = torch.where(valid, -(logp * w).sum(1), torch.zeros((), dtype=F64))
-    per_pos = (1 - eps) * w_y * -target_logp + (eps / n_cls) * smooth
+    per_pos = (1 - eps) * w_y * -target_logp
+    if eps:  # not 0·smooth: a masked class makes the smoothing sum inf (PyTorch skips it at ε = 0)
+        per_pos = per_pos + (eps / n_cls) * smooth
     total_weight = w_y.sum()
 
-    condition = 1 + x.abs().amax(1) + torch.log(torch.tensor(float(n_cls), dtype=F64))
+    condition = _condition(x)
     row_weight = (1 - eps) * w_y.abs() + (eps / n_cls) * w.abs().sum() * valid
     magnitude = row_weight * condition
 
@@ -165,7 +181,7 @@ def multiclass_probabilities(inputs: Inputs) -> OracleResult:
     logp = log_softmax(x)
     per_pos = -(w * t * logp).sum(1)
     wt = w * t
-    condition = 1 + x.abs().amax(1) + torch.log(torch.tensor(float(n_cls), dtype=F64))
+    condition = _condition(x)
     row_weight = wt.abs().sum(1)
     magnitude = row_weight * condition
     loss, loss_scale, row_factor = _reduced(case, per_pos, magnitude, g,
@@ -181,7 +197,9 @@ def multiclass_probabilities(inputs: Inputs) -> OracleResult:
 
 
 def _restore_layout(flat: torch.Tensor, case) -> torch.Tensor:
-    """[positions, C] back to the logits' [N, C, *spatial]."""
+    """[positions, C] back to the logits' [N, C, *spatial] ([C] unbatched)."""
+    if not case.batched:
+        return flat.reshape(case.logits_shape)
     shaped = flat.reshape(case.n, *case.spatial, case.c)
     return shaped.movedim(-1, 1) if case.spatial else shaped
 

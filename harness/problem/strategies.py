@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from harness.problem.capabilities import SPATIAL_RANKS, Capabilities
 from harness.problem.case import DEFAULT_IGNORE_INDEX, Case, CaseError, class_shares
 from harness.problem.families import FAMILIES
-from harness.problem.weights import SCHEMES, is_defined
+from harness.problem.weights import NEGATIVE_WEIGHT_SCHEMES, SCHEMES, is_defined
 from harness.rounding import round_sig
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
@@ -95,6 +95,10 @@ SCALES = st.one_of(
 )
 SMOOTHING = st.one_of(st.just(0.0), st.sampled_from([0.1, 0.05, 0.2, 1.0]),
                       st.floats(0.0, 1.0).map(lambda v: round(v, 2)))
+# share of a position's other logits set to -inf: half, nearly all, anything (drawn for
+# one case in four: with label smoothing a masked case's loss is +inf, which leaves
+# the loss property nothing finite to compare)
+MASKED = st.one_of(st.sampled_from([0.5, 0.9]), st.floats(0.01, 0.99).map(lambda v: round(v, 2)))
 IGNORED = st.one_of(st.just(0.0), st.sampled_from([0.25, 1.0]),
                     st.floats(0.0, 1.0).map(lambda v: round(v, 2)))
 
@@ -141,8 +145,12 @@ def for_contender(contender, sizes: Sizes = SMALL) -> st.SearchStrategy[Case]:
     declares it handles: `cases` for an eager one, the compile signatures for a compiled
     one (`signature_cases`, `binary_signature_cases`)."""
     if getattr(contender, "compiled", None) is not None:
-        return SIGNATURE_CASES[contender.family](caps=contender.caps, sizes=sizes)
-    return cases(family=contender.family, caps=contender.caps, sizes=sizes)
+        drawn = SIGNATURE_CASES[contender.family](caps=contender.caps, sizes=sizes)
+    else:
+        drawn = cases(family=contender.family, caps=contender.caps, sizes=sizes)
+    gaps = getattr(contender, "case_gaps", None)
+    # what only the drawn tensors tell (a binary weight's form) is filtered after the draw
+    return drawn.filter(lambda case: not gaps(case)) if gaps else drawn
 
 
 @st.composite
@@ -186,7 +194,9 @@ def cases(draw, *, family: str = "multiclass", caps: Capabilities | None = None,
         if fields["layout"] == "channels_last" and not fields["channel_dim"]:
             fields["layout"] = "contiguous"
     if spec.label_smoothing and (caps is None or caps.label_smoothing):
-        fields["label_smoothing"] = draw(SMOOTHING)
+        below = caps.label_smoothing_below if caps is not None else None
+        fields["label_smoothing"] = draw(SMOOTHING if below is None
+                                         else SMOOTHING.filter(lambda v: v < below))
     if caps is None or caps.soft_targets:
         fields["soft"] = draw(st.booleans())
     if spec.ignore_index and (caps is None or caps.ignore_index) and not fields.get("soft"):
@@ -196,10 +206,22 @@ def cases(draw, *, family: str = "multiclass", caps: Capabilities | None = None,
         candidates = [DEFAULT_IGNORE_INDEX, -1, 0, fields["c"] - 1, 255]
         fields["ignore_index"] = draw(st.sampled_from(
             [i for i in candidates if _keeps_a_target(fields["c"], fields["p"], i)]))
+    if rank == 0 and spec.unbatched and (caps is None or caps.unbatched) and draw(st.booleans()):
+        fields.update(batched=False, n=1)  # one sample: [C] logits, a 0-d target
+        if spec.channel_dim_optional:  # binary: one 0-d logit
+            fields.update(channel_dim=False, layout="contiguous")
+        if fields["layout"] == "channels_last":
+            fields["layout"] = "contiguous"
+    if spec.masked_logits and (caps is None or caps.masked_logits) and not fields.get("soft"):
+        fields["masked"] = draw(MASKED) if draw(st.integers(0, 3)) == 3 else 0.0
+        positions = fields["n"] * math.prod(spatial)
+        kept = positions - round(fields.get("ignore_frac", 0.0) * positions)
+        fields["masked_target"] = bool(fields["masked"]) and kept > 0 and draw(st.booleans())
     fields["weights"] = "none"
     if caps is None or caps.weights:
         probe = Case(**fields)
-        schemes = [s for s in SCHEMES if _defined(s, probe)]
+        schemes = [s for s in SCHEMES if _defined(s, probe)
+                   and (caps is None or caps.negative_weights or s not in NEGATIVE_WEIGHT_SCHEMES)]
         fields["weights"] = draw(st.sampled_from(schemes))
     return Case(**fields)
 
@@ -230,7 +252,9 @@ def signature_cases(draw, *, caps: Capabilities | None = None, sizes: Sizes = SM
     fields["weights"] = "none"
     if weighted:
         probe = Case(**fields)
-        fields["weights"] = draw(st.sampled_from([s for s in SCHEMES[1:] if _defined(s, probe)]))
+        fields["weights"] = draw(st.sampled_from([
+            s for s in SCHEMES[1:] if _defined(s, probe)
+            and (caps.negative_weights or s not in NEGATIVE_WEIGHT_SCHEMES)]))
     return Case(**fields)
 
 

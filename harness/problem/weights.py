@@ -125,6 +125,7 @@ COUNT_SCHEMES: dict[str, CountScheme] = {
 TARGET_SCHEMES = ("median_freq", "seed_inverse_freq")
 SYNTHETIC_SCHEMES = ("random", "onehot")
 SCHEMES: tuple[str, ...] = ("none", *COUNT_SCHEMES, *TARGET_SCHEMES, *SYNTHETIC_SCHEMES)
+NEGATIVE_WEIGHT_SCHEMES = ("seed_inverse_freq",)  # the only ones that can give a weight < 0
 
 
 def compute(scheme: str, target: torch.Tensor, n_classes: int,
@@ -170,6 +171,6 @@ def is_defined(scheme: str, *, n_classes: int, target_dims: int) -> bool:
 
 
 __all__ = [
-    "SCHEMES", "balanced", "class_counts", "class_weights", "compute", "effective_number",
-    "inverse_freq", "is_defined", "median_freq", "seed_inverse_freq", "sqrt_inv_freq",
+    "NEGATIVE_WEIGHT_SCHEMES", "SCHEMES", "balanced", "class_counts", "class_weights", "compute",
+    "effective_number", "inverse_freq", "is_defined", "median_freq", "seed_inverse_freq", "sqrt_inv_freq",
 ]

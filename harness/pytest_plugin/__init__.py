@@ -61,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cuda: needs a CUDA device")
     for family in FAMILIES:
         _contenders(config, family)  # a bad --contender spec is a usage error, up front
+    _check_only(config)
     config.stash[SESSION] = xent = _new_session(config)
     config.pluginmanager.register(xent, "xentbench-session")  # its hook tallies the reports
     if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
@@ -76,7 +77,8 @@ def _new_session(config: pytest.Config) -> XentSession:
                   or config.getoption("benchmark_skip", False) or config.option.collectonly)
     accuracy = (AccuracyLog(device=device, torch=torch.__version__)
                 if config.getoption("accuracy_out") else None)
-    return XentSession(accuracy=accuracy, passes=passes.PassLog(passes=wanted if timing else 1))
+    return XentSession(accuracy=accuracy, passes=passes.PassLog(passes=wanted if timing else 1),
+                       call_timeout=config.getoption("call_timeout"))
 
 
 def resolve_device(choice: str) -> str:
@@ -95,9 +97,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def _contenders(config: pytest.Config, family: str) -> list[registry.Contender]:
+    """The family's contenders, narrowed by ``--only`` (exact names)."""
     try:
-        return registry.resolve(family, config.getoption(FAMILIES[family].option_dest))
+        found = registry.resolve(family, config.getoption(FAMILIES[family].option_dest))
     except ContenderError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return [c for c in found if not config.getoption("only") or c.name in config.getoption("only")]
+
+
+def _check_only(config: pytest.Config) -> None:
+    """``--only`` names that no family has are a usage error listing the known names."""
+    known = [c.name for f in FAMILIES
+             for c in registry.resolve(f, config.getoption(FAMILIES[f].option_dest))]
+    try:
+        options.only_chosen([], config.getoption("only"), known)
+    except options.UnknownContender as exc:
         raise pytest.UsageError(str(exc)) from None
 
 

@@ -28,6 +28,7 @@ class XentSession:
     threads: int | None = None                   # intra-op threads the benchmarks ran with
     fidelity: dict | None = None                 # the timer self-check, as recorded
     passes: PassLog = field(default_factory=PassLog)
+    call_timeout: float | None = None            # --call-timeout: seconds one contender call may take
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Tally what each test reported (in the controller under xdist, where the

@@ -29,6 +29,7 @@ from harness.benchmark.step import (
 )
 from harness.benchmark.timing import RoundProbe, peak_extra_memory
 from harness.benchmark.traffic import min_bytes
+from harness.kernels import watch
 from harness.problem.expectations import Expect, Expectation
 
 
@@ -84,6 +85,8 @@ def _first_pass(benchmark, step: Step, case, contender, mode: str, device: str,
     """What only the first pass does: compile cost, the check against the oracle (a wrong
     contender fails here and is never timed), peak memory and the record's fields; returns
     the calibrated number of rounds for all passes together."""
+    watching = watch.watch()
+    launched = watch.launches()
     try:
         cost = compile_cost(contender, step, compile_key(case), mode)
         verdicts = check_before_timing(contender, case, mode, device)
@@ -98,6 +101,10 @@ def _first_pass(benchmark, step: Step, case, contender, mode: str, device: str,
         xent.record_failure(nodeid, contender.name, case.id, mode, detail)
         first.not_timed = "wrong against the oracle"
         pytest.fail(f"{contender.name} is wrong on {case.id} ({mode}), not timed: {detail}")
+    if watching and watch.launches() > launched:  # whoever registered it: never timed
+        first.not_timed = "Triton interpreter"
+        pytest.skip(f"{contender.name}: runs Triton kernels in the interpreter (no GPU): checked "
+                    "against the oracle, never timed")
 
     nbytes = min_bytes(case, mode)
     peak_mem = peak_extra_memory(lambda: (step.setup(), step.run()), device)

@@ -15,10 +15,10 @@ from harness.equivalence.runner import property_search
 
 
 @pytest.mark.parametrize("prop", PROPERTIES)
-def test_binary_property(binary_contender, prop, device, count_case):
+def test_binary_property(binary_contender, prop, device, count_case, xent):
     if why := binary_contender.unavailable(device):
         pytest.skip(why)
-    property_search(binary_contender, prop, device, count_case)()
+    property_search(binary_contender, prop, device, count_case, xent.call_timeout)()
 
 
 def test_capability_gaps_are_visible(binary_contender, device):

@@ -43,7 +43,8 @@ def realised_counts(inputs: Inputs) -> tuple[tuple[int, ...], int]:
     case = inputs.case
     target = inputs.target
     if case.soft:  # the hard label dominates: 0.7 of the mass (harness.problem.inputs.soften)
-        target = target.argmax(1) if case.spec.index_targets else target.round()
+        target = (target.argmax(1 if target.dim() > 1 else 0) if case.spec.index_targets
+                  else target.round())
     flat = target.reshape(-1)
     if flat.is_floating_point():
         flat = flat.long()
@@ -78,6 +79,11 @@ def test_generated_ids_read_back(case: Case) -> None:
     Case(n=3, c=1, family="binary", channel_dim=False, spatial=(4, 4), layout="strided"),
     Case(n=8, c=2, spatial=(512, 512), p=0.05, weights="inverse_freq", seed=2**40),
     Case(n=2, c=4, label_smoothing=1.0, dtype="bf16", reduction="sum", weights="random"),
+    Case(n=1, c=5, batched=False, reduction="none", layout="strided"),
+    Case(n=1, c=1, family="binary", channel_dim=False, batched=False, soft=True),
+    Case(n=2, c=7, spatial=(3,), masked=0.5, masked_target=True, reduction="mean"),
+    Case(n=2, c=7, masked=1e-05),
+    Case(n=2, c=7, masked_target=True, ignore_index=0, ignore_frac=0.25),
 ], ids=lambda c: c.id)
 def test_tricky_ids_read_back(case: Case) -> None:
     assert Case.from_id(case.id) == case
@@ -122,6 +128,16 @@ def test_spatial_as_list_equals_tuple() -> None:
     ({"weights": "bogus"}, "weights must be one of"),
     ({"c": 3, "spatial": (4,), "weights": "seed_inverse_freq"}, "use another scheme"),
     ({"weights": "seed_inverse_freq"}, "use another scheme"),
+    ({"batched": False}, "set n=1 and spatial=()"),
+    ({"n": 1, "spatial": (3,), "batched": False}, "set n=1 and spatial=()"),
+    ({"n": 1, "batched": False, "layout": "channels_last"}, "no channels-last form"),
+    ({"family": "binary", "c": 1, "n": 1, "batched": False}, "set channel_dim=False"),
+    ({"family": "binary", "c": 1, "n": 1, "batched": False, "channel_dim": False,
+      "layout": "strided"}, "use contiguous"),
+    ({"masked": 1.0}, "must be in [0, 1)"),
+    ({"masked": 0.5, "soft": True}, "set soft=False"),
+    ({"masked_target": True, "ignore_frac": 1.0}, "needs a position whose target is not ignored"),
+    ({"family": "binary", "c": 1, "masked": 0.5}, "no masked logits"),
 ])
 def test_invalid_case_says_what_to_fix(fields: dict, says: str) -> None:
     with pytest.raises(CaseError, match="invalid case") as info:
@@ -247,9 +263,10 @@ def assert_layout(x: torch.Tensor, layout: str) -> None:
 def test_layouts_hold_identical_values(case: Case) -> None:
     base = make_inputs(case.replace(layout="contiguous"))
     for layout in LAYOUTS:
-        if case.family == "binary" and not case.channel_dim and layout == "channels_last":
+        try:  # [N] binary logits have no channels-last form, a 0-d logit no other layout
+            other = make_inputs(case.replace(layout=layout))
+        except CaseError:
             continue
-        other = make_inputs(case.replace(layout=layout))
         assert_layout(other.logits, layout)
         assert_same_inputs(base, Inputs(base.case, other.logits.contiguous(), other.target,
                                         other.weight, other.grad_out))
@@ -263,3 +280,47 @@ def test_each_layout_differs_in_memory(spatial: tuple[int, ...]) -> None:
     assert len(set(strides.values())) == 3, strides
     for layout in LAYOUTS:
         assert_layout(make_inputs(case.replace(layout=layout)).logits, layout)
+
+
+# ---- unbatched and masked inputs -------------------------------------------------------
+def test_unbatched_case_is_one_vector_and_a_scalar_target() -> None:
+    case = Case.from_id("n1-c6-p0.5-f32-none-unbatched")
+    inputs = make_inputs(case)
+    assert not case.batched and case.positions == 1
+    assert tuple(inputs.logits.shape) == (6,) and tuple(inputs.target.shape) == ()
+    assert tuple(inputs.grad_out.shape) == ()  # the 'none' loss of one sample is 0-d
+
+
+@pytest.mark.parametrize("case_id", [
+    "n4-c9-3-p0.5-f32-sum-m0.5",
+    "n3-c5-2x2-p0.2-f64-mean-ig0.25-ii0-m0.9-mt-cl",
+    "n1-c4-p0.5-f32-none-unbatched-m0.9-mt",
+    "n2-c2-p0.5-f32-mean-m0.9-mt",
+])
+def test_masks_spare_the_target_and_leave_a_finite_logit(case_id: str) -> None:
+    """Every position has round(masked·(C-1)) of its other classes at -inf; with
+    ``masked_target`` one position's own target is -inf too, and every row keeps a
+    finite logit (an all -inf row has no softmax)."""
+    case = Case.from_id(case_id)
+    inputs = make_inputs(case)
+    x = inputs.logits.reshape(1, case.c) if not case.batched else inputs.logits.movedim(1, -1)
+    rows, y = x.reshape(-1, case.c), inputs.target.reshape(-1)
+    masked = torch.isneginf(rows)
+    assert not bool(torch.isnan(rows).any() or torch.isposinf(rows).any())
+    assert bool((~masked).any(1).all()), "a row of -inf logits only"
+    valid = (y != case.ignore_index) & (y >= 0) & (y < case.c)
+    on_target = masked[valid.nonzero()[:, 0], y[valid]]
+    assert int(on_target.sum()) == int(case.masked_target)
+    others = masked.sum(1) - (masked.gather(1, y.clamp(0, case.c - 1)[:, None])[:, 0] & valid).long()
+    k = round(case.masked * (case.c - 1))
+    assert bool(((others == k) | (others == min(k, case.c - 2))).all())
+
+
+def test_masking_leaves_unmasked_cases_unchanged() -> None:
+    """The mask is drawn after every other tensor: the finite logits, targets and weights
+    of a masked case are those of the same case unmasked."""
+    plain = make_inputs(Case.from_id("n4-c6-3-p0.3-f32-mean-wrandom"))
+    masked = make_inputs(Case.from_id("n4-c6-3-p0.3-f32-mean-wrandom-m0.5-mt"))
+    keep = torch.isfinite(masked.logits)
+    assert torch.equal(plain.logits[keep], masked.logits[keep])
+    assert torch.equal(plain.target, masked.target) and torch.equal(plain.weight, masked.weight)

@@ -123,6 +123,20 @@ def test_bad_contender_spec_is_a_usage_error() -> None:
             "e.g. probe=torch.nn.functional:cross_entropy") in proc.stdout, show(proc)
 
 
+def test_only_selects_contenders_by_exact_name_and_a_typo_lists_the_names() -> None:
+    """``-k eager`` also runs compiled_eager; ``--only eager`` runs eager alone."""
+    proc = run(["-m", "pytest", EQUIVALENCE, "-p", "no:cacheprovider", "--collect-only", "-q",
+                "--only", "eager"])
+    tests = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert proc.returncode == 0 and tests, show(proc)
+    assert all("[eager" in t for t in tests), show(proc)
+    typo = run(["-m", "pytest", EQUIVALENCE, "-p", "no:cacheprovider", "--collect-only",
+                "--only", "eagre"])
+    assert typo.returncode == pytest.ExitCode.USAGE_ERROR, show(typo)
+    assert "--only eagre: no such contender; known:" in typo.stdout, show(typo)
+    assert "compiled_eager" in typo.stdout, show(typo)
+
+
 def test_ci_profile_checks_enough_cases_for_eager() -> None:
     proc = pytest_run("--hypothesis-profile", "ci", "-k", "eager and loss and not compiled", "-v")
     assert proc.returncode == 0, show(proc)
@@ -151,7 +165,8 @@ def test_cli_bad_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
     assert cli_main(["list", "--contender", "nonsense"]) == 2
     assert capsys.readouterr().err.strip() == (
         "error: cannot read contender 'nonsense': write NAME=MODULE:ATTR, "
-        "e.g. probe=torch.nn.functional:cross_entropy")
+        "e.g. probe=torch.nn.functional:cross_entropy (declare what it lacks after '@', e.g. "
+        "@no-label-smoothing)")
     assert cli_main(["list", "--contender", "x=no_such_module_xb:fn"]) == 2
     assert "cannot import module 'no_such_module_xb'" in capsys.readouterr().err
     assert cli_main(["list", "--contender", "x=torch.nn.functional:no_such_fn"]) == 2

@@ -223,3 +223,23 @@ def test_kernels_compile_for_sm90_without_a_gpu():
                           cwd=Path(__file__).resolve().parents[2], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_triton
+def test_interpreter_launches_are_counted_whoever_registered_the_kernel():
+    """The benchmark never times a contender that ran a Triton kernel in the interpreter
+    (`harness.kernels.watch`), built-in or external: here a plain function around the
+    fused kernel, as an external contender would be."""
+    from harness.kernels import watch
+    from harness.kernels.xent import cross_entropy
+
+    if not kernels.interpreted():
+        pytest.skip("the kernels run compiled here: nothing is interpreted")
+    assert watch.watch() and watch.watch()  # idempotent
+    before = watch.launches()
+    x = torch.randn(4, 5)
+    cross_entropy(x, torch.tensor([0, 1, 2, 3]))
+    assert watch.launches() > before
+    before = watch.launches()
+    F.cross_entropy(x, torch.tensor([0, 1, 2, 3]))
+    assert watch.launches() == before

@@ -90,7 +90,7 @@ def test_check_names_the_known_contenders_on_a_typo(capsys):
 
     assert cli.main(["check", "--only", "eagre", "--cases", "1"]) == 2
     err = capsys.readouterr().err
-    assert "--only eagre: no such contender; known: eager," in err
+    assert "--only eagre: no such contender; known: bce_logits," in err and " eager," in err
 
 
 def test_compare_refuses_a_significance_level_outside_0_1(capsys):

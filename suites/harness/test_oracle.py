@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 
+from harness.equivalence.properties import rows_to_logits
 from harness.problem import strategies
 from harness.problem.case import Case
 from harness.problem.inputs import Inputs, make_inputs
@@ -71,8 +72,7 @@ def target_weight_sum(inputs: Inputs) -> torch.Tensor:
 
 def row_scale_like_logits(oracle: OracleResult, case: Case) -> torch.Tensor:
     """The oracle's per-row gradient scale, broadcast to the logits' [N, C, *spatial]."""
-    shaped = oracle.row_scale.reshape(case.n, *case.spatial, 1)
-    return shaped.movedim(-1, 1) if case.spatial else shaped
+    return rows_to_logits(oracle.row_scale, case)
 
 
 def assert_same_nonfinite(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
@@ -141,6 +141,19 @@ def test_oracle_equals_torch_on_generated_f64_cases(case: Case) -> None:
     "n8-c2-4x4-p0.5-f64-sum-wseed_inverse_freq-ls0.2-s2",
     # smoothing 1 (target term vanishes), everything else on
     "n3-c4-2x2x2-p0.2-f64-mean-weffective_number-ls1-ig0.25-ii-1-z30-nc-s9",
+    # unbatched: [C] logits, 0-d target (and a 0-d 'none' loss)
+    "n1-c5-p0.5-f64-none-unbatched",
+    "n1-c5-p0.5-f64-mean-wrandom-ls0.2-unbatched-nc",
+    "n1-c5-p0.5-f64-sum-unbatched-soft",
+    # masked (-inf) logits: finite loss; +inf on a masked target (NaN under weight 0);
+    # +inf with smoothing; rank 5; an ignored class 0 that is masked
+    "n4-c6-3-p0.3-f64-mean-wrandom-m0.5",
+    "n4-c6-3-p0.3-f64-none-wrandom-m0.5-mt",
+    "n4-c6-p0.3-f64-none-ls0.1-m0.5",
+    "n6-c3-p0-f64-sum-wonehot-m0.5-mt",
+    "n6-c3-2-p0-f64-none-wonehot-ls0.2-m0.5-mt",
+    "n2-c4-2x1x2x1x2-p0.5-f64-mean-ig0.25-ii0-m0.9-mt",
+    "n1-c7-p0.5-f64-none-unbatched-m0.9-mt",
 ])
 def test_oracle_equals_torch_on_hard_cases(case_id: str) -> None:
     assert_oracle_matches_torch(Case.from_id(case_id))

@@ -142,8 +142,27 @@ def drops_last_block(input, target, weight=None, ignore_index=-100, reduction="m
     return F.nll_loss(logp, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
 
 
+def keeps_a_batch_of_one(input, target, weight=None, ignore_index=-100, reduction="mean",
+                         label_smoothing=0.0):
+    """Handles an unbatched [C] input by adding a batch of one and never takes it away:
+    its 'none' loss comes back shaped [1], not 0-d."""
+    if input.dim() == 1:
+        input, target = input.unsqueeze(0), target.unsqueeze(0)
+    return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                           reduction=reduction, label_smoothing=label_smoothing)
+
+
+def clamps_log_probabilities(input, target, weight=None, ignore_index=-100, reduction="mean",
+                             label_smoothing=0.0):
+    """Clamps log-probabilities at -100, as BCELoss does: a target whose logit is masked
+    (-inf) costs 100 instead of inf, and its gradient vanishes."""
+    logp = F.log_softmax(input, dim=1 if input.dim() > 1 else 0).clamp(min=-100)
+    return F.nll_loss(logp, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+
+
 ALL_CAPS = Capabilities()
 NO_SMOOTHING = Capabilities(label_smoothing=False, soft_targets=False)
+BATCHED_NO_SMOOTHING = Capabilities(label_smoothing=False, soft_targets=False, unbatched=False)
 
 
 @dataclass(frozen=True)
@@ -175,7 +194,10 @@ DEFECTS = [
     Defect(off_by_1e4, ("loss",), "n4-c3-p0.5-f64-sum", caps=F32_F64),
     Defect(negatives_are_ignored, ("loss",), "n8-c3-p0.2-f32-sum-ig0.25-ii0"),
     Defect(soft_mean_by_weights, ("loss",), "n8-c3-p0.2-f64-mean-wrandom-soft"),
-    Defect(drops_last_block, ("loss", "grad"), "n2-c65-p0.5-f32-mean", caps=NO_SMOOTHING),
+    Defect(drops_last_block, ("loss", "grad"), "n2-c65-p0.5-f32-mean", caps=BATCHED_NO_SMOOTHING),
+    Defect(keeps_a_batch_of_one, ("meta",), "n1-c3-p0.5-f32-none-unbatched"),
+    Defect(clamps_log_probabilities, ("loss", "grad", "nonfinite"), "n4-c5-p0.5-f32-sum-m0.5-mt",
+           caps=NO_SMOOTHING),
 ]
 IDS = [d.fn.__name__ for d in DEFECTS]
 
@@ -214,7 +236,8 @@ def test_defect_is_silent_elsewhere(defect: Defect) -> None:
     """Only the targeted properties fail: each defect is caught for the right reason.
     (A defect that changes the loss also changes what depends on it, so this is asked
     only of the properties the defect cannot touch.)"""
-    untouched = {"inputs": {"shifts_logits_in_place"}, "meta": {"returns_float32", "flattens_none"}}
+    untouched = {"inputs": {"shifts_logits_in_place"}, "meta": {"returns_float32", "flattens_none",
+                                                             "keeps_a_batch_of_one"}}
     verdicts = verify(defect.contender, Case.from_id(defect.case_id))
     for prop, culprits in untouched.items():
         if defect.fn.__name__ not in culprits:
@@ -322,3 +345,65 @@ def test_cancellation_term_is_zero_for_weights_of_one_sign():
     assert cancellation_rtol(multiclass(inputs), inputs) == 0.0
     seed = make_inputs(Case.from_id("n3-c2-2x3-p0.5-bf16-mean-wseed_inverse_freq-ig0.25"))
     assert cancellation_rtol(multiclass(seed), seed) > 0.1
+
+
+# ---- each property judges only its own thing -------------------------------------------
+HALF = Capabilities(dtypes=frozenset({"f16", "bf16"}))
+
+
+def test_float32_for_half_inputs_fails_meta_only() -> None:
+    """Judged in the input's precision and the returned dtype's range, a float32 result of
+    half inputs is `meta`'s finding alone (it used to fail `loss` and `nonfinite` too:
+    "oracle says ±inf (oracle 69579.8), got 69579.8")."""
+    widened = Contender("widened", "multiclass", returns_float32, "test", caps=HALF)
+    for case in strategies.draw_cases(strategies.for_contender(widened), 30):
+        failing = {p for p, v in verify(widened, case).items() if not v.ok}
+        assert failing == {"meta"}, (case.id, failing)
+
+
+def keeps_a_column(input, target, weight=None, ignore_index=-100, reduction="mean",
+                   label_smoothing=0.0):
+    """smp's SoftCrossEntropyLoss shape: an [N, 1] 'none' loss for [N] targets."""
+    loss = F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                           reduction=reduction, label_smoothing=label_smoothing)
+    return loss.unsqueeze(1) if reduction == "none" else loss
+
+
+def test_a_wrong_shape_is_meta_and_the_values_are_still_compared() -> None:
+    column = Contender("column", "multiclass", keeps_a_column, "test")
+    verdicts = verify(column, Case.from_id("n6-c4-p0.5-f32-none-wrandom-ig0.25"))
+    assert not verdicts["meta"].ok and "(6, 1)" in verdicts["meta"].detail
+    assert all(verdicts[p].ok and verdicts[p].compared for p in ("loss", "grad", "nonfinite"))
+    verdicts = verify(column, Case.from_id("n6-c4-p0.5-f32-sum"))  # a 0-d sum: right
+    assert all(v.ok for v in verdicts.values())
+
+    def unreduced(input, target, **kwargs):  # returns 'none' whatever was asked
+        return F.cross_entropy(input, target, **{**kwargs, "reduction": "none"})
+
+    verdicts = verify(Contender("unreduced", "multiclass", unreduced, "test"),
+                      Case.from_id("n6-c4-p0.5-f32-sum"))
+    assert not verdicts["meta"].ok
+    assert verdicts["loss"].ok and not verdicts["loss"].compared, verdicts["loss"].detail
+    assert verdicts["grad"].ok  # a scalar upstream gradient broadcasts: the sum's gradient
+
+    def always_mean(input, target, **kwargs):
+        return F.cross_entropy(input, target, **{**kwargs, "reduction": "mean"})
+
+    verdicts = verify(Contender("always_mean", "multiclass", always_mean, "test"),
+                      Case.from_id("n6-c4-p0.5-f32-none"))
+    assert not verdicts["meta"].ok
+    assert not verdicts["grad"].compared and "cannot take the upstream gradient" in verdicts["grad"].detail
+
+
+def test_a_contender_that_hangs_is_a_failure_within_the_timeout() -> None:
+    import time
+
+    def hangs(input, target, **kwargs):
+        time.sleep(3600)
+
+    started = time.monotonic()
+    verdicts = verify(Contender("hangs", "multiclass", hangs, "test"),
+                      Case.from_id("n2-c3-p0.5-f32-mean"), timeout=0.5)
+    assert time.monotonic() - started < 10
+    assert all(not v.ok and "CallTimeout" in v.detail
+               for p, v in verdicts.items() if p != "inputs")

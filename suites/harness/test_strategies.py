@@ -178,7 +178,11 @@ REACHED: dict[str, Callable[[Case], bool]] = {
     **{f"dtype {d}": (lambda c, d=d: c.dtype == d) for d in DTYPES},
     **{f"layout {lay}": (lambda c, lay=lay: c.layout == lay) for lay in LAYOUTS},
     **{f"reduction {r}": (lambda c, r=r: c.reduction == r) for r in REDUCTIONS},
-    **{f"spatial rank {k}": (lambda c, k=k: len(c.spatial) == k) for k in range(4)},
+    **{f"spatial rank {k}": (lambda c, k=k: len(c.spatial) == k) for k in range(6)},
+    "unbatched": lambda c: not c.batched,
+    "masked logits": lambda c: c.masked > 0 and not c.masked_target,
+    "masked target": lambda c: c.masked_target,
+    "masked with smoothing": lambda c: c.masked > 0 and c.label_smoothing > 0,
 }
 
 

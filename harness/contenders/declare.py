@@ -1,0 +1,209 @@
+"""How a user declares a contender in one line: what it handles (`parse_caps`), and an
+nn.Module loss class taken as it is (`module_contender`).
+
+The syntax, on the command line and in an entry point's ``xentbench_caps`` attribute::
+
+    NAME=MODULE:ATTR                       a function with the family's signature
+    NAME=MODULE:Class(gamma=0, eps=1e-6)   an nn.Module loss, with constructor arguments
+    ...@no-label-smoothing,dtypes=f32+f64  what it does not handle, after an '@'
+
+Clauses, separated by commas (`CLAUSES` has the list ``--help`` prints):
+
+* ``no-weights``, ``no-ignore-index``, ``no-label-smoothing``, ``no-soft-targets``,
+  ``no-unbatched``, ``no-masked-logits``, ``no-negative-weights``,
+  ``no-elementwise-weight`` (binary: ``pos_weight`` but no per-element ``weight``);
+* ``label-smoothing<X`` (timm asserts smoothing < 1), ``max-classes=N``;
+* ``dtypes=``, ``reductions=``, ``spatial=``, ``layouts=``, ``devices=``, values joined by
+  ``+`` (``dtypes=f32+f64``, ``spatial=0+1+2``);
+* ``float32-output``: returns float32 for half-precision inputs by design, so `meta`
+  expects float32 there.
+
+An nn.Module class's constructor decides the rest: a parameter it lacks (``weight``,
+``ignore_index``, ``label_smoothing``, ``pos_weight``, ``reduction``) is a capability it
+lacks, and cases that need it are skipped with the reason. Tests:
+``suites/harness/test_declare.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from dataclasses import fields, replace
+from typing import Any
+
+import torch
+
+from harness.problem.capabilities import SPATIAL_RANKS, Capabilities
+from harness.problem.case import DTYPES, LAYOUTS, REDUCTIONS
+
+
+class DeclarationError(ValueError):
+    """A declaration that cannot be read; the message says what is wrong and the fix."""
+
+
+FLAGS = ("weights", "ignore_index", "label_smoothing", "soft_targets", "unbatched",
+         "masked_logits", "negative_weights", "elementwise_weight")
+SETS: dict[str, tuple[str, Any]] = {  # clause -> (Capabilities field, allowed values)
+    "dtypes": ("dtypes", tuple(DTYPES)),
+    "reductions": ("reductions", REDUCTIONS),
+    "spatial": ("spatial_dims", SPATIAL_RANKS),
+    "layouts": ("layouts", tuple(LAYOUTS)),
+    "devices": ("devices", ("cpu", "cuda")),
+}
+CLAUSES = ([f"no-{f.replace('_', '-')}" for f in FLAGS]
+           + ["label-smoothing<X", "max-classes=N", "float32-output"]
+           + [f"{k}=A+B" for k in SETS])
+
+
+def parse_caps(text: str, base: Capabilities | None = None) -> Capabilities:
+    """``base`` (every case when None) narrowed by the clauses in ``text``."""
+    caps = base or Capabilities()
+    for clause in (c.strip() for c in text.split(",")):
+        if clause:
+            caps = _apply(clause, caps)
+    return caps
+
+
+def _apply(clause: str, caps: Capabilities) -> Capabilities:
+    flag = clause.removeprefix("no-").replace("-", "_")
+    if clause.startswith("no-") and flag in FLAGS:
+        return replace(caps, **{flag: False})
+    if clause == "float32-output":
+        return replace(caps, float32_output=True)
+    if clause.startswith("label-smoothing<"):
+        return replace(caps, label_smoothing_below=_number(clause, clause.partition("<")[2], float))
+    key, eq, value = clause.partition("=")
+    if eq and key == "max-classes":
+        return replace(caps, max_classes=_number(clause, value, int))
+    if eq and key in SETS:
+        field, allowed = SETS[key]
+        chosen = [v.strip() for v in value.split("+") if v.strip()]
+        typed = [int(v) if field == "spatial_dims" and v.isdigit() else v for v in chosen]
+        bad = [v for v in typed if v not in allowed]
+        if bad or not typed:
+            raise DeclarationError(f"capability {clause!r}: {key} takes values from "
+                                   f"{'+'.join(map(str, allowed))}, joined by '+'")
+        return replace(caps, **{field: frozenset(typed) & frozenset(getattr(caps, field))})
+    raise DeclarationError(f"unknown capability {clause!r}; use comma-separated clauses from: "
+                           f"{', '.join(CLAUSES)}")
+
+
+def _number(clause: str, text: str, kind: type) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise DeclarationError(f"capability {clause!r}: {text!r} is not a "
+                               f"{'whole number' if kind is int else 'number'}") from None
+    if value <= 0:
+        raise DeclarationError(f"capability {clause!r}: must be above 0")
+    return value
+
+
+def format_caps(caps: Capabilities) -> str:
+    """The clauses that declare ``caps`` (empty for everything): the inverse of
+    `parse_caps`."""
+    full = Capabilities()
+    out = [f"no-{f.replace('_', '-')}" for f in FLAGS if not getattr(caps, f)]
+    if caps.label_smoothing_below is not None:
+        out.append(f"label-smoothing<{caps.label_smoothing_below:g}")
+    if caps.max_classes is not None:
+        out.append(f"max-classes={caps.max_classes}")
+    if caps.float32_output:
+        out.append("float32-output")
+    for key, (field, allowed) in SETS.items():
+        if getattr(caps, field) != getattr(full, field):
+            out.append(f"{key}=" + "+".join(str(v) for v in allowed if v in getattr(caps, field)))
+    return ",".join(out)
+
+
+# ---- the target: MODULE:ATTR, MODULE:Class(args), then @caps ----------------------------
+def split_target(target: str) -> tuple[str, str, dict, str]:
+    """``MODULE:ATTR[(k=v, ...)][@caps]`` → (module, attr, constructor kwargs, caps text)."""
+    head, caps = target, ""
+    if "@" in target and ")" not in target.rpartition("@")[2]:
+        head, _, caps = target.rpartition("@")
+    module, _, attr = head.partition(":")
+    kwargs: dict = {}
+    if "(" in attr:
+        attr, _, rest = attr.partition("(")
+        kwargs = _constructor_kwargs(f"f({rest}", head)
+    return module, attr.strip(), kwargs, caps
+
+
+def _constructor_kwargs(call: str, spec: str) -> dict:
+    try:
+        node = ast.parse(call, mode="eval").body
+        if not isinstance(node, ast.Call) or node.args:
+            raise ValueError("positional arguments")
+        return {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+    except (SyntaxError, ValueError) as exc:
+        raise DeclarationError(f"cannot read the constructor arguments of {spec!r} ({exc}): "
+                               "write Class(name=value, ...) with literal values") from None
+
+
+# ---- nn.Module loss classes -------------------------------------------------------------
+# the call options the harness passes, per family, and what lacking each one means
+_MULTICLASS_OPTIONS = ("weight", "ignore_index", "label_smoothing", "reduction")
+_BINARY_OPTIONS = ("weight", "pos_weight", "reduction")
+_DEFAULTS = {"weight": None, "pos_weight": None, "ignore_index": -100, "label_smoothing": 0.0,
+             "reduction": "mean"}
+
+
+def is_module_class(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, torch.nn.Module)
+
+
+def module_caps(cls: type, index_targets: bool, fixed: dict) -> tuple[Capabilities, tuple[str, ...]]:
+    """What ``cls``'s constructor lets the harness pass (the options it accepts and the
+    user did not fix), and the capabilities that follow."""
+    params = inspect.signature(cls).parameters
+    open_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    options = _MULTICLASS_OPTIONS if index_targets else _BINARY_OPTIONS
+    if clash := sorted(set(fixed) & set(options)):
+        raise DeclarationError(f"{', '.join(clash)} is passed by the harness per case; give "
+                               "only the other constructor arguments (e.g. gamma=0)")
+    accepted = tuple(o for o in options if (o in params or open_kw) and o not in fixed)
+    caps = Capabilities()
+    if "reduction" not in accepted:
+        caps = replace(caps, reductions=frozenset({fixed.get("reduction", "mean")}))
+    if index_targets:
+        caps = replace(caps, weights="weight" in accepted, ignore_index="ignore_index" in accepted,
+                       label_smoothing="label_smoothing" in accepted)
+    else:  # pos_weight's form passes weight=[w0] and pos_weight=[w1/w0]
+        caps = replace(caps, weights={"weight", "pos_weight"} <= set(accepted),
+                       elementwise_weight="weight" in accepted)
+    return caps, accepted
+
+
+def module_function(cls: type, fixed: dict, accepted: tuple[str, ...]):
+    """A function with the family's signature that builds ``cls(**fixed, **options)`` and
+    calls it on (input, target). An option the class does not accept must be at its
+    default (`Contender.skip_reason` keeps other cases away)."""
+
+    def call(input, target, **options):
+        kwargs = dict(fixed)
+        for key, value in options.items():
+            if key in accepted:
+                kwargs[key] = value
+            elif not _is_default(key, value) and not _unused_ignore_index(key, value, target):
+                raise TypeError(f"{cls.__name__} takes no {key} (got {value!r})")
+        return cls(**kwargs)(input, target)
+
+    call.__qualname__ = f"{cls.__name__}(...)"
+    return call
+
+
+def _unused_ignore_index(key: str, value: Any, target: torch.Tensor) -> bool:
+    """An ignore_index that no target holds changes nothing: the harness passes the case's
+    index even when nothing is ignored."""
+    return key == "ignore_index" and not target.is_floating_point() and not bool((target == value).any())
+
+
+def _is_default(key: str, value: Any) -> bool:
+    default = _DEFAULTS.get(key, object())
+    return value is default or (not isinstance(value, torch.Tensor) and value == default)
+
+
+def declared_fields() -> tuple[str, ...]:
+    """Every `Capabilities` field a declaration can set (for the tests' completeness check)."""
+    return tuple(f.name for f in fields(Capabilities))

@@ -1,0 +1,187 @@
+"""Every distinct defect, not the first: failures of one contender grouped into classes
+by the kind of case that triggers them, each class shrunk to its own minimal case.
+
+A Hypothesis search stops at its first counterexample, so a second defect stays hidden
+until the first is fixed (smp's mean bug behind its shape bug; Liger's contiguity bug
+behind its float32 precision). Here the checked cases are split per failing property by
+`FEATURES`, greedily: the feature (or pair of features) whose cases *all* fail and that
+explains the most failures becomes a class ("loss fails whenever reduction='sum'"), its
+cases are set aside, and so on; failures that no feature explains form one last class.
+Each class is then shrunk by a search restricted to its feature (`shrink`), so two
+independent defects end on two minimal cases.
+
+`option_grid` is the fixed set that makes this possible: every combination of the options
+a contender declares (weights, ignored targets, smoothing, probability targets) under each
+reduction it declares, at least once each. Tests: ``suites/harness/test_defects.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis.errors import NoSuchExample
+
+from harness.contenders import Contender
+from harness.problem import strategies
+from harness.problem.case import Case, CaseError
+from harness.problem.families import family
+
+Feature = Callable[[Case], bool]
+FEATURES: dict[str, Feature] = {
+    "reduction='mean'": lambda c: c.reduction == "mean",
+    "reduction='sum'": lambda c: c.reduction == "sum",
+    "reduction='none'": lambda c: c.reduction == "none",
+    "class weights": lambda c: c.weights != "none",
+    "ignored targets": lambda c: c.n_ignored > 0,
+    "label smoothing": lambda c: c.label_smoothing > 0,
+    "probability targets": lambda c: c.soft,
+    "half precision": lambda c: c.dtype in ("f16", "bf16"),
+    "float64": lambda c: c.dtype == "f64",
+    "spatial dims": lambda c: len(c.spatial) > 0,
+    "unbatched input": lambda c: not c.batched,
+    "masked logits": lambda c: c.masked > 0 or c.masked_target,
+    "non-contiguous logits": lambda c: c.layout != "contiguous",
+    "more than 64 classes": lambda c: c.c > 64,
+    "large logits (|x| >= 100)": lambda c: c.scale >= 100,
+}
+
+
+@dataclass(frozen=True)
+class DefectClass:
+    """One distinct failure: ``props`` fail on the checked cases with ``feature``
+    (``failing`` of ``total`` such cases; "" for the failures no feature explains), and
+    ``minimal`` is the smallest case found that shows it, with what failed there."""
+
+    props: tuple[str, ...]
+    feature: str
+    failing: int
+    total: int
+    example: Case
+    minimal: Case
+    detail: str
+
+    @property
+    def headline(self) -> str:
+        what = ", ".join(self.props) + (" fail" if len(self.props) > 1 else " fails")
+        if not self.feature:
+            return f"{what} on {self.failing} other cases"
+        how = "whenever" if self.failing == self.total else "on cases with"
+        return f"{what} {how} {self.feature} ({self.failing} of {self.total} such cases checked)"
+
+
+def option_grid(contender: Contender) -> list[Case]:
+    """Every combination of the call options ``contender`` declares, under every reduction
+    it declares: a small base case (4 × 5 classes × 3 positions, float32 or the first
+    dtype it takes) with class weights on or off, a quarter of targets ignored or none,
+    smoothing 0.1 or 0, class probabilities or indices — where the family has the option."""
+    caps, spec = contender.caps, family(contender.family)
+    dtype = "f32" if "f32" in caps.dtypes else sorted(caps.dtypes)[0]
+    rank = 1 if 1 in caps.spatial_dims else min(caps.spatial_dims)
+    axes = {
+        "weights": ["none", "random"] if caps.weights else ["none"],
+        "ignore_frac": [0.0, 0.25] if caps.ignore_index and spec.ignore_index else [0.0],
+        "label_smoothing": [0.0, 0.1] if caps.label_smoothing and spec.label_smoothing else [0.0],
+        "soft": [False, True] if caps.soft_targets else [False],
+        "reduction": [r for r in ("mean", "sum", "none") if r in caps.reductions],
+    }
+    base = dict(n=4, c=spec.fixed_c or 5, spatial=(3,) * rank, p=0.3, dtype=dtype,
+                family=contender.family, layout="contiguous")
+    grid = []
+    for values in itertools.product(*axes.values()):
+        fields = dict(zip(axes, values, strict=True))
+        try:
+            case = Case(**base, **fields)
+        except CaseError:  # e.g. probability targets with ignored ones
+            continue
+        if not contender.case_gaps(case):
+            grid.append(case)
+    return grid
+
+
+PRECISION = 0.8  # share of a feature's checked cases that must fail for it to name a class
+
+
+def classify(failed: list[Case], passed: list[Case]) -> list[tuple[str, list[Case]]]:
+    """``failed`` cases split into (feature, cases): greedily, the
+    feature or pair of `FEATURES` that covers the most remaining failures among those
+    whose remaining cases fail at least `PRECISION` of the time (a defect can be invisible
+    on a few: a sum equals its mean when the weights total 1), and that covers two or more;
+    what none covers is one last group with feature ''."""
+    candidates = _candidates()
+    left, groups = list(failed), []
+    while left:
+        best, best_cases = None, []
+        for name, test in candidates:
+            covered = [c for c in left if test(c)]
+            if len(covered) < 2 or len(covered) <= len(best_cases):
+                continue  # one case is an example, not a kind of case
+            if len(covered) / (len(covered) + sum(map(test, passed))) >= PRECISION:
+                best, best_cases = name, covered
+        if best is None:
+            groups.append(("", left))
+            break
+        groups.append((best, best_cases))
+        left = [c for c in left if c not in best_cases]
+    return groups
+
+
+def _candidates() -> list[tuple[str, Feature]]:
+    """Single features first, then pairs: with equal coverage the simpler explanation wins."""
+    singles = list(FEATURES.items())
+    pairs = [(f"{a} with {b}", lambda c, fa=fa, fb=fb: fa(c) and fb(c))
+             for (a, fa), (b, fb) in itertools.combinations(singles, 2)]
+    return singles + pairs
+
+
+SHRINK = settings(max_examples=150, derandomize=True, database=None, deadline=None,
+                  phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
+
+
+def shrink(contender: Contender, feature: str, example: Case,
+           fails: Callable[[Case], str | None]) -> tuple[Case, str]:
+    """The smallest case with ``feature`` that ``fails`` (which returns what failed, None
+    on a pass), found by a search restricted to the feature, or ``example`` when the
+    search finds nothing smaller."""
+    test = _feature(feature)
+    strategy = strategies.for_contender(contender).filter(test)
+    try:
+        case = find(strategy, lambda c: fails(c) is not None, settings=SHRINK)
+    except (NoSuchExample, Exception):  # Unsatisfiable, or the search itself failing
+        case = example
+    return case, fails(case) or ""
+
+
+def _feature(name: str) -> Feature:
+    if not name:
+        return lambda c: True
+    return dict(_candidates())[name]
+
+
+def distinct_defects(contender: Contender, results: list[tuple[Case, dict]],
+                     fails: Callable[[Case, tuple[str, ...]], str | None]) -> list[DefectClass]:
+    """The defect classes of ``contender`` from its checked ``results`` (case, verdicts
+    by property), each shrunk: ``fails(case, props)`` re-checks one case on those
+    properties and says what failed. One defect usually fails several properties at once
+    (a sum that returns the mean fails loss and gradient, and nonfinite where all targets
+    are ignored), so cases are grouped by whether any property fails, and each class
+    names the properties that fail in it."""
+    failed = [c for c, v in results if not all(x.ok for x in v.values())]
+    # a pass that compared nothing (an all-ignored mean is NaN: no loss to compare) is
+    # no evidence that the defect spares that kind of case
+    passed = [c for c, v in results if all(x.ok for x in v.values()) and v["loss"].compared] \
+        if results and "loss" in results[0][1] else \
+        [c for c, v in results if all(x.ok for x in v.values())]
+    verdicts = dict(results)
+    out = []
+    for feature, cases in classify(failed, passed):
+        test = _feature(feature)
+        props = tuple(p for p in next(iter(verdicts.values()))
+                      if any(not verdicts[c][p].ok for c in cases))
+        total = sum(1 for c, _ in results if test(c)) if feature else len(cases)
+        failing = sum(1 for c in failed if test(c)) if feature else len(cases)
+        minimal, detail = shrink(contender, feature, cases[0], lambda c, props=props: fails(c, props))
+        out.append(DefectClass(props, feature, failing, total, cases[0], minimal, detail))
+    return out

@@ -1,0 +1,142 @@
+"""Declaring a contender in one line (`harness.contenders.declare`): capability clauses
+after '@' on the command line or in an ``xentbench_caps`` attribute, and nn.Module loss
+classes taken without an adapter, their constructor deciding what they handle."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch.nn.functional as F
+
+from harness import contenders as registry
+from harness.contenders import Capabilities, ContenderError
+from harness.contenders.declare import CLAUSES, DeclarationError, format_caps, parse_caps
+from harness.equivalence.runner import verify
+from harness.problem import strategies
+from harness.problem.case import Case
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("caps", [
+    Capabilities(),
+    Capabilities(label_smoothing=False, ignore_index=False),
+    Capabilities(label_smoothing_below=1.0, negative_weights=False, max_classes=4096),
+    Capabilities(dtypes=frozenset({"f32", "f64"}), spatial_dims=frozenset({0, 1, 2}),
+                 reductions=frozenset({"mean"}), float32_output=True, elementwise_weight=False),
+    Capabilities(unbatched=False, masked_logits=False, soft_targets=False, weights=False,
+                 devices=frozenset({"cuda"}), layouts=frozenset({"contiguous"})),
+], ids=lambda c: format_caps(c) or "everything")
+def test_clauses_read_back(caps: Capabilities) -> None:
+    assert parse_caps(format_caps(caps)) == caps
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("no-smoothing", "unknown capability 'no-smoothing'"),
+    ("dtypes=f8", "dtypes takes values from f64+f32+bf16+f16"),
+    ("max-classes=many", "is not a whole number"),
+    ("label-smoothing<0", "must be above 0"),
+])
+def test_a_bad_clause_says_what_is_wrong_and_lists_the_syntax(text: str, says: str) -> None:
+    with pytest.raises(DeclarationError, match="capability") as info:
+        parse_caps(text)
+    assert says in str(info.value)
+    if "unknown" in says:
+        assert all(clause in str(info.value) for clause in CLAUSES)
+
+
+def test_clauses_on_the_command_line_narrow_a_function() -> None:
+    mine = registry.parse_spec("mine=torch.nn.functional:cross_entropy@no-label-smoothing,"
+                               "dtypes=f32+f64,label-smoothing<1")
+    assert not mine.caps.label_smoothing and mine.caps.dtypes == {"f32", "f64"}
+    assert "label_smoothing" in mine.skip_reason(Case.from_id("n2-c3-p0.5-f32-mean-ls0.1"))
+    assert "dtype f16" in mine.skip_reason(Case.from_id("n2-c3-p0.5-f16-mean"))
+    with pytest.raises(ContenderError, match="contender mine: unknown capability"):
+        registry.parse_spec("mine=torch.nn.functional:cross_entropy@no-such-thing")
+
+
+def test_an_attribute_declares_what_a_function_lacks(monkeypatch) -> None:
+    def no_smoothing(input, target, weight=None, ignore_index=-100, reduction="mean",
+                     label_smoothing=0.0):
+        return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                               reduction=reduction)
+
+    no_smoothing.xentbench_caps = "no-label-smoothing,no-soft-targets"
+    mine = registry.as_contender("mine", no_smoothing, "multiclass", source="test")
+    assert not (mine.caps.label_smoothing or mine.caps.soft_targets)
+    for case in strategies.draw_cases(strategies.for_contender(mine), 15):
+        assert all(v.ok for v in verify(mine, case).values()), case.id
+
+
+def test_an_nn_module_class_is_taken_as_it_is() -> None:
+    module = registry.parse_spec("mod=torch.nn:CrossEntropyLoss")
+    assert module.caps == Capabilities()
+    for case in strategies.draw_cases(strategies.for_contender(module), 15):
+        verdicts = verify(module, case)
+        assert all(v.ok for v in verdicts.values()), (case.id, verdicts)
+    bce = registry.parse_spec("bce=torch.nn:BCEWithLogitsLoss", family="binary")
+    assert bce.caps.weights and bce.caps.elementwise_weight
+    for case in strategies.draw_cases(strategies.for_contender(bce), 15):
+        assert all(v.ok for v in verify(bce, case).values()), case.id
+
+
+MODULE_WITHOUT_SMOOTHING = '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class PlainCE(nn.Module):
+    """Cross-entropy with weights and ignore_index, and no label smoothing."""
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__()
+        self.weight, self.ignore_index, self.reduction = weight, ignore_index, reduction
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                               reduction=self.reduction)
+
+
+def smoothing_ignored(input, target, weight=None, ignore_index=-100, reduction="mean",
+                      label_smoothing=0.0):
+    return F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                           reduction=reduction)
+'''
+
+
+def test_a_constructor_without_an_option_is_a_capability_it_lacks(tmp_path, monkeypatch) -> None:
+    (tmp_path / "plain_ce.py").write_text(MODULE_WITHOUT_SMOOTHING)
+    monkeypatch.chdir(tmp_path)
+    plain = registry.parse_spec("plain=plain_ce:PlainCE")
+    assert not plain.caps.label_smoothing and plain.caps.weights and plain.caps.ignore_index
+    reason = plain.skip_reason(Case.from_id("n2-c3-p0.5-f32-mean-ls0.1"))
+    assert "label_smoothing" in reason
+    for case in strategies.draw_cases(strategies.for_contender(plain), 15):
+        assert all(v.ok for v in verify(plain, case).values()), case.id
+    with pytest.raises(ContenderError, match="passed by the harness"):
+        registry.parse_spec("plain=plain_ce:PlainCE(reduction='sum')")
+    with pytest.raises(ContenderError, match="not one"):
+        registry.parse_spec("f=plain_ce:smoothing_ignored(x=1)")
+
+
+def test_check_passes_a_loss_declared_without_smoothing_on_the_command_line(tmp_path) -> None:
+    """The issue's acceptance: a loss without label smoothing, declared so, passes `check`
+    when it is otherwise correct (and fails it undeclared)."""
+    (tmp_path / "plain_ce.py").write_text(MODULE_WITHOUT_SMOOTHING)
+
+    def check(spec: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "harness", "check", "--only", "mine",
+                               "--contender", spec, "--cases", "20"], cwd=tmp_path, text=True,
+                              capture_output=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                              timeout=600)
+
+    declared = check("mine=plain_ce:smoothing_ignored@no-label-smoothing")
+    assert declared.returncode == 0, declared.stdout + declared.stderr
+    undeclared = check("mine=plain_ce:smoothing_ignored")
+    assert undeclared.returncode == 1, undeclared.stdout + undeclared.stderr
+    assert "label_smoothing" in undeclared.stdout or "ls0" in undeclared.stdout
+    module = check("mine=plain_ce:PlainCE")
+    assert module.returncode == 0, module.stdout + module.stderr

@@ -1,0 +1,67 @@
+"""Every distinct defect, not the first (`harness.equivalence.defects`): one `check` run
+reports two independent defects of one contender as two classes, each with its own
+minimal case, and the fixed case set covers every combination of declared options."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from harness.contenders import Capabilities, Contender
+from harness.equivalence.defects import classify, option_grid
+from harness.equivalence.verdicts import check_contenders, defects_of
+from harness.problem.case import Case
+
+
+def two_defects(input, target, weight=None, ignore_index=-100, reduction="mean",
+                label_smoothing=0.0):
+    """MONAI's FocalLoss(gamma=0) returns the mean for reduction='sum'; smp's
+    SoftCrossEntropyLoss counts ignored positions in its mean. Both at once."""
+    kw = dict(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
+    if reduction == "sum":
+        return F.cross_entropy(input, target, reduction="mean", **kw)
+    if reduction == "mean":
+        return F.cross_entropy(input, target, reduction="sum", **kw) / target.numel()
+    return F.cross_entropy(input, target, reduction=reduction, **kw)
+
+
+NO_WEIGHTS = Capabilities(weights=False, soft_targets=False, masked_logits=False)
+TWO = Contender("two", "multiclass", two_defects, "planted", caps=NO_WEIGHTS, source="test")
+
+
+def test_two_independent_defects_are_two_classes_each_with_its_minimal_case() -> None:
+    results = check_contenders([TWO], [], 40, "cpu")
+    classes = defects_of(TWO, results, "cpu")
+    assert len(classes) == 2, [d.headline for d in classes]
+    assert all("loss" in d.props and "grad" in d.props for d in classes)
+    features = {d.feature for d in classes}
+    assert "reduction='sum'" in features, [d.headline for d in classes]
+    ignored = [d for d in classes if "ignored targets" in d.feature]
+    assert ignored, [d.headline for d in classes]
+    sums = next(d for d in classes if d.feature == "reduction='sum'")
+    assert sums.minimal.reduction == "sum"
+    assert ignored[0].minimal.reduction == "mean" and ignored[0].minimal.n_ignored > 0
+    # minimal: the shrunk cases are no larger than the first failing case of their class
+    for d in (sums, ignored[0]):
+        assert d.minimal.positions * d.minimal.c <= d.example.positions * d.example.c
+
+
+def test_the_grid_covers_every_declared_option_combination() -> None:
+    full = Contender("all", "multiclass", F.cross_entropy, "test")
+    grid = option_grid(full)
+    combos = {(c.weights != "none", c.ignore_frac > 0, c.label_smoothing > 0, c.soft, c.reduction)
+              for c in grid}
+    # probability targets take no ignore_index: 2 * 2 * 2 * 3 hard + 2 * 2 * 3 soft
+    assert len(combos) == len(grid) == 36
+    narrow = Contender("narrow", "multiclass", F.cross_entropy, "test",
+                       caps=Capabilities(label_smoothing=False, reductions=frozenset({"sum"})))
+    assert {(c.label_smoothing, c.reduction) for c in option_grid(narrow)} == {(0.0, "sum")}
+    binary = Contender("b", "binary", F.binary_cross_entropy_with_logits, "test")
+    assert all(c.family == "binary" for c in option_grid(binary))
+
+
+def test_a_feature_that_a_passing_case_shares_rarely_still_names_the_class() -> None:
+    """A sum equals the mean when the targets' weights total 1: one passing 'sum' case
+    must not hide 'loss fails on reduction=sum'."""
+    failing = [Case(n=4, c=3, reduction="sum", seed=s) for s in range(9)]
+    passing = [Case(n=1, c=3, reduction="sum"), *(Case(n=4, c=3, seed=s) for s in range(5))]
+    assert classify(failing, passing)[0] == ("reduction='sum'", failing)
