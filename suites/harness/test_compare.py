@@ -265,6 +265,23 @@ def test_an_unstable_benchmark_is_never_slower_and_never_fails_the_gate(tmp_path
     assert "unstable" in capsys.readouterr().out
 
 
+def test_a_benchmark_that_is_only_wide_is_still_judged(tmp_path):
+    """A wide spread alone is the benchmark's own variability, not contamination: a 3x
+    slowdown of a benchmark recorded with only a spread reason is 'slower', with the
+    spread in its note (never judging it let ext's 2.5x slowdown of the 256 x 32000
+    fwd_bwd landmark pass in scripts/noise_demo.sh); with a contamination reason beside
+    the spread it stays 'unstable'."""
+    wide = "spread: IQR is 57% of the median (limit 50%)"
+    new = _mark_unstable(scale_contender(make_run(1), "ext", 3.0), "ext", reason=wide)
+    ext = _compare(tmp_path, make_run(0), new)
+    ext = ext[ext["contender"] == "ext"]
+    assert set(ext["status"]) == {"slower"} and ext["note"].str.contains("NEW: spread").all()
+    both = _mark_unstable(scale_contender(make_run(1), "ext", 3.0), "ext",
+                          reason=f"oversubscribed: 3 runnable tasks on 2 cores; {wide}")
+    ext = _compare(tmp_path, make_run(0), both)
+    assert set(ext[ext["contender"] == "ext"]["status"]) == {"unstable"}
+
+
 def test_unstable_benchmarks_do_not_set_the_machine_factor(tmp_path):
     """Half the benchmarks slowed 3x by a neighbour, and flagged: the factor comes from the
     stable half and stays at 1."""
