@@ -22,7 +22,6 @@ from harness.analysis import tables  # noqa: E402
 from harness.analysis.load import ResultsError, load  # noqa: E402
 from harness.analysis.report import write_report  # noqa: E402
 from harness.atomic import atomic_write_text  # noqa: E402
-from harness.benchmark.case_sets import ROUND_TIME  # noqa: E402
 from harness.benchmark.runner import NoResults, default_output, run_benchmarks  # noqa: E402
 from harness.equivalence.properties import PROPERTIES  # noqa: E402
 from harness.equivalence.runner import repro_command  # noqa: E402
@@ -73,16 +72,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 # ---- bench --------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_output()
-    processes = args.processes
-    if processes > 1 and args.round_time is None:  # the same timing budget, split
-        args.round_time = ROUND_TIME[args.size] / processes
+    args.processes = args.processes or 1  # a quick look; pytest alone pools 3 on CPU
     flags = [*options.bench_flags(vars(args)), f"--device={args.device}",
              *options.contender_flags(args.contender, args.binary_contender, args.only,
                                      args.call_timeout),
              *([f"--shard={args.shard}"] if args.shard else []),
              *([f"--run-id={args.run_id}"] if args.run_id else []), *args.pytest_args]
     try:
-        code = run_benchmarks(out, flags, processes)
+        code = run_benchmarks(out, flags)
     except NoResults as stop:
         code = stop.args[0] if stop.args else 2
         print(f"bench: pytest exited {code}; {out} left as it was", file=sys.stderr)
@@ -182,11 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run the benchmark suite and save its JSON (the main job)")
     options.add_bench_options(p.add_argument, prefix="")
     options.add_device_option(p.add_argument)
-    p.add_argument("--processes", type=options.whole_number(1, "processes"), default=1,
-                   metavar="K",
-                   help="time everything in K pytest processes, each with 1/K of the round time, "
-                        "and pool their rounds: drift that lasts a process averages out like "
-                        "1/sqrt(K); regression verdicts use 3 (make bench-ci); default 1")
     p.add_argument("--out", default=None,
                    help="JSON path (default results/runs/<time>-<machine>-<pid>.json)")
     options.add_run_options(p.add_argument)

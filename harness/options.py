@@ -143,7 +143,12 @@ BENCH_OPTIONS = (
     BenchOption("round-time", dict(type=float, default=None, metavar="SECONDS",
                                    help="target seconds of timed rounds per benchmark and "
                                         "process (default 0.25 small, 1.0 full, divided among "
-                                        "the processes of `harness bench`)")),
+                                        "the pooled processes)")),
+    BenchOption("processes", dict(type=whole_number(1, "processes"), default=None, metavar="K",
+                                  help="time everything in K pytest processes, each with 1/K of "
+                                       "the round time, and pool their rounds: drift that lasts a "
+                                       "process averages out (default under pytest: 3 on CPU, 1 "
+                                       "on CUDA; `harness bench`: 1; make bench-ci: 3)")),
     BenchOption("flush-l2", dict(action="store_true",
                                  help="flush the device cache before every timed round (CUDA)")),
 )

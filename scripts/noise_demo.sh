@@ -11,7 +11,7 @@
 #       `slower`, nobody else's.
 # Usage: scripts/noise_demo.sh [WORKDIR]   (RUNS=11 by default; CASES and SELECTION choose
 # the benchmarks, e.g. CASES=all SELECTION="probe or eager or ext"; PROCESSES=K pools K
-# processes per run, `harness bench --processes K` (default 1); REUSE=1 keeps the runs
+# processes per run, `harness bench --processes K` (default 1; plain pytest pools 3); REUSE=1 keeps the runs
 # already in WORKDIR and only compares again, e.g. after a change to the compare rule)
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,7 @@
 """One run from several processes: the same benchmarks timed by K pytest processes, their
-rounds pooled per benchmark (``python -m harness bench --processes K``).
+rounds pooled per benchmark (``--bench-processes K`` under pytest, the default on CPU;
+``python -m harness bench --processes K``): `pool_into` pools the running process's records
+with the other processes' JSON, `pool` whole saved documents.
 
 Why: identical code drifts by 12-15 % per benchmark from one process to the next on this
 project's 2-core VM (1σ of log medians, after the machine factor), a state that no round
@@ -10,10 +12,11 @@ pooled benchmark, which `harness.analysis.compare` resamples block first. Passes
 process (`harness.benchmark.passes`) average the drift that changes within seconds (σ 0.13 →
 0.10-0.11 on this VM), not the part that lasts a process: on the same 11 runs with passes,
 pooling two and three consecutive runs gave 0.074 and 0.046 (`scripts/pool_drift.py`).
-Hence the CI gate and its baseline pool `VERDICT_PROCESSES` (`make bench-ci`, `make
-baseline`), each process with a third of the round time. Each process also repeats the
-checks and calibration: `make bench` (the full small preset) took 8 min 10 s with three
-processes from a fresh clone, so `python -m harness bench` stays at one process unless asked.
+Hence plain pytest on CPU, the CI gate and its baseline pool `VERDICT_PROCESSES`
+(`harness.pytest_plugin.processes`; `make bench-ci`, `make baseline`), each process with a
+third of the round time. Each process also repeats the checks and calibration: `make bench`
+(the full small preset) took 8 min 10 s with three processes from a fresh clone, so
+`python -m harness bench` stays at one process unless asked.
 
 Shards (`harness.analysis.load.group_runs`) are the other way round: disjoint benchmarks of one
 run. Here every file holds the same benchmarks.
@@ -79,6 +82,29 @@ def _pool_stamp(docs: list[dict]) -> dict:
     out["processes"] = len(docs)
     out["unstable"] = sum(int(s.get("unstable") or 0) for s in stamps)
     return out
+
+
+def pool_into(records: list, docs: list[dict]) -> int:
+    """Pool, in place, the live pytest-benchmark records of this process (``records``,
+    ``Metadata`` objects) with the same benchmarks' entries in ``docs``, other processes'
+    JSON documents (matched by ``fullname``): each record then holds every process's
+    rounds, its ``extra_info`` pooled and judged as `pool` does. Returns how many records
+    were pooled; a benchmark another process did not time keeps its own rounds."""
+    by_name = [{b["fullname"]: b for b in d.get("benchmarks", [])} for d in docs]
+    pooled = 0
+    for record in records:
+        if record.stats is None or not record.stats.data:
+            continue
+        others = [run[record.fullname] for run in by_name if record.fullname in run]
+        if not others:
+            continue
+        mine = {"stats": {"data": list(record.stats.data)}, "extra_info": dict(record.extra_info)}
+        merged = _pool_benchmark([mine, *others])
+        stats = Stats()
+        stats.data = merged["stats"]["data"]
+        record.stats, record.extra_info = stats, merged["extra_info"]
+        pooled += 1
+    return pooled
 
 
 def pool(docs: list[dict]) -> dict:

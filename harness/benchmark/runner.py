@@ -1,23 +1,19 @@
-"""The ``bench`` command's job: run the benchmark suite under pytest (one process, or K
-pooled by `harness.benchmark.pooling`) and publish its JSON atomically; a run that
-produced nothing leaves an existing file as it was."""
+"""The ``bench`` command's job: run the benchmark suite under pytest and publish its JSON
+atomically; a run that produced nothing leaves an existing file as it was."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import platform
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness.atomic import atomic_path
-from harness.benchmark.pooling import pool
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "suites" / "contenders" / "test_bench.py"
@@ -83,23 +79,10 @@ def _run_once(flags: Sequence[str], path: Path) -> int:
     return code
 
 
-def _run_pooled(flags: Sequence[str], path: Path, processes: int) -> int:
-    """``processes`` runs, each in its own pytest process, pooled into ``path``. The
-    per-process files live in a temporary directory, where no reader of results/runs can
-    take them for runs."""
-    codes, docs = [], []
-    with tempfile.TemporaryDirectory(prefix="xentbench-pool-") as tmpdir:
-        for k in range(processes):
-            part = Path(tmpdir) / f"process-{k + 1}.json"
-            print(f"bench: process {k + 1} of {processes}", flush=True)
-            codes.append(_run_once(flags, part))
-            docs.append(json.loads(part.read_text(encoding="utf-8")))
-    path.write_text(json.dumps(pool(docs), indent=1), encoding="utf-8")
-    return max(codes)
-
-
-def run_benchmarks(out: Path, flags: Sequence[str], processes: int = 1) -> int:
+def run_benchmarks(out: Path, flags: Sequence[str]) -> int:
     """Time the suite into ``out`` (atomically); pytest's exit code, 0 or 1 (some
-    benchmarks failed, recorded in the JSON). Raises `NoResults` when nothing was written."""
+    benchmarks failed, recorded in the JSON). Raises `NoResults` when nothing was written.
+    Pooled processes (``--bench-processes``) are the plugin's
+    (`harness.pytest_plugin.processes`)."""
     with atomic_path(out) as tmp:
-        return _run_pooled(flags, tmp, processes) if processes > 1 else _run_once(flags, tmp)
+        return _run_once(flags, tmp)

@@ -28,7 +28,7 @@ from harness.benchmark.timing import copy_samples, fidelity_check  # noqa: E402
 from harness.contenders import ContenderError  # noqa: E402
 from harness.problem import strategies  # noqa: E402
 from harness.problem.families import FAMILIES  # noqa: E402
-from harness.pytest_plugin import shard  # noqa: E402
+from harness.pytest_plugin import processes, shard  # noqa: E402
 from harness.pytest_plugin.session import (  # noqa: E402
     CASES_CHECKED,
     COMPILE_STATS,
@@ -248,10 +248,19 @@ def timer_fidelity(pytestconfig: pytest.Config, device: str, xent: XentSession):
 
 @pytest.fixture(scope="session")
 def bench_options(pytestconfig: pytest.Config) -> dict:
-    size = pytestconfig.getoption("bench_size")
-    round_time = pytestconfig.getoption("bench_round_time")
-    return {"size": size, "flush": pytestconfig.getoption("bench_flush_l2"),
-            "round_time": round_time if round_time else ROUND_TIME[size]}
+    return {"size": pytestconfig.getoption("bench_size"),
+            "flush": pytestconfig.getoption("bench_flush_l2"),
+            "round_time": _round_time(pytestconfig)}
+
+
+def _round_time(config: pytest.Config) -> float:
+    """Seconds of timed rounds per benchmark in this process: the option, else the size's
+    budget shared among the pooled processes."""
+    given = config.getoption("bench_round_time")
+    if given:
+        return given
+    k = processes.wanted(config, resolve_device(config.getoption("device")))
+    return ROUND_TIME[config.getoption("bench_size")] / k
 
 
 # ---- the end of the run ----------------------------------------------------------------
@@ -263,7 +272,18 @@ def pytest_runtestloop(session: pytest.Session):
     bs = getattr(session.config, "_benchmarksession", None)
     if bs is None:
         return
-    bs.benchmarks[:] = passes.pool_passes(bs.benchmarks, session_of(session.config).passes)
+    config = session.config
+    bs.benchmarks[:] = passes.pool_passes(bs.benchmarks, session_of(config).passes)
+    k = processes.wanted(config, resolve_device(config.getoption("device")))
+    timed = list(dict.fromkeys(b.fullname for b in bs.benchmarks if b.stats is not None))
+    if k > 1 and timed and not session.shouldstop and not session.shouldfail:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()  # after the progress dots
+        say = reporter.write_line if reporter is not None else print
+        for problem in processes.time_in_more_processes(config, bs.benchmarks, timed, k,
+                                                        _round_time(config), say):
+            session_of(config).note(problem)
     session_of(session.config).unstable[:] = [
         (b.fullname.split("::", 1)[-1], b.extra_info.get("unstable_reason") or "")
         for b in bs.benchmarks if b.extra_info.get("stable") is False]

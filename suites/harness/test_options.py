@@ -63,26 +63,54 @@ def test_whole_number_names_itself_in_argparse_errors():
         parse("x")
 
 
-def test_bench_splits_the_round_time_among_its_processes(monkeypatch, tmp_path):
-    """`harness bench --processes 3` gives each process a third of the round time, so a
-    run times as long as one process did; one process by default; an explicit round time
-    is kept."""
+def test_bench_passes_its_processes_to_pytest_and_one_by_default(monkeypatch, tmp_path):
+    """`harness bench` is one process unless asked (a quick look); `--processes 3` reaches
+    pytest as `--bench-processes=3`, whose plugin shares the round time among them
+    (`test_pytest_pools_three_processes_on_cpu_by_default`); an explicit round time is
+    passed as it is."""
     from harness import cli
 
     seen = {}
 
-    def fake_run(out, flags, processes):
-        seen.update(flags=flags, processes=processes)
+    def fake_run(out, flags):
+        seen.update(flags=flags)
         return 0
 
     monkeypatch.setattr(cli, "run_benchmarks", fake_run)
     assert cli.main(["bench", "--device", "cpu", "--out", str(tmp_path / "r.json")]) == 0
-    assert seen["processes"] == 1 and not any("round-time" in f for f in seen["flags"])
+    assert "--bench-processes=1" in seen["flags"]
+    assert not any("round-time" in f for f in seen["flags"])
     cli.main(["bench", "--device", "cpu", "--processes", "3", "--out", str(tmp_path / "r.json")])
-    assert seen["processes"] == 3 and f"--bench-round-time={0.25 / 3}" in seen["flags"]
+    assert "--bench-processes=3" in seen["flags"]
     cli.main(["bench", "--device", "cpu", "--processes", "3", "--round-time", "0.5",
               "--out", str(tmp_path / "r.json")])
     assert "--bench-round-time=0.5" in seen["flags"]
+
+
+def test_pytest_pools_three_processes_on_cpu_by_default(tmp_path):
+    """Plain pytest times a benchmark in 3 processes on CPU, each with a third of the round
+    time, and saves one record holding all their rounds; `--bench-processes 1` is one."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+
+    def run(*extra: str) -> dict:
+        out = tmp_path / f"run{len(extra)}.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "XENTBENCH_"))}
+        proc = subprocess.run([sys.executable, "-m", "pytest", "suites/contenders/test_bench.py",
+                               "--benchmark-only", "-k", "n256-c1000 and eager and fwd_bwd and not compiled",
+                               "--bench-passes", "1", "--bench-round-time", "0.02", "-q",
+                               "-p", "no:cacheprovider", f"--benchmark-json={out}", *extra],
+                              cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert ("timing process 3 of 3" in proc.stdout) == (not extra), proc.stdout[-2000:]
+        return json.loads(out.read_text())["benchmarks"][0]
+
+    pooled, single = run(), run("--bench-processes", "1")
+    assert pooled["extra_info"]["processes"] == 3 and single["extra_info"].get("processes") in (None, 1)
+    assert pooled["extra_info"]["blocks"] == 3 * single["extra_info"]["blocks"]
 
 
 def test_check_names_the_known_contenders_on_a_typo(capsys):

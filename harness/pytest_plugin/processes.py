@@ -1,0 +1,87 @@
+"""``--bench-processes K`` under plain pytest: after its own passes, this process times the
+same benchmarks in K − 1 more pytest processes, one after the other, each with 1/K of the
+round time, and pools their rounds into its own records before pytest-benchmark saves or
+shows them (`harness.benchmark.pooling.pool_into`).
+
+Why: identical code drifts 10-15 % per benchmark from one process to the next on this
+project's 2-core VM, a state no round inside one process can show; pooling three processes
+is what took the A/A pairs of ``scripts/noise_demo.sh`` to 0 of 10 with the planted 2×
+slowdown found on 87 of 88 comparisons (docs/benchmarking.md, "The noise demonstration").
+So on CPU plain ``pytest suites/ --benchmark-only`` pools `VERDICT_PROCESSES` by default;
+``python -m harness bench`` passes 1 unless asked (a quick look: each process repeats the
+checks and calibration). The extra processes run exactly the node ids this one timed, with
+the same harness options; their output goes to a log file, not the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from harness import options
+from harness.benchmark.pooling import VERDICT_PROCESSES, pool_into
+
+PART_ENV = "XENTBENCH_POOL_PART"  # set in the extra processes: they time, they never spawn
+
+
+def wanted(config: pytest.Config, device: str) -> int:
+    """Processes to pool: the option, else `VERDICT_PROCESSES` on CPU and 1 on CUDA (its
+    event timing's drift is not measured yet); always 1 inside an extra process, under
+    xdist, and when nothing is timed."""
+    if os.environ.get(PART_ENV) or os.environ.get("PYTEST_XDIST_WORKER"):
+        return 1
+    if (config.getoption("benchmark_disable", False) or config.getoption("benchmark_skip", False)
+            or config.option.collectonly):
+        return 1
+    given = config.getoption("bench_processes")
+    return given if given else (VERDICT_PROCESSES if device == "cpu" else 1)
+
+
+def child_command(config: pytest.Config, nodeids: list[str], json_path: Path,
+                  round_time: float) -> list[str]:
+    """The pytest command of one extra process: these node ids, the harness's options as
+    this process resolved them, one process, its share of the round time."""
+    get = config.getoption
+    values = {o.dest: get(f"bench_{o.dest}") for o in options.BENCH_OPTIONS}
+    values.update(processes=1, round_time=round_time)
+    flags = [*options.bench_flags(values), "--bench-processes=1", f"--device={get('device')}",
+             *options.contender_flags(get("contender"), get("binary_contender"), get("only"),
+                                      get("call_timeout"))]
+    return [sys.executable, "-m", "pytest", *nodeids, "--benchmark-only",
+            f"--benchmark-json={json_path}", "-q", "-p", "no:cacheprovider",
+            "-W", "ignore::DeprecationWarning", *dict.fromkeys(flags)]
+
+
+def time_in_more_processes(config: pytest.Config, records: list, nodeids: list[str], k: int,
+                           round_time: float, say) -> list[str]:
+    """Run the K − 1 extra processes and pool their rounds into ``records``; ``say``
+    prints a line. Returns problems worth a note (an extra process that produced nothing)."""
+    problems = []
+    env = dict(os.environ)
+    env[PART_ENV] = "1"
+    here = str(config.invocation_params.dir)  # --contender modules live where pytest was run
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
+    with tempfile.TemporaryDirectory(prefix="xentbench-processes-") as tmp:
+        docs = []
+        for part in range(2, k + 1):
+            out, log = Path(tmp) / f"process-{part}.json", Path(tmp) / f"process-{part}.log"
+            say(f"xentbench: timing process {part} of {k} ({len(nodeids)} benchmarks)")
+            with open(log, "w", encoding="utf-8") as sink:
+                code = subprocess.call(child_command(config, nodeids, out, round_time),
+                                       cwd=str(config.rootpath), env=env, stdout=sink,
+                                       stderr=subprocess.STDOUT)
+            if code not in (0, 1) or not out.exists() or not out.stat().st_size:
+                tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+                problems.append(f"process {part} of {k} produced no timings (exit {code}): "
+                                + " | ".join(tail))
+                continue
+            docs.append(json.loads(out.read_text(encoding="utf-8")))
+        pooled = pool_into(records, docs)
+    say(f"xentbench: pooled {1 + len(docs)} processes into {pooled} benchmarks")
+    return problems
