@@ -20,9 +20,10 @@ from harness import options  # noqa: E402
 from harness.analysis import compare as comparing  # noqa: E402
 from harness.analysis import tables  # noqa: E402
 from harness.analysis.load import ResultsError, load  # noqa: E402
-from harness.analysis.report import write_report  # noqa: E402
+from harness.analysis.report import run_summary, write_report  # noqa: E402
 from harness.atomic import atomic_write_text  # noqa: E402
 from harness.benchmark.runner import NoResults, default_output, run_benchmarks  # noqa: E402
+from harness.contenders import ecosystem  # noqa: E402
 from harness.equivalence.properties import PROPERTIES  # noqa: E402
 from harness.equivalence.runner import repro_command  # noqa: E402
 from harness.equivalence.verdicts import check_contenders, defects_of, summarise  # noqa: E402
@@ -33,6 +34,9 @@ REPORT_HELP = "tables.md, runs.csv and PNG plots from benchmark JSON files"
 
 
 def _contenders(args: argparse.Namespace) -> list[registry.Contender]:
+    if getattr(args, "ecosystem", False):  # other libraries' losses instead of the built-ins
+        return (ecosystem.contenders() + registry.resolve("multiclass", args.contender, False)
+                + registry.resolve("binary", args.binary_contender, False))
     return (registry.resolve("multiclass", args.contender)
             + registry.resolve("binary", args.binary_contender))
 
@@ -46,6 +50,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     device = options.resolve_device(args.device)
     chosen = options.only_chosen(_contenders(args), args.only)
+    if args.ecosystem:
+        print(tables.board_header(chosen, device) + "\n")
+        chosen = [c for c in chosen if not c.unavailable(device)]
     results = check_contenders(chosen, args.case, args.cases, device, timeout=args.call_timeout)
     print(tables.verdict_table(summarise(results, PROPERTIES), PROPERTIES, device))
     failures = [r for r in results if r.verdicts is not None and not r.ok]
@@ -84,6 +91,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         code = stop.args[0] if stop.args else 2
         print(f"bench: pytest exited {code}; {out} left as it was", file=sys.stderr)
         return code or 2
+    if out.exists():
+        try:
+            print("\n" + run_summary(out, args.size, options.resolve_device(args.device)))
+        except ResultsError as exc:  # the run is saved; only its summary cannot be made
+            print(f"\nno summary: {exc}")
     print(f"\nresults: {out}" + ("" if code == 0 else "  (some benchmarks failed: see above)"))
     return code
 
@@ -172,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case", nargs="*", help="case ids to check (default: a fixed generated set)")
     p.add_argument("--cases", type=options.whole_number(1, "cases"), default=60,
                    help="generated cases per contender (compiled ones: at most 8)")
+    p.add_argument("--ecosystem", action="store_true",
+                   help="check other libraries' cross-entropy and BCE losses (MONAI, kornia, timm, "
+                        "smp, pytorch_toolbelt, torchvision) instead of the built-ins: the board "
+                        "(pip install -e '.[ecosystem]')")
     options.add_device_option(p.add_argument)
     options.add_contender_options(p.add_argument)
     p.set_defaults(func=cmd_check)

@@ -361,9 +361,16 @@ def presentable(result: pd.DataFrame) -> pd.DataFrame:
     return ranked
 
 
+CHANGES = ("slower", "faster", "unstable", "noisy", "environment changed")
+
+
 def worth_a_look(result: pd.DataFrame) -> pd.DataFrame:
-    """Rows worth a look: not unchanged, also when the environment changed."""
-    return result[result["judged"] != "unchanged"]
+    """Rows worth a look: a judged change, an unstable or noisy benchmark, or one whose
+    environment changed and would not be unchanged. Benchmarks only one run has (``new``,
+    ``missing``) are counted, not listed: a full run against a small baseline has a hundred
+    of them (``--all`` lists them)."""
+    changed = result["status"].isin(CHANGES) & (result["judged"] != "unchanged")
+    return result[changed | result["status"].isin(("slower", "faster", "unstable", "noisy"))]
 
 
 def status_counts(result: pd.DataFrame) -> dict[str, int]:

@@ -19,6 +19,7 @@ from harness.analysis import stats, tables
 from harness.analysis.load import is_reference, load, runs_table, write_csv, write_parquet
 from harness.analysis.plots import plot_speedup, plot_time_vs_size
 from harness.atomic import atomic_write_text
+from harness.benchmark.case_sets import landmarks
 
 
 # ---- derived numbers -----------------------------------------------------------------
@@ -191,6 +192,17 @@ def speedup_points(df: pd.DataFrame) -> dict[str, dict[str, dict[str, dict[str, 
 
 
 # ---- the command ---------------------------------------------------------------------
+def run_summary(path: str | Path, size: str, device: str) -> str:
+    """`tables.bench_summary` of the run saved at ``path``: per case and mode, the
+    contenders ranked, speedups against the family reference, failures and unstable marks;
+    landmarks by name."""
+    df = enrich(load([path]))
+    df = df[_is_case(df) | df["error"].notna()] if "error" in df else df[_is_case(df)]
+    names = {case.id: name for name, case in landmarks(size, device).items()}
+    return "summary (fastest first; × = speedup against the family's reference)\n" + \
+        tables.bench_summary(df, names)
+
+
 def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | None = None,
                  plots: bool = True) -> list[Path]:
     """Everything `report` writes, each file atomically; returns the paths written."""

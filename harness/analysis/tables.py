@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,47 @@ def verdict_table(tallies, properties, device: str) -> str:
              "compared)")
     return title + "\n" + _table(["contender", "cases", "skipped", *properties, "limits", "verdict"],
                                  rows)
+
+
+SUMMARY_WIDTH = 100
+
+
+def bench_summary(df, names: dict[str, str]) -> str:
+    """What a person reads first after a run, within `SUMMARY_WIDTH` columns: per case
+    (named when it is a landmark: ``names`` maps case ids to names) and mode, the
+    contenders fastest first with their median (to its noise digits), speedup against the
+    family's reference, and a mark for failed or unstable ones. ``df`` is
+    `harness.analysis.report.enrich`'s frame of one run."""
+    lines = []
+    for (case_id, mode), sub in df.groupby(["case_id", "mode"], sort=False):
+        title = f"{names.get(case_id, 'generated')}: {case_id} {mode}"
+        lines.append(title if len(title) <= SUMMARY_WIDTH else title[:SUMMARY_WIDTH - 1] + "…")
+        ranked = sub.sort_values("median", na_position="last")
+        for r in ranked.itertuples():
+            mark = ""
+            if isinstance(getattr(r, "error", None), str) and r.error:
+                mark = f"not timed: {r.error}"
+            elif is_false(getattr(r, "stable", None)):
+                mark = f"unstable: {r.unstable_reason}"
+            speed = fmt_ratio(r.speedup, r.speedup_noise)
+            row = f"  {r.contender!s:<26} {fmt_time(r.median, r.median_noise):>9} {speed:>8}  {mark}"
+            lines.append(row.rstrip() if len(row) <= SUMMARY_WIDTH else row[:SUMMARY_WIDTH - 1] + "…")
+    return "\n".join(lines)
+
+
+def board_header(contenders, device: str) -> str:
+    """The ecosystem board's first table: each library loss, its version, the call that
+    should equal cross-entropy / BCE, and whether it can run here (and why not)."""
+    rows = []
+    for c in contenders:
+        _, package, version = ([*c.source.split(" ", 2), "", ""][:3]
+                               if c.source.startswith("ecosystem ") else ("", c.source, ""))
+        why = c.unavailable(device)
+        rows.append([c.name, package, version, c.family, c.description.split(": ", 1)[-1],
+                     "checked" if not why else f"skipped: {why.split(': ', 1)[-1]}"])
+    return ("the ecosystem board: each library's loss at the setting that should equal "
+            "F.cross_entropy / F.binary_cross_entropy_with_logits\n"
+            + _table(["name", "package", "version", "family", "call", "here"], rows))
 
 
 def defect_report(contender: str, classes, repro) -> str:
@@ -138,12 +180,31 @@ def _compare_intro(title: str, context: list[str], threshold: float) -> list[str
             *context]
 
 
+_TERMINAL_HEADER = ["status", "contender", "case", "mode", "ratio", "99% CI", "p", "base", "new",
+                    "note"]
+CASE_WIDTH = 44  # longer case ids are cut in the terminal table (the markdown keeps them)
+
+
 def compare_table(shown, counts: dict[str, int], title: str, context: list[str], threshold: float) -> str:
     """Terminal table of the ``shown`` rows (`harness.analysis.compare.presentable`) and ``counts``,
-    the number of benchmarks per status."""
+    the number of benchmarks per status: changes first, within 120 columns — the test, the
+    raw ratio and the note of each row go below the table as numbered notes."""
     lines = _compare_intro(title, context, threshold)
     if len(shown):
-        lines.append(_table(_COMPARE_HEADER, _compare_rows(shown)))
+        rows, notes = [], []
+        for full in _compare_rows(shown):
+            status, contender, case, mode, ratio, ci, p, test, raw, base, new, note = full
+            detail = "; ".join(x for x in (note, f"raw ratio {raw}" if raw != DASH else "",
+                                           test if test != DASH else "") if x)
+            mark = ""
+            if detail and status not in ("unchanged", "new"):
+                notes.append(textwrap.fill(f"[{len(notes) + 1}] {contender} {case} {mode}: {detail}",
+                                           width=120, subsequent_indent="    "))
+                mark = f"[{len(notes)}]"
+            short = case if len(case) <= CASE_WIDTH else case[:CASE_WIDTH - 1] + "…"
+            rows.append([status, contender, short, mode, ratio, ci, p, base, new, mark])
+        lines.append(_table(_TERMINAL_HEADER, rows))
+        lines += notes
     lines.append(f"summary: {_counts(counts)}")
     return "\n".join(lines)
 

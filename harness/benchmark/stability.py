@@ -117,7 +117,9 @@ class Stability:
         fwd_bwd landmark's IQR is 55-70 % of its median on an idle 2-core VM, from page
         faults on its 33 MB buffers — and `harness.analysis.compare` judges it on its
         intervals (which a wide spread widens) instead of never."""
-        return any(not r.startswith(SPREAD) for r in self.reasons)
+        if self.stable:
+            return False
+        return not self.reasons or any(not r.startswith(SPREAD) for r in self.reasons)
 
 
 def _preempted(wall: np.ndarray, cpu: np.ndarray, off_cpu_round: float) -> np.ndarray:

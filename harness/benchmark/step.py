@@ -18,7 +18,7 @@ import torch
 from harness.benchmark.timing import EventRounds, flush_cache, synchronize
 from harness.contenders import Contender
 from harness.equivalence.properties import Verdict, check_grad, check_loss, check_nonfinite
-from harness.equivalence.runner import call_args, evaluate, solve
+from harness.equivalence.runner import CALL_TIMEOUT_S, call_args, evaluate, solve
 from harness.problem.case import Case
 from harness.problem.expectations import EXACT, Expect, Expectation
 from harness.problem.inputs import Inputs, make_inputs
@@ -134,13 +134,16 @@ def replicated(contender: Contender, case: Case, mode: str, device: str, first: 
     return Replicates(fresh, first, blocks, per_block, warmup_rounds)
 
 
-def check_before_timing(contender: Contender, case: Case, mode: str, device: str) -> list[Verdict]:
+def check_before_timing(contender: Contender, case: Case, mode: str, device: str,
+                        timeout: float | None = CALL_TIMEOUT_S) -> list[Verdict]:
     """Run the timed function's computation once and judge what it returns: loss and
-    non-finite pattern, plus the gradient in ``fwd_bwd``. Untimed."""
+    non-finite pattern, plus the gradient in ``fwd_bwd``. Untimed; a call past ``timeout``
+    seconds is a failure (`harness.equivalence.runner.time_limit`)."""
     inputs = inputs_for(case, device)
     truth = oracle_for(case, device)
     expect = expectation(contender, case, device)
-    outcome = evaluate(contender, inputs, backward=mode == "fwd_bwd", requires_grad=True)
+    outcome = evaluate(contender, inputs, backward=mode == "fwd_bwd", requires_grad=True,
+                       timeout=timeout)
     verdicts = [check_loss(outcome, truth, inputs, expect), check_nonfinite(outcome, truth, inputs, expect)]
     if mode == "fwd_bwd":
         verdicts.append(check_grad(outcome, truth, inputs, expect))

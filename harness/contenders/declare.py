@@ -71,10 +71,11 @@ def _apply(clause: str, caps: Capabilities) -> Capabilities:
     if clause == "float32-output":
         return replace(caps, float32_output=True)
     if clause.startswith("label-smoothing<"):
-        return replace(caps, label_smoothing_below=_number(clause, clause.partition("<")[2], float))
+        below = _number(clause, clause.partition("<")[2], float)
+        return replace(caps, label_smoothing_below=_tighter(caps.label_smoothing_below, below))
     key, eq, value = clause.partition("=")
     if eq and key == "max-classes":
-        return replace(caps, max_classes=_number(clause, value, int))
+        return replace(caps, max_classes=_tighter(caps.max_classes, _number(clause, value, int)))
     if eq and key in SETS:
         field, allowed = SETS[key]
         chosen = [v.strip() for v in value.split("+") if v.strip()]
@@ -86,6 +87,11 @@ def _apply(clause: str, caps: Capabilities) -> Capabilities:
         return replace(caps, **{field: frozenset(typed) & frozenset(getattr(caps, field))})
     raise DeclarationError(f"unknown capability {clause!r}; use comma-separated clauses from: "
                            f"{', '.join(CLAUSES)}")
+
+
+def _tighter(current, given):
+    """A declaration narrows: the smaller of an existing bound and the declared one."""
+    return given if current is None else min(current, given)
 
 
 def _number(clause: str, text: str, kind: type) -> Any:
@@ -157,7 +163,10 @@ def module_caps(cls: type, index_targets: bool, fixed: dict) -> tuple[Capabiliti
     """What ``cls``'s constructor lets the harness pass (the options it accepts and the
     user did not fix), and the capabilities that follow."""
     params = inspect.signature(cls).parameters
-    open_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    # nn.Module.__init__(*args, **kwargs) takes no loss option: a class that does not define
+    # its own constructor (or only forwards **kwargs to it) accepts none
+    own_init = cls.__init__ is not torch.nn.Module.__init__
+    open_kw = own_init and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     options = _MULTICLASS_OPTIONS if index_targets else _BINARY_OPTIONS
     if clash := sorted(set(fixed) & set(options)):
         raise DeclarationError(f"{', '.join(clash)} is passed by the harness per case; give "
@@ -180,14 +189,20 @@ def module_function(cls: type, fixed: dict, accepted: tuple[str, ...]):
     calls it on (input, target). An option the class does not accept must be at its
     default (`Contender.skip_reason` keeps other cases away)."""
 
+    built: dict = {}  # one instance per option set: construction is not the loss's cost
+
     def call(input, target, **options):
         kwargs = dict(fixed)
         for key, value in options.items():
-            if key in accepted:
+            if key in accepted:  # always: the class's own default may differ (kornia: 'none')
                 kwargs[key] = value
             elif not _is_default(key, value) and not _unused_ignore_index(key, value, target):
                 raise TypeError(f"{cls.__name__} takes no {key} (got {value!r})")
-        return cls(**kwargs)(input, target)
+        key = tuple((k, id(v) if isinstance(v, torch.Tensor) else v) for k, v in sorted(kwargs.items()))
+        if key not in built:
+            built.clear()  # the last option set only: tensors are keyed by identity
+            built[key] = (cls(**kwargs), kwargs)  # kwargs kept: their ids stay valid
+        return built[key][0](input, target)
 
     call.__qualname__ = f"{cls.__name__}(...)"
     return call

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, Phase, find, settings
-from hypothesis.errors import NoSuchExample
+from hypothesis.errors import HypothesisException, NoSuchExample
 
 from harness.contenders import Contender
 from harness.problem import strategies
@@ -140,17 +140,20 @@ SHRINK = settings(max_examples=150, derandomize=True, database=None, deadline=No
                   phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
 
 
-def shrink(contender: Contender, feature: str, example: Case,
+def shrink(contender: Contender, within: Feature, example: Case,
            fails: Callable[[Case], str | None]) -> tuple[Case, str]:
-    """The smallest case with ``feature`` that ``fails`` (which returns what failed, None
-    on a pass), found by a search restricted to the feature, or ``example`` when the
-    search finds nothing smaller."""
-    test = _feature(feature)
-    strategy = strategies.for_contender(contender).filter(test)
+    """The smallest case ``within`` the class (its feature, and none of the features of
+    the classes found before it) that ``fails`` (which returns what failed, None on a
+    pass), or ``example`` when the search finds nothing smaller. A class whose example
+    timed out is not searched: each try would cost the whole time limit."""
+    detail = fails(example) or ""
+    if "CallTimeout" in detail:
+        return example, detail
+    strategy = strategies.for_contender(contender).filter(within)
     try:
         case = find(strategy, lambda c: fails(c) is not None, settings=SHRINK)
-    except (NoSuchExample, Exception):  # Unsatisfiable, or the search itself failing
-        case = example
+    except (NoSuchExample, HypothesisException):  # nothing found: the example stands
+        return example, detail
     return case, fails(case) or ""
 
 
@@ -175,13 +178,19 @@ def distinct_defects(contender: Contender, results: list[tuple[Case, dict]],
         if results and "loss" in results[0][1] else \
         [c for c, v in results if all(x.ok for x in v.values())]
     verdicts = dict(results)
-    out = []
+    out: list[DefectClass] = []
+    earlier: list[Feature] = []
     for feature, cases in classify(failed, passed):
         test = _feature(feature)
         props = tuple(p for p in next(iter(verdicts.values()))
                       if any(not verdicts[c][p].ok for c in cases))
         total = sum(1 for c, _ in results if test(c)) if feature else len(cases)
         failing = sum(1 for c in failed if test(c)) if feature else len(cases)
-        minimal, detail = shrink(contender, feature, cases[0], lambda c, props=props: fails(c, props))
+
+        def within(c: Case, test=test, before=tuple(earlier)) -> bool:
+            return test(c) and not any(f(c) for f in before)
+
+        minimal, detail = shrink(contender, within, cases[0], lambda c, props=props: fails(c, props))
         out.append(DefectClass(props, feature, failing, total, cases[0], minimal, detail))
+        earlier.append(test)
     return out

@@ -5,8 +5,10 @@ contender is recorded and reported without aborting the run."""
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -63,13 +65,17 @@ def time_limit(seconds: float | None):
     def expire(signum, frame):
         raise CallTimeout(f"no answer within {seconds:g} s (the call was stopped)")
 
+    outer, _ = signal.getitimer(signal.ITIMER_REAL)  # an enclosing limit keeps its deadline
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer) if outer else seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
 
 
 def evaluate(contender: Contender, inputs: Inputs, backward: bool = True,
@@ -121,8 +127,9 @@ def _upstream_like(grad_out: torch.Tensor, loss: torch.Tensor) -> torch.Tensor |
     gets its gradient checked, and `meta` reports the shape); None when the element
     counts differ."""
     g = grad_out.to(loss.dtype)
-    if g.shape == loss.shape or g.dim() == 0:
-        return g.expand_as(loss)
+    if g.shape == loss.shape:
+        return g
+    # a scalar upstream over a non-scalar loss would judge a shape bug as a value bug
     return g.reshape(loss.shape) if g.numel() == loss.numel() else None
 
 
@@ -152,8 +159,10 @@ def judge(contender: Contender, inputs: Inputs, props: tuple[str, ...] = PROPERT
 def repro_command(contender: Contender, case) -> str:
     """One line that re-runs exactly this check."""
     flag = family(contender.family).cli_flag
-    spec = (f" {flag} {contender.name}={contender.source.removeprefix('external ')}"
+    spec = (f" {flag} {shlex.quote(contender.name + '=' + contender.source.removeprefix('external '))}"
             if contender.source.startswith("external ") else "")
+    if contender.source.startswith("ecosystem "):
+        spec = " --ecosystem"
     return f"python -m harness check {case.id} --only {contender.name}{spec}"
 
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,30 @@ def wanted(config: pytest.Config, device: str) -> int:
     return given if given else (VERDICT_PROCESSES if device == "cpu" else 1)
 
 
+def _wait(child: subprocess.Popen) -> int:
+    """Wait for an extra process; SIGTERM to this one, or Ctrl-C, stops it first (a
+    timed process left behind would load the machine for whatever runs next)."""
+
+    def stop(signum, frame):
+        child.terminate()
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop) if _main_thread() else None
+    try:
+        return child.wait()
+    except BaseException:
+        child.terminate()
+        child.wait()
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 def child_command(config: pytest.Config, nodeids: list[str], json_path: Path,
                   round_time: float) -> list[str]:
     """The pytest command of one extra process: these node ids, the harness's options as
@@ -53,7 +79,9 @@ def child_command(config: pytest.Config, nodeids: list[str], json_path: Path,
     flags = [*options.bench_flags(values), "--bench-processes=1", f"--device={get('device')}",
              *options.contender_flags(get("contender"), get("binary_contender"), get("only"),
                                       get("call_timeout"))]
-    return [sys.executable, "-m", "pytest", *nodeids, "--benchmark-only",
+    root = config.rootpath
+    absolute = [str(root / n.split("::", 1)[0]) + "::" + n.split("::", 1)[1] for n in nodeids]
+    return [sys.executable, "-m", "pytest", *absolute, f"--rootdir={root}", "--benchmark-only",
             f"--benchmark-json={json_path}", "-q", "-p", "no:cacheprovider",
             "-W", "ignore::DeprecationWarning", *dict.fromkeys(flags)]
 
@@ -73,9 +101,9 @@ def time_in_more_processes(config: pytest.Config, records: list, nodeids: list[s
             out, log = Path(tmp) / f"process-{part}.json", Path(tmp) / f"process-{part}.log"
             say(f"xentbench: timing process {part} of {k} ({len(nodeids)} benchmarks)")
             with open(log, "w", encoding="utf-8") as sink:
-                code = subprocess.call(child_command(config, nodeids, out, round_time),
-                                       cwd=str(config.rootpath), env=env, stdout=sink,
-                                       stderr=subprocess.STDOUT)
+                code = _wait(subprocess.Popen(child_command(config, nodeids, out, round_time),
+                                              cwd=here, env=env, stdout=sink,
+                                              stderr=subprocess.STDOUT))
             if code not in (0, 1) or not out.exists() or not out.stat().st_size:
                 tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
                 problems.append(f"process {part} of {k} produced no timings (exit {code}): "

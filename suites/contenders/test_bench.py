@@ -89,7 +89,7 @@ def _first_pass(benchmark, step: Step, case, contender, mode: str, device: str,
     launched = watch.launches()
     try:
         cost = compile_cost(contender, step, compile_key(case), mode)
-        verdicts = check_before_timing(contender, case, mode, device)
+        verdicts = check_before_timing(contender, case, mode, device, xent.call_timeout)
     except Exception as exc:  # recorded and reported; the run goes on
         kind = "out of memory" if isinstance(exc, torch.cuda.OutOfMemoryError) else type(exc).__name__
         xent.record_failure(nodeid, contender.name, case.id, mode, f"{kind}: {exc}")

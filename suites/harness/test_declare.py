@@ -140,3 +140,33 @@ def test_check_passes_a_loss_declared_without_smoothing_on_the_command_line(tmp_
     assert "label_smoothing" in undeclared.stdout or "ls0" in undeclared.stdout
     module = check("mine=plain_ce:PlainCE")
     assert module.returncode == 0, module.stdout + module.stderr
+
+
+BARE_MODULE = '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Bare(nn.Module):
+    """No constructor of its own: nn.Module's (*args, **kwargs) takes no loss option."""
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target)
+'''
+
+
+def test_a_module_without_its_own_constructor_takes_no_options(tmp_path, monkeypatch) -> None:
+    (tmp_path / "bare_ce.py").write_text(BARE_MODULE)
+    monkeypatch.chdir(tmp_path)
+    bare = registry.parse_spec("bare=bare_ce:Bare")
+    caps = bare.caps
+    assert not (caps.weights or caps.ignore_index or caps.label_smoothing)
+    assert caps.reductions == {"mean"}
+    for case in strategies.draw_cases(strategies.for_contender(bare), 10):
+        assert all(v.ok for v in verify(bare, case).values()), case.id
+
+
+def test_a_declared_bound_only_narrows() -> None:
+    base = Capabilities(max_classes=4096, label_smoothing_below=0.5)
+    assert parse_caps("max-classes=100000,label-smoothing<1", base) == base
+    assert parse_caps("max-classes=64", base).max_classes == 64

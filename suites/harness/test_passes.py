@@ -105,6 +105,7 @@ def test_a_contender_wrong_in_the_first_pass_is_never_timed_in_the_others(tmp_pa
     cmd = [sys.executable, "-m", "pytest", "suites/contenders/test_bench.py", "--benchmark-only", "-p",
            "no:cacheprovider", "-p", "no:xdist", "-q", "-rs", "-k", "n256-c1000 and bad-fwd]",
            "--contender", "bad=badmod:ce", "--bench-passes=2", "--bench-round-time=0.02",
+           "--bench-processes=1",
            f"--benchmark-json={out}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(root)])

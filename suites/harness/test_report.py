@@ -139,3 +139,22 @@ def test_asserted_known_limits_are_counted_not_reported_as_errors(tmp_path):
     header = [c.strip() for c in table[0].strip("|").split("|")]
     cells = dict(zip(header, (c.strip() for c in table[2].strip("|").split("|")), strict=True))
     assert cells["known limit (loss/grad)"] == "0/1" and cells["grad abs"] == tables.DASH
+
+
+def test_the_run_summary_ranks_contenders_within_100_columns(tmp_path):
+    """What `python -m harness bench` prints last: per case and mode the contenders fastest
+    first, with speedups against the family reference and failures marked."""
+    doc = make_run(cases=CASES[:2])
+    doc["xentbench"] = {"schema": 1, "failures": [{"name": "t::test_bench[x-liger-fwd]", "contender": "liger",
+                                                   "case_id": CASES[0].id, "mode": "fwd", "error": "OOM"}]}
+    text = report.run_summary(write_run(tmp_path / "r.json", doc), "small", "cpu")
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= tables.SUMMARY_WIDTH
+    block = lines[lines.index(next(ln for ln in lines if CASES[0].id in ln and ln.endswith(" fwd"))):]
+    timed = [ln for ln in block[1:] if ln.startswith("  ")][:3]
+    medians = [ln.split()[1:3] for ln in timed]
+    assert timed and all("×" in ln for ln in timed), block[:6]
+    assert any("liger" in ln and "not timed: OOM" in ln for ln in lines), text
+    assert medians  # fastest first is checked through the speedups: non-increasing
+    speeds = [float(ln.split()[-1].rstrip("×")) for ln in timed]
+    assert speeds == sorted(speeds, reverse=True)

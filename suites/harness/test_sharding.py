@@ -62,7 +62,7 @@ def test_shard_files_of_one_run_merge_into_one_run(tmp_path):
         cmd = [sys.executable, "-m", "pytest", "suites/contenders/test_bench.py", "--benchmark-only",
                "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "-k", selection,
                f"--shard={k}/2", "--run-id=run-42", f"--benchmark-json={out}",
-               "--benchmark-save-data", "--bench-round-time=0.02"]
+               "--benchmark-save-data", "--bench-round-time=0.02", "--bench-processes=1"]
         # Outside xdist's variables: pytest-benchmark disables itself when it sees them.
         env = {name: value for name, value in os.environ.items()
                if not name.startswith("PYTEST_XDIST")}

@@ -158,7 +158,7 @@ def test_a_real_benchmark_run_records_its_stability_threads_and_fidelity(tmp_pat
     out = tmp_path / "run.json"
     cmd = [sys.executable, "-m", "pytest", "suites/contenders/test_bench.py", "--benchmark-only", "-p",
            "no:cacheprovider", "-p", "no:xdist", "-q", "-k",
-           "n256-c1000 and eager-fwd] and not compiled", "--bench-threads=1",
+           "n256-c1000 and eager-fwd] and not compiled", "--bench-threads=1", "--bench-processes=1",
            f"--benchmark-json={out}", "--bench-round-time=0.02"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     root = Path(__file__).resolve().parents[2]
