@@ -7,7 +7,8 @@ clauses), registered when ``python -m harness check --ecosystem`` asks for them.
 An adapter only translates the call: targets shaped as the library wants them (MONAI's
 ``[N, 1, ...]``), classes moved last where the library reads them there (timm), and a
 per-class loss map summed over its class dim where the library returns one (MONAI and
-kornia under ``'none'``: the cross-entropy of a position is that sum). Reductions, dtypes,
+kornia under ``'none'``: the cross-entropy of a position is that sum; kornia's binary loss
+reads ``[B, C, *]``, so its logits go in as ``[N, 1, rest]``). Reductions, dtypes,
 weights and shapes are the library's own, so every difference the board reports is the
 library's. A library that cannot be imported here is listed with the reason
 (`Entry.unavailable`). Install them with ``pip install -e '.[ecosystem]'``.
@@ -117,9 +118,11 @@ def kornia_focal(input, target, weight=None, ignore_index=-100, reduction="mean"
 def kornia_binary_focal(input, target, weight=None, pos_weight=None, reduction="mean"):
     from kornia.losses import binary_focal_loss_with_logits
 
+    # kornia reads [B, C, *]: one class, every other logit along the last dim
+    x, t = input.reshape(input.shape[0], 1, -1), target.reshape(input.shape[0], 1, -1)
     kwargs = {k: v for k, v in (("weight", weight), ("pos_weight", pos_weight)) if v is not None}
-    return binary_focal_loss_with_logits(input, target, alpha=None, gamma=0.0,
-                                         reduction=reduction, **kwargs)
+    out = binary_focal_loss_with_logits(x, t, alpha=None, gamma=0.0, reduction=reduction, **kwargs)
+    return out.reshape(input.shape) if reduction == "none" else out
 
 
 # ---- torchvision, timm, segmentation_models_pytorch, pytorch_toolbelt -----------------
