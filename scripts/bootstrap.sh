@@ -17,7 +17,7 @@ fi
 if "$PYTHON" -c "import torch" >/dev/null 2>&1; then
   echo "bootstrap: keeping $("$PYTHON" -c 'import torch; print("torch", torch.__version__)') from $PYTHON"
   "$PYTHON" -m venv --system-site-packages "$VENV"
-  grep -v -E '^(torch|triton)==' constraints.txt > "$VENV/constraints.txt"
+  grep -v -E '^(torch|triton|torchvision)==' constraints.txt > "$VENV/constraints.txt"
 else
   "$PYTHON" -m venv "$VENV"
   cp constraints.txt "$VENV/constraints.txt"

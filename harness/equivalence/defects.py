@@ -68,6 +68,8 @@ class DefectClass:
         what = ", ".join(self.props) + (" fail" if len(self.props) > 1 else " fails")
         if not self.feature:
             return f"{what} on {self.failing} other cases"
+        if self.feature == EVERY:
+            return f"{what} on every case checked ({self.failing})"
         how = "whenever" if self.failing == self.total else "on cases with"
         return f"{what} {how} {self.feature} ({self.failing} of {self.total} such cases checked)"
 
@@ -110,6 +112,8 @@ def classify(failed: list[Case], passed: list[Case]) -> list[tuple[str, list[Cas
     whose remaining cases fail at least `PRECISION` of the time (a defect can be invisible
     on a few: a sum equals its mean when the weights total 1), and that covers two or more;
     what none covers is one last group with feature ''."""
+    if failed and not passed:  # nothing passed: no kind of case to single out
+        return [(EVERY, list(failed))]
     candidates = _candidates()
     left, groups = list(failed), []
     while left:
@@ -157,8 +161,11 @@ def shrink(contender: Contender, within: Feature, example: Case,
     return case, fails(case) or ""
 
 
+EVERY = "any case"  # the class of a contender that fails everything
+
+
 def _feature(name: str) -> Feature:
-    if not name:
+    if not name or name == EVERY:
         return lambda c: True
     return dict(_candidates())[name]
 

@@ -144,3 +144,21 @@ def test_run_files_of_two_processes_never_collide_and_temporaries_are_not_runs(t
     (tmp_path / "run.json").write_text("{}")
     (tmp_path / ".run.json.x1y2.json").write_text("")  # an atomic writer's temporary
     assert expand_paths([tmp_path]) == [tmp_path / "run.json"]
+
+
+def test_a_contender_that_hangs_is_a_failure_and_check_completes(tmp_path, monkeypatch, capsys):
+    """`--call-timeout`: a call past it is recorded as a failure with its case; the run
+    goes on to the end (exit 1, not a hang)."""
+    import time
+
+    from harness import cli
+
+    (tmp_path / "hangmod.py").write_text("import time\n\ndef ce(input, target, **kw):\n"
+                                         "    time.sleep(3600)\n")
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    code = cli.main(["check", "n2-c3-p0.5-f32-mean", "n2-c3-p0.5-f32-sum", "--only", "hang",
+                     "--contender", "hang=hangmod:ce", "--call-timeout", "0.2"])
+    out = capsys.readouterr().out
+    assert code == 1 and time.monotonic() - started < 30
+    assert "FAIL hang on n2-c3-p0.5-f32-sum" in out and "CallTimeout: no answer within 0.2 s" in out
