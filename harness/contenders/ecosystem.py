@@ -214,6 +214,21 @@ ENTRIES: tuple[Entry, ...] = (
 )
 
 
+def liger_cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                        label_smoothing=0.0):
+    from harness.contenders.fused import liger
+
+    return liger(input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
+                 label_smoothing=label_smoothing)
+
+
+ENTRIES = (*ENTRIES, Entry(
+    "liger_cross_entropy", "liger-kernel", "liger_kernel.transformers.functional", "multiclass",
+    "liger_cross_entropy(weight=w, ignore_index=i, label_smoothing=ε) on [positions, C] "
+    "(the built-in `liger`'s adapter)",
+    f"{_NO_EXTRAS},no-soft-targets,devices=cuda", liger_cross_entropy))
+
+
 def contenders() -> list[Contender]:
     """Every board entry as a contender (unavailable ones say why)."""
     return [e.contender() for e in ENTRIES]

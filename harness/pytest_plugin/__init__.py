@@ -20,12 +20,15 @@ interpret_without_cuda()  # before the imports below: torch._dynamo imports Trit
 
 from harness import contenders as registry  # noqa: E402
 from harness import options  # noqa: E402
+from harness.analysis import tables  # noqa: E402
 from harness.analysis.accuracy import AccuracyLog  # noqa: E402
 from harness.benchmark import passes  # noqa: E402
 from harness.benchmark.case_sets import MODES, ROUND_TIME, bench_cases  # noqa: E402
 from harness.benchmark.record import machine_info_stamp  # noqa: E402
 from harness.benchmark.timing import copy_samples, fidelity_check  # noqa: E402
 from harness.contenders import ContenderError  # noqa: E402
+from harness.equivalence.runner import repro_command  # noqa: E402
+from harness.equivalence.verdicts import check_contenders, defects_of  # noqa: E402
 from harness.problem import strategies  # noqa: E402
 from harness.problem.families import FAMILIES  # noqa: E402
 from harness.pytest_plugin import processes, shard  # noqa: E402
@@ -44,6 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_contender_options(group.addoption)
     options.add_device_option(group.addoption)
     options.add_bench_options(group.addoption, prefix="bench-")
+    group.addoption("--defects", action="store_true",
+                    help="after the run, list every distinct defect of each contender whose "
+                         "equivalence test failed, each with its minimal case (as `python -m "
+                         "harness check` does)")
     group.addoption("--accuracy-out", default=None, metavar="DIR",
                     help="record the largest errors against the oracle per contender, dtype "
                          "and logit-scale band into DIR/accuracy-<process>.json")
@@ -306,6 +313,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     warning naming every benchmark whose timing cannot be trusted, and why."""
     xent = session_of(config)
     _cases_summary(terminalreporter, xent)
+    if config.getoption("defects") and xent.failed_contenders:
+        _defects_summary(terminalreporter, config, xent)
     if not xent.unstable:
         return
     terminalreporter.section("xentbench: unstable benchmarks", yellow=True)
@@ -315,6 +324,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         f"WARNING: {len(xent.unstable)} benchmark(s) unstable: their medians may be wrong; "
         "rerun on a quiet machine (see docs/benchmarking.md, 'Timing you can trust')",
         yellow=True, bold=True)
+
+
+def _defects_summary(terminalreporter, config: pytest.Config, xent: XentSession) -> None:
+    """``--defects``: one Hypothesis counterexample per property hides a second defect;
+    here every contender that failed is checked on its option grid and 60 generated cases
+    and each distinct defect is shrunk to its own case (`harness.equivalence.defects`)."""
+    device = resolve_device(config.getoption("device"))
+    terminalreporter.section("xentbench: every distinct defect")
+    for contender in (c for f in FAMILIES for c in _contenders(config, f)
+                      if c.name in xent.failed_contenders):
+        results = check_contenders([contender], [], 60, device, timeout=xent.call_timeout)
+        classes = defects_of(contender, results, device, xent.call_timeout)
+        terminalreporter.write_line(tables.defect_report(
+            contender.name, classes, lambda case, c=contender: repro_command(c, case)))
 
 
 def _cases_summary(terminalreporter, xent: XentSession) -> None:

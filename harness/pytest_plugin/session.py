@@ -29,10 +29,14 @@ class XentSession:
     fidelity: dict | None = None                 # the timer self-check, as recorded
     passes: PassLog = field(default_factory=PassLog)
     call_timeout: float | None = None            # --call-timeout: seconds one contender call may take
+    failed_contenders: set[str] = field(default_factory=set)  # a property test failed (--defects)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Tally what each test reported (in the controller under xdist, where the
-        workers' reports arrive): cases checked, and each process's compile counters."""
+        workers' reports arrive): cases checked, each process's compile counters, and the
+        contenders whose equivalence test failed."""
+        if report.when == "call" and report.failed and "_property[" in report.nodeid:
+            self.failed_contenders.add(report.nodeid.rsplit("[", 1)[1].rsplit("-", 1)[0])
         if report.when != "teardown":
             return
         for key, value in report.user_properties:
