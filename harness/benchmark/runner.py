@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,13 +46,20 @@ class NoResults(Exception):
 def _call(cmd: list[str]) -> int:
     """Run pytest and wait; SIGTERM to this process stops the child too (and then raises
     here, so the atomic writer removes its temporary file)."""
-    child = subprocess.Popen(cmd, cwd=ROOT, env=_child_env())
+    return wait_or_stop(subprocess.Popen(cmd, cwd=ROOT, env=_child_env()))
+
+
+def wait_or_stop(child: subprocess.Popen) -> int:
+    """Wait for ``child``; SIGTERM to this process, or Ctrl-C, stops it first and then
+    raises here (a timed process left behind would load the machine for whatever runs
+    next). The handler is only installed from the main thread, where signals arrive."""
 
     def stop(signum, frame):
         child.terminate()
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main else None
     try:
         return child.wait()
     except BaseException:
@@ -59,7 +67,8 @@ def _call(cmd: list[str]) -> int:
         child.wait()
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _child_env() -> dict[str, str]:

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 
 from harness import options
 from harness.benchmark.pooling import VERDICT_PROCESSES, pool_into
+from harness.benchmark.runner import wait_or_stop
 
 PART_ENV = "XENTBENCH_POOL_PART"  # set in the extra processes: they time, they never spawn
 
@@ -43,30 +42,6 @@ def wanted(config: pytest.Config, device: str) -> int:
         return 1
     given = config.getoption("bench_processes")
     return given if given else (VERDICT_PROCESSES if device == "cpu" else 1)
-
-
-def _wait(child: subprocess.Popen) -> int:
-    """Wait for an extra process; SIGTERM to this one, or Ctrl-C, stops it first (a
-    timed process left behind would load the machine for whatever runs next)."""
-
-    def stop(signum, frame):
-        child.terminate()
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop) if _main_thread() else None
-    try:
-        return child.wait()
-    except BaseException:
-        child.terminate()
-        child.wait()
-        raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
 
 
 def child_command(config: pytest.Config, nodeids: list[str], json_path: Path,
@@ -101,7 +76,7 @@ def time_in_more_processes(config: pytest.Config, records: list, nodeids: list[s
             out, log = Path(tmp) / f"process-{part}.json", Path(tmp) / f"process-{part}.log"
             say(f"xentbench: timing process {part} of {k} ({len(nodeids)} benchmarks)")
             with open(log, "w", encoding="utf-8") as sink:
-                code = _wait(subprocess.Popen(child_command(config, nodeids, out, round_time),
+                code = wait_or_stop(subprocess.Popen(child_command(config, nodeids, out, round_time),
                                               cwd=here, env=env, stdout=sink,
                                               stderr=subprocess.STDOUT))
             if code not in (0, 1) or not out.exists() or not out.stat().st_size:

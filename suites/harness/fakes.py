@@ -91,3 +91,18 @@ def write_run(path: Path, doc: dict) -> Path:
 
 
 # ---- tests ---------------------------------------------------------------------------
+
+
+def two_defects(input, target, weight=None, ignore_index=-100, reduction="mean",
+                label_smoothing=0.0):
+    """A loss with two independent defects: MONAI's FocalLoss(gamma=0) returned the mean
+    for reduction='sum'; smp's SoftCrossEntropyLoss counts ignored positions in its mean.
+    (Self-contained, so that its source can be written out as a module.)"""
+    import torch.nn.functional as F
+
+    kw = dict(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
+    if reduction == "sum":
+        return F.cross_entropy(input, target, reduction="mean", **kw)
+    if reduction == "mean":
+        return F.cross_entropy(input, target, reduction="sum", **kw) / target.numel()
+    return F.cross_entropy(input, target, reduction=reduction, **kw)

@@ -5,24 +5,12 @@ minimal case, and the fixed case set covers every combination of declared option
 from __future__ import annotations
 
 import torch.nn.functional as F
+from fakes import two_defects
 
 from harness.contenders import Capabilities, Contender
 from harness.equivalence.defects import classify, option_grid
 from harness.equivalence.verdicts import check_contenders, defects_of
 from harness.problem.case import Case
-
-
-def two_defects(input, target, weight=None, ignore_index=-100, reduction="mean",
-                label_smoothing=0.0):
-    """MONAI's FocalLoss(gamma=0) returns the mean for reduction='sum'; smp's
-    SoftCrossEntropyLoss counts ignored positions in its mean. Both at once."""
-    kw = dict(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
-    if reduction == "sum":
-        return F.cross_entropy(input, target, reduction="mean", **kw)
-    if reduction == "mean":
-        return F.cross_entropy(input, target, reduction="sum", **kw) / target.numel()
-    return F.cross_entropy(input, target, reduction=reduction, **kw)
-
 
 NO_WEIGHTS = Capabilities(weights=False, soft_targets=False, masked_logits=False)
 TWO = Contender("two", "multiclass", two_defects, "planted", caps=NO_WEIGHTS, source="test")

@@ -7,6 +7,7 @@ selects with ``-k`` only the tests it needs, to stay well under a minute in tota
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shlex
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes import two_defects
 
 from harness.cli import main as cli_main
 
@@ -123,24 +125,11 @@ def test_bad_contender_spec_is_a_usage_error() -> None:
             "e.g. probe=torch.nn.functional:cross_entropy") in proc.stdout, show(proc)
 
 
-TWO_DEFECTS = """import torch.nn.functional as F
-
-
-def ce(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    kw = dict(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
-    if reduction == "sum":
-        return F.cross_entropy(input, target, reduction="mean", **kw)
-    if reduction == "mean":
-        return F.cross_entropy(input, target, reduction="sum", **kw) / target.numel()
-    return F.cross_entropy(input, target, reduction=reduction, **kw)
-"""
-
-
 def test_the_suites_list_every_distinct_defect_with_defects(tmp_path: Path) -> None:
     """A Hypothesis search stops at one counterexample per property; ``--defects`` lists
     both defects of a contender that has two, each with its minimal case."""
-    (tmp_path / "twomod.py").write_text(TWO_DEFECTS)
-    proc = pytest_run("--only", "two", "--contender", "two=twomod:ce@no-weights,no-soft-targets",
+    (tmp_path / "twomod.py").write_text(inspect.getsource(two_defects))
+    proc = pytest_run("--only", "two", "--contender", "two=twomod:two_defects@no-weights,no-soft-targets",
                       "-k", "loss", "--defects", pythonpath=tmp_path)
     assert proc.returncode == 1, show(proc)
     assert "FAIL two: 2 distinct defects" in proc.stdout, show(proc)
