@@ -5,6 +5,7 @@ end-of-run summary. The only package of the harness that pytest hooks live in.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -208,14 +209,35 @@ def _compile_snapshot() -> list[tuple[str, str, int, int]]:
 @pytest.fixture
 def bench_pass(request: pytest.FixtureRequest) -> tuple[int, passes.PassLog]:
     """(0-based pass of this call, the session's log) for a benchmark (`harness.benchmark.passes`)."""
-    log = session_of(request.config).passes
-    return log.start(request.node.nodeid), log
+    xent = session_of(request.config)
+    log = xent.passes
+    index = log.start(request.node.nodeid)
+    if index != xent.announced_pass and log.passes > 1:
+        xent.announced_pass = index
+        say(request.config, f"timing pass {index + 1} of {log.passes}"
+            + (" (checks against the oracle, compile cost, calibration)" if index == 0 else ""))
+    return index, log
+
+
+def say(config: pytest.Config, text: str) -> None:
+    """One line of what the run is doing now (a phase that would otherwise be silent)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        # after -q's progress dots: a line of its own (ensure_newline only knows file names)
+        if getattr(getattr(reporter, "_tw", None), "width_of_current_line", 0):
+            reporter.write("\n")
+        reporter.write_line(f"xentbench: {text}")
 
 
 @pytest.fixture(scope="session")
-def peak_gbps(device: str) -> float:
+def peak_gbps(pytestconfig: pytest.Config, device: str) -> float:
     """The device's copy bandwidth, measured once per session (GB/s, 1e9 bytes)."""
     nbytes = (1 << 30) if device.startswith("cuda") else (256 << 20)
+    say(pytestconfig, f"measuring {device} copy bandwidth ({nbytes >> 20} MiB), the peak behind "
+                      "'% of peak'")
     moved, samples = copy_samples(device, nbytes)
     return moved / statistics.median(samples.seconds) / 1e9
 
@@ -242,6 +264,7 @@ def timer_fidelity(pytestconfig: pytest.Config, device: str, xent: XentSession):
     marks the run unstable in `compare`, and warns."""
     if pytestconfig.getoption("benchmark_disable", False):
         return None
+    say(pytestconfig, "checking the timer against CPU time and an independent timer (fidelity)")
     check, method = fidelity_check(device)
     xent.fidelity = {**check.as_dict(), "independent_timer": method}
     line = (f"timer fidelity on {device}: wall / CPU time per call = {check.ratio:.3f}, off-CPU "
@@ -284,12 +307,9 @@ def pytest_runtestloop(session: pytest.Session):
     k = processes.wanted(config, resolve_device(config.getoption("device")))
     timed = list(dict.fromkeys(b.fullname for b in bs.benchmarks if b.stats is not None))
     if k > 1 and timed and not session.shouldstop and not session.shouldfail:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.ensure_newline()  # after the progress dots
-        say = reporter.write_line if reporter is not None else print
         for problem in processes.time_in_more_processes(config, bs.benchmarks, timed, k,
-                                                        _round_time(config), say):
+                                                        _round_time(config),
+                                                        lambda text: say(config, text)):
             session_of(config).note(problem)
     session_of(session.config).unstable[:] = [
         (b.fullname.split("::", 1)[-1], b.extra_info.get("unstable_reason") or "")

@@ -74,7 +74,7 @@ def time_in_more_processes(config: pytest.Config, records: list, nodeids: list[s
         docs = []
         for part in range(2, k + 1):
             out, log = Path(tmp) / f"process-{part}.json", Path(tmp) / f"process-{part}.log"
-            say(f"xentbench: timing process {part} of {k} ({len(nodeids)} benchmarks)")
+            say(f"timing process {part} of {k} ({len(nodeids)} benchmarks; output in a log file)")
             with open(log, "w", encoding="utf-8") as sink:
                 code = wait_or_stop(subprocess.Popen(child_command(config, nodeids, out, round_time),
                                               cwd=here, env=env, stdout=sink,
@@ -86,5 +86,5 @@ def time_in_more_processes(config: pytest.Config, records: list, nodeids: list[s
                 continue
             docs.append(json.loads(out.read_text(encoding="utf-8")))
         pooled = pool_into(records, docs)
-    say(f"xentbench: pooled {1 + len(docs)} processes into {pooled} benchmarks")
+    say(f"pooled {1 + len(docs)} processes into {pooled} benchmarks")
     return problems

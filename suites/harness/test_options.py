@@ -106,6 +106,9 @@ def test_pytest_pools_three_processes_on_cpu_by_default(tmp_path):
                               cwd=root, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
         assert ("timing process 3 of 3" in proc.stdout) == (not extra), proc.stdout[-2000:]
+        # the setup phases say what they do (they were silent)
+        assert "xentbench: measuring cpu copy bandwidth" in proc.stdout, proc.stdout[-2000:]
+        assert "xentbench: checking the timer" in proc.stdout, proc.stdout[-2000:]
         return json.loads(out.read_text())["benchmarks"][0]
 
     pooled, single = run(), run("--bench-processes", "1")
