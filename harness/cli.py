@@ -79,6 +79,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 # ---- bench --------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_output()
+    device = options.resolve_device(args.device)  # no CUDA for --device cuda: one line, exit 2
     args.processes = args.processes or 1  # a quick look; pytest alone pools 3 on CPU
     flags = [*options.bench_flags(vars(args)), f"--device={args.device}",
              *options.contender_flags(args.contender, args.binary_contender, args.only,
@@ -93,7 +94,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return code or 2
     if out.exists():
         try:
-            print("\n" + run_summary(out, args.size, options.resolve_device(args.device)))
+            print("\n" + run_summary(out, args.size, device))
         except ResultsError as exc:  # the run is saved; only its summary cannot be made
             print(f"\nno summary: {exc}")
     print(f"\nresults: {out}" + ("" if code == 0 else "  (some benchmarks failed: see above)"))

@@ -165,3 +165,16 @@ def test_a_contender_that_hangs_is_a_failure_and_check_completes(tmp_path, monke
     out = capsys.readouterr().out
     assert code == 1 and time.monotonic() - started < 30
     assert "FAIL hang on n2-c3-p0.5-f32-sum" in out and "CallTimeout: no answer within 0.2 s" in out
+
+
+def test_bench_on_cuda_without_cuda_is_one_line_and_exit_2(tmp_path, capsys):
+    import torch
+
+    from harness import cli
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert cli.main(["bench", "--device", "cuda", "--out", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --device cuda: torch.cuda.is_available() is False")
+    assert not (tmp_path / "r.json").exists()
