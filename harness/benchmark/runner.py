@@ -4,6 +4,7 @@ atomically; a run that produced nothing leaves an existing file as it was."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
 import platform
 import re
@@ -17,8 +18,24 @@ from pathlib import Path
 from harness.atomic import atomic_path
 
 ROOT = Path(__file__).resolve().parents[2]
-SUITE = ROOT / "suites" / "contenders" / "test_bench.py"
-RUNS = ROOT / "results" / "runs"
+CHECKOUT = (ROOT / "pyproject.toml").exists() and (ROOT / "suites").is_dir()
+
+
+def suite_path() -> Path:
+    """The benchmark suite: the checkout's, or the copy an installed wheel ships (the
+    ``suites.contenders`` package beside ``harness``)."""
+    if CHECKOUT:
+        return ROOT / "suites" / "contenders" / "test_bench.py"
+    spec = importlib.util.find_spec("suites.contenders.test_bench")
+    if spec is None or spec.origin is None:
+        raise NoResults(4)  # nothing to run: an install without the suites
+    return Path(spec.origin)
+
+
+def work_dir() -> Path:
+    """Where pytest runs and runs are saved: the checkout, or the working directory of an
+    installed harness."""
+    return ROOT if CHECKOUT else Path.cwd()
 
 
 def default_output() -> Path:
@@ -26,13 +43,13 @@ def default_output() -> Path:
     second on one machine get two files."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     machine = re.sub(r"[^A-Za-z0-9_.-]+", "_", platform.node() or "machine")
-    return RUNS / f"{stamp}-{machine}-{os.getpid()}.json"
+    return work_dir() / "results" / "runs" / f"{stamp}-{machine}-{os.getpid()}.json"
 
 
 def pytest_command(json_path: Path, flags: Sequence[str] = ()) -> list[str]:
     """The pytest command line timing the suite into ``json_path``, with ``flags`` (the
     harness's own options, then anything for pytest) appended."""
-    return [sys.executable, "-m", "pytest", str(SUITE),
+    return [sys.executable, "-m", "pytest", str(suite_path()),
             "--benchmark-only", f"--benchmark-json={json_path}", "--benchmark-save-data",
             "--benchmark-group-by=group", "--benchmark-sort=mean",
             "--benchmark-columns=min,median,iqr,rounds",
@@ -46,7 +63,7 @@ class NoResults(Exception):
 def _call(cmd: list[str]) -> int:
     """Run pytest and wait; SIGTERM to this process stops the child too (and then raises
     here, so the atomic writer removes its temporary file)."""
-    return wait_or_stop(subprocess.Popen(cmd, cwd=ROOT, env=_child_env()))
+    return wait_or_stop(subprocess.Popen(cmd, cwd=work_dir(), env=_child_env()))
 
 
 def wait_or_stop(child: subprocess.Popen) -> int:
