@@ -217,6 +217,11 @@ def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | 
                write_csv(df, out / "runs.csv")]
     parquet = write_parquet(df, out / "runs.parquet")
     written += [parquet] if parquet else []
+    figures = []
     if plots:
-        written += plot_time_vs_size(time_vs_size_lines(df), out) + plot_speedup(speedup_points(df), out)
+        figures = plot_time_vs_size(time_vs_size_lines(df), out) + plot_speedup(speedup_points(df), out)
+        written += figures
+    markdown = render_markdown(df, accuracy)
+    written.append(atomic_write_text(out / "report.html",
+                                     tables.html_page(markdown, [f.name for f in figures])))
     return written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import textwrap
 from collections.abc import Callable
 from typing import Any
@@ -323,3 +324,39 @@ def accuracy_md(acc) -> str:
             for r in acc.itertuples()]
     return md_table(["contender", "dtype", "logit scale", "loss abs", "loss rel", "grad abs",
                      "grad rel", "cases", "known limit (loss/grad)", "failed"], rows)
+
+
+# ---- report.html -----------------------------------------------------------------------
+def html_page(markdown: str, figures: list[str]) -> str:
+    """``report.html``: the figures first (relative links to the PNGs beside it), then the
+    tables of ``tables.md`` as HTML tables. Only what `md_table` and the report's headings
+    produce is converted: ``#`` headings, pipe tables, paragraphs."""
+    body = ["<h1>xentbench report</h1>"]
+    body += [f'<figure><img src="{html.escape(name)}" alt="{html.escape(name)}" '
+             f'style="max-width:100%"><figcaption>{html.escape(name)}</figcaption></figure>'
+             for name in figures]
+    rows: list[str] = []
+    for line in [*markdown.splitlines(), ""]:
+        if line.startswith("|"):
+            rows.append(line)
+            continue
+        if rows:
+            body.append(_html_table(rows))
+            rows = []
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")) + 1, 6)
+            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:small}")
+    return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>xentbench report</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _html_table(rows: list[str]) -> str:
+    cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
+    head, body = cells[0], [r for r in cells[1:] if not all(set(c) <= set("-: ") for c in r)]
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body]
+    return "\n".join(out) + "</table>"
