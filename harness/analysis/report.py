@@ -68,13 +68,19 @@ def fastest_summary(df: pd.DataFrame) -> pd.DataFrame:
     for group, sub in timed.groupby(keys, sort=True, dropna=False):
         winners = sub.loc[sub.groupby("case_id")["median"].idxmin(), "contender"]
         wins = winners.value_counts()
-        best = str(wins.index[0])
-        rows.append(dict(zip(keys, group, strict=True), fastest=best, wins=int(wins.iloc[0]),
-                         cases=int(sub["case_id"].nunique()),
-                         geomean_speedup=stats.geometric_mean(sub[sub["contender"] == best]["speedup"])))
+        # most wins; a tie goes to the higher geometric-mean speedup, not to the first name
+        # (a 1-1 tie once crowned a contender 0.04x as fast as the reference)
+        geomean = {c: stats.geometric_mean(sub[sub["contender"] == c]["speedup"]) for c in wins.index}
+        best = max(wins.index, key=lambda c: (wins[c], _finite_or(geomean[c], -math.inf)))
+        rows.append(dict(zip(keys, group, strict=True), fastest=str(best), wins=int(wins[best]),
+                         cases=int(sub["case_id"].nunique()), geomean_speedup=geomean[best]))
     cols = [*keys, "fastest", "wins", "cases", "geomean_speedup"]
     out = pd.DataFrame(rows, columns=cols).rename(columns={"case_family": "family"})
     return out
+
+
+def _finite_or(value: float, default: float) -> float:
+    return value if math.isfinite(value) else default
 
 
 def with_peak_bw_noise(df: pd.DataFrame) -> pd.DataFrame:
@@ -222,6 +228,9 @@ def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | 
         figures = plot_time_vs_size(time_vs_size_lines(df), out) + plot_speedup(speedup_points(df), out)
         written += figures
     markdown = render_markdown(df, accuracy)
+    if figures:  # tables.md links the figures it sits beside
+        links = "\n".join(f"- [{f.name}]({f.name})" for f in figures)
+        atomic_write_text(out / "tables.md", markdown + "\n\n## Figures\n\n" + links + "\n")
     written.append(atomic_write_text(out / "report.html",
                                      tables.html_page(markdown, [f.name for f in figures])))
     return written

@@ -31,6 +31,7 @@ from harness.benchmark.timing import RoundProbe, peak_extra_memory
 from harness.benchmark.traffic import min_bytes
 from harness.kernels import watch
 from harness.problem.expectations import Expect, Expectation
+from harness.pytest_plugin import say
 
 
 def _rounds(step: Step, round_time: float) -> int:
@@ -69,6 +70,9 @@ def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, bench_th
     step = make_step(contender, inputs, mode, device, flush=bench_options["flush"])
     first = log.first[nodeid]
     if index == 0:
+        if contender.compiled is not None:  # the one phase that can take a minute
+            say(request.config, f"compiling {contender.name} for {case.id} {mode} (once per "
+                                "compile signature)")
         first.rounds = _first_pass(benchmark, step, case, contender, mode, device, peak_gbps,
                                    bench_options, bench_threads, nodeid, first, xent)
         first.not_timed = ""

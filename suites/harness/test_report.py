@@ -175,3 +175,19 @@ def test_report_html_shows_the_figures_and_the_tables(tmp_path, two_machines):
     tables_in_md = sum(1 for a, b in zip(["", *md.splitlines()], md.splitlines(), strict=False)
                        if b.startswith("|") and not a.startswith("|"))
     assert page.count("<table>") == tables_in_md > 0
+
+
+def test_a_tie_in_wins_goes_to_the_higher_geometric_mean_speedup():
+    """One case each: the contender that is 0.04× as fast as the reference elsewhere is not
+    crowned because its name sorts first."""
+    import pandas as pd
+
+    rows = []
+    for case, medians in (("c1", {"eager": 1.0, "aaa": 0.9, "zzz": 1.1}),
+                          ("c2", {"eager": 1.0, "aaa": 25.0, "zzz": 0.8})):
+        for contender, median in medians.items():
+            rows.append(dict(run_id="r", device="cpu", dtype="f32", family="multiclass",
+                             mode="fwd", case_id=case, contender=contender, median=median,
+                             speedup=1.0 / median, size=100))
+    summary = report.fastest_summary(pd.DataFrame(rows))
+    assert list(summary["fastest"]) == ["zzz"] and list(summary["wins"]) == [1]
