@@ -237,7 +237,8 @@ def _run_fields(run: list[RunFile], run_id: str) -> dict:
         "commit": commit.get("id"),
         "dirty": commit.get("dirty"),
         "branch": commit.get("branch"),
-        "datetime": min(str(f.doc.get("datetime", "")) for f in run),
+        # when the run started (the stamp), else when its first file was saved (older files)
+        "datetime": min(str(f.stamp.get("started") or f.doc.get("datetime", "")) for f in run),
         "schema": run[0].stamp.get("schema", SCHEMA_VERSION),
         "run_threads": run[0].stamp.get("threads"),
         **_fidelity_fields(run),

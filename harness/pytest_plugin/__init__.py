@@ -6,6 +6,7 @@ end-of-run summary. The only package of the harness that pytest hooks live in.""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import platform
 import statistics
@@ -86,7 +87,8 @@ def _new_session(config: pytest.Config) -> XentSession:
     accuracy = (AccuracyLog(device=device, torch=torch.__version__)
                 if config.getoption("accuracy_out") else None)
     return XentSession(accuracy=accuracy, passes=passes.PassLog(passes=wanted if timing else 1),
-                       call_timeout=config.getoption("call_timeout"))
+                       call_timeout=config.getoption("call_timeout"),
+                       started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
 
 
 def resolve_device(choice: str) -> str:
@@ -420,4 +422,5 @@ def pytest_benchmark_update_json(config, benchmarks, output_json: dict) -> None:
         "threads": xent.threads if xent.threads is not None else torch.get_num_threads(),
         "fidelity": xent.fidelity,
         "unstable": len(xent.unstable),
+        "started": xent.started,  # pytest-benchmark's "datetime" is when the file was saved
     }

@@ -31,6 +31,7 @@ class XentSession:
     call_timeout: float | None = None            # --call-timeout: seconds one contender call may take
     failed_contenders: set[str] = field(default_factory=set)  # a property test failed (--defects)
     announced_pass: int = -1                     # the last pass whose start was printed
+    started: str = ""                            # UTC time the session started (the stamp's)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Tally what each test reported (in the controller under xdist, where the
