@@ -101,12 +101,13 @@ def _finite(x) -> bool:
         return False
 
 
-def fmt_num(value, noise=float("nan"), default_digits: int = 3) -> str:
-    """``value`` to the significant digits its ``noise`` (same unit) supports."""
+def fmt_num(value, noise=float("nan"), default_digits: int = 3, least: int = 1) -> str:
+    """``value`` to the significant digits its ``noise`` (same unit) supports, and at
+    least ``least``."""
     if not _finite(value):
         return DASH
-    digits = significant_digits(float(value), float(noise) if _finite(noise) else float("nan"),
-                                default_digits)
+    digits = max(least, significant_digits(float(value), float(noise) if _finite(noise)
+                                           else float("nan"), default_digits))
     if abs(value) >= 10 ** (digits - 1):  # no decimals: round the integer part, no exponent
         return f"{round_sig(float(value), digits):.0f}"
     return f"{float(value):#.{digits}g}".rstrip(".")  # '#': keep trailing zeros that are known
@@ -116,7 +117,9 @@ def fmt_time(seconds, noise=float("nan")) -> str:
     if not _finite(seconds):
         return DASH
     scale, unit = next(((s, u) for s, u in _TIME_UNITS if abs(seconds) >= s), _TIME_UNITS[-1])
-    return f"{fmt_num(seconds / scale, noise / scale if _finite(noise) else noise)} {unit}"
+    # two digits at least: a noisy 35.6 ms rounded to one digit read "40 ms" above a
+    # precise "36 ms" in a list sorted by median
+    return f"{fmt_num(seconds / scale, noise / scale if _finite(noise) else noise, least=2)} {unit}"
 
 
 def fmt_ratio(value, noise=float("nan")) -> str:

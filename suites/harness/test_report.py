@@ -96,6 +96,8 @@ def test_numbers_printed_to_the_digits_their_noise_supports():
     assert tables.fmt_ratio(2.0, 0.05) == "2.00×"
     assert tables.fmt_num(math.nan) == tables.DASH
     assert tables.fmt_bytes(3 * 2 ** 20) == "3 MiB"
+    # times keep two digits, so a noisy median never reads above a smaller precise one
+    assert tables.fmt_time(35.6e-3, 10e-3) == "36 ms" and tables.fmt_time(36.2e-3, 1e-4) == "36.2 ms"
 
 
 def test_accuracy_log_round_trip_and_merge(tmp_path):
