@@ -205,8 +205,13 @@ def run_summary(path: str | Path, size: str, device: str) -> str:
     df = enrich(load([path]))
     df = df[_is_case(df) | df["error"].notna()] if "error" in df else df[_is_case(df)]
     names = {case.id: name for name, case in landmarks(size, device).items()}
-    return "summary (fastest first; × = speedup against the family's reference)\n" + \
-        tables.bench_summary(df, names)
+    named = df[df["case_id"].isin(names)]
+    rest = df.loc[~df["case_id"].isin(names), "case_id"].nunique()
+    shown = named if len(named) else df  # a run of generated cases only shows them
+    tail = (f"\n(and {rest} generated cases: `python -m harness report` lists every one)"
+            if len(named) and rest else "")
+    return ("summary of the landmark cases (fastest first; × = speedup against the family's "
+            "reference)\n" + tables.bench_summary(shown, names) + tail)
 
 
 def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | None = None,
