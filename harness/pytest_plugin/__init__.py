@@ -309,9 +309,10 @@ def pytest_runtestloop(session: pytest.Session):
     k = processes.wanted(config, resolve_device(config.getoption("device")))
     timed = list(dict.fromkeys(b.fullname for b in bs.benchmarks if b.stats is not None))
     if k > 1 and timed and not session.shouldstop and not session.shouldfail:
+        known = frozenset(f["name"] for f in session_of(config).failures)
         for problem in processes.time_in_more_processes(config, bs.benchmarks, timed, k,
                                                         _round_time(config),
-                                                        lambda text: say(config, text)):
+                                                        lambda text: say(config, text), known):
             session_of(config).note(problem)
     session_of(session.config).unstable[:] = [
         (b.fullname.split("::", 1)[-1], b.extra_info.get("unstable_reason") or "")

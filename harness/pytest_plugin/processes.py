@@ -26,6 +26,7 @@ import pytest
 
 from harness import options
 from harness.benchmark.pooling import VERDICT_PROCESSES, pool_into
+from harness.benchmark.record import stamp_of
 from harness.benchmark.runner import wait_or_stop
 
 PART_ENV = "XENTBENCH_POOL_PART"  # set in the extra processes: they time, they never spawn
@@ -62,9 +63,11 @@ def child_command(config: pytest.Config, nodeids: list[str], json_path: Path,
 
 
 def time_in_more_processes(config: pytest.Config, records: list, nodeids: list[str], k: int,
-                           round_time: float, say) -> list[str]:
+                           round_time: float, say, known_failures: frozenset[str] = frozenset()
+                           ) -> list[str]:
     """Run the K − 1 extra processes and pool their rounds into ``records``; ``say``
-    prints a line. Returns problems worth a note (an extra process that produced nothing)."""
+    prints a line. Returns problems worth a note: an extra process that produced nothing,
+    or a benchmark that failed its check there."""
     problems = []
     env = dict(os.environ)
     env[PART_ENV] = "1"
@@ -84,7 +87,14 @@ def time_in_more_processes(config: pytest.Config, records: list, nodeids: list[s
                 problems.append(f"process {part} of {k} produced no timings (exit {code}): "
                                 + " | ".join(tail))
                 continue
-            docs.append(json.loads(out.read_text(encoding="utf-8")))
+            doc = json.loads(out.read_text(encoding="utf-8"))
+            docs.append(doc)
+            for failure in stamp_of(doc).get("failures") or []:
+                if failure.get("name") in known_failures:
+                    continue  # this process failed it too, and says so already
+                problems.append(f"process {part} of {k}: {failure.get('contender')} failed on "
+                                f"{failure.get('case_id')} {failure.get('mode')}: "
+                                f"{failure.get('error')}")
         pooled = pool_into(records, docs)
     say(f"pooled {1 + len(docs)} processes into {pooled} benchmarks")
     return problems
