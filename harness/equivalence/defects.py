@@ -170,34 +170,51 @@ def _feature(name: str) -> Feature:
     return dict(_candidates())[name]
 
 
+# Findings about what comes back (dtype, shape, device: `meta`) are grouped apart from
+# findings about the values: MONAI's float32 output on float64 and half inputs otherwise
+# joined its reduction defects into classes named by neither.
+FAMILIES_OF_PROPERTIES = (("loss", "grad", "nonfinite", "inputs"), ("meta",))
+
+
 def distinct_defects(contender: Contender, results: list[tuple[Case, dict]],
                      fails: Callable[[Case, tuple[str, ...]], str | None]) -> list[DefectClass]:
     """The defect classes of ``contender`` from its checked ``results`` (case, verdicts
     by property), each shrunk: ``fails(case, props)`` re-checks one case on those
-    properties and says what failed. One defect usually fails several properties at once
-    (a sum that returns the mean fails loss and gradient, and nonfinite where all targets
-    are ignored), so cases are grouped by whether any property fails, and each class
-    names the properties that fail in it."""
-    failed = [c for c, v in results if not all(x.ok for x in v.values())]
+    properties and says what failed. One defect usually fails several value properties at
+    once (a sum that returns the mean fails loss and gradient, and nonfinite where all
+    targets are ignored), so cases are grouped by whether any of them fails, each class
+    naming the properties that fail in it; `meta` is grouped on its own
+    (`FAMILIES_OF_PROPERTIES`)."""
+    out: list[DefectClass] = []
+    present = list(results[0][1]) if results else []
+    for family_props in FAMILIES_OF_PROPERTIES:
+        props = tuple(p for p in family_props if p in present)
+        if props:
+            out += _classes(contender, results, props, fails)
+    return out
+
+
+def _classes(contender: Contender, results: list[tuple[Case, dict]], props: tuple[str, ...],
+             fails: Callable[[Case, tuple[str, ...]], str | None]) -> list[DefectClass]:
+    failed = [c for c, v in results if not all(v[p].ok for p in props)]
     # a pass that compared nothing (an all-ignored mean is NaN: no loss to compare) is
     # no evidence that the defect spares that kind of case
-    passed = [c for c, v in results if all(x.ok for x in v.values()) and v["loss"].compared] \
-        if results and "loss" in results[0][1] else \
-        [c for c, v in results if all(x.ok for x in v.values())]
+    passed = [c for c, v in results if all(v[p].ok for p in props)
+              and ("loss" not in props or v["loss"].compared)]
     verdicts = dict(results)
     out: list[DefectClass] = []
     earlier: list[Feature] = []
     for feature, cases in classify(failed, passed):
         test = _feature(feature)
-        props = tuple(p for p in next(iter(verdicts.values()))
-                      if any(not verdicts[c][p].ok for c in cases))
+        failing_props = tuple(p for p in props if any(not verdicts[c][p].ok for c in cases))
         total = sum(1 for c, _ in results if test(c)) if feature else len(cases)
         failing = sum(1 for c in failed if test(c)) if feature else len(cases)
 
         def within(c: Case, test=test, before=tuple(earlier)) -> bool:
             return test(c) and not any(f(c) for f in before)
 
-        minimal, detail = shrink(contender, within, cases[0], lambda c, props=props: fails(c, props))
-        out.append(DefectClass(props, feature, failing, total, cases[0], minimal, detail))
+        minimal, detail = shrink(contender, within, cases[0],
+                                 lambda c, ps=failing_props: fails(c, ps))
+        out.append(DefectClass(failing_props, feature, failing, total, cases[0], minimal, detail))
         earlier.append(test)
     return out
