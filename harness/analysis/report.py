@@ -224,18 +224,16 @@ def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | 
         from harness.analysis.accuracy import load_accuracy
 
         accuracy = load_accuracy(accuracy_paths)
-    written = [atomic_write_text(out / "tables.md", render_markdown(df, accuracy) + "\n"),
+    figures = (plot_time_vs_size(time_vs_size_lines(df), out) + plot_speedup(speedup_points(df), out)
+               if plots else [])
+    markdown = render_markdown(df, accuracy)
+    links = "".join(f"\n- [{f.name}]({f.name})" for f in figures)  # tables.md links its figures
+    written = [atomic_write_text(out / "tables.md",
+                                 markdown + ("\n\n## Figures\n" + links if figures else "") + "\n"),
                write_csv(df, out / "runs.csv")]
     parquet = write_parquet(df, out / "runs.parquet")
     written += [parquet] if parquet else []
-    figures = []
-    if plots:
-        figures = plot_time_vs_size(time_vs_size_lines(df), out) + plot_speedup(speedup_points(df), out)
-        written += figures
-    markdown = render_markdown(df, accuracy)
-    if figures:  # tables.md links the figures it sits beside
-        links = "\n".join(f"- [{f.name}]({f.name})" for f in figures)
-        atomic_write_text(out / "tables.md", markdown + "\n\n## Figures\n\n" + links + "\n")
+    written += figures
     written.append(atomic_write_text(out / "report.html",
                                      tables.html_page(markdown, [f.name for f in figures])))
     return written

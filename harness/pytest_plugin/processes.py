@@ -52,14 +52,14 @@ def child_command(config: pytest.Config, nodeids: list[str], json_path: Path,
     get = config.getoption
     values = {o.dest: get(f"bench_{o.dest}") for o in options.BENCH_OPTIONS}
     values.update(processes=1, round_time=round_time)
-    flags = [*options.bench_flags(values), "--bench-processes=1", f"--device={get('device')}",
+    flags = [*options.bench_flags(values), f"--device={get('device')}",
              *options.contender_flags(get("contender"), get("binary_contender"), get("only"),
                                       get("call_timeout"))]
     root = config.rootpath
     absolute = [str(root / n.split("::", 1)[0]) + "::" + n.split("::", 1)[1] for n in nodeids]
     return [sys.executable, "-m", "pytest", *absolute, f"--rootdir={root}", "--benchmark-only",
             f"--benchmark-json={json_path}", "-q", "-p", "no:cacheprovider",
-            "-W", "ignore::DeprecationWarning", *dict.fromkeys(flags)]
+            "-W", "ignore::DeprecationWarning", *flags]
 
 
 def time_in_more_processes(config: pytest.Config, records: list, nodeids: list[str], k: int,
