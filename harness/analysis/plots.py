@@ -32,13 +32,37 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+# Built-in contenders keep one tab20 slot each, whatever else a run holds, so a contender has
+# the same colour in every figure of every report; a contender of yours takes a free slot
+# from a hash of its name. A new built-in needs its slot here (test_palette).
+FIXED_COLOURS = {
+    "eager": 0, "module": 1, "logsoftmax_nll": 2, "softmax_log_nll": 3, "scratch": 4,
+    "compiled_eager": 6, "compiled_logsoftmax_nll": 7, "fused_triton": 8, "liger": 10,
+    "bce_logits": 12, "bce_sigmoid": 14, "ce_two_class": 16, "compiled_bce_logits": 18,
+    "fused_triton_binary": 9,
+}
+
+
 def palette(names) -> dict[str, tuple]:
-    """One colour per contender, the same in every figure: the sorted names over a
-    20-colour cycle (ten colours gave two contenders one blue)."""
+    """One colour per contender, the same in every figure and every run: built-ins from
+    `FIXED_COLOURS`, any other name from the free tab20 slots by a hash of the name (the
+    next free slot when two collide within one figure; slots repeat past 20 names)."""
+    import zlib
+
     import matplotlib
 
+    names = set(names)  # any iterable, a generator included, read once
     cycle = matplotlib.colormaps["tab20"].colors
-    return {name: cycle[i % len(cycle)] for i, name in enumerate(sorted(set(names)))}
+    # slot 15, tab20's light grey, is left out: it vanishes against the grid and the page
+    free = [i for i in range(len(cycle)) if i not in FIXED_COLOURS.values() and i != 15]
+    slots = {n: FIXED_COLOURS[n] for n in names if n in FIXED_COLOURS}
+    for name in sorted(names - set(slots)):
+        start = zlib.crc32(name.encode()) % len(free)
+        taken = set(slots.values())
+        slot = next((free[(start + k) % len(free)] for k in range(len(free))
+                     if free[(start + k) % len(free)] not in taken), free[start])
+        slots[name] = slot
+    return {name: cycle[slot] for name, slot in slots.items()}
 
 
 def _legend(fig, axes) -> None:
@@ -49,7 +73,7 @@ def _legend(fig, axes) -> None:
             handles.setdefault(label, h)
             labels[label] = label
     if handles:
-        fig.legend(list(handles.values()), list(labels), loc="outside right upper",
+        fig.legend(list(handles.values()), list(labels), loc="outside right center",
                    fontsize="small")
 
 
@@ -57,9 +81,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "run"
 
 
-def plot_time_vs_size(lines: dict[str, dict[str, dict[str, tuple]]], out: Path) -> list[Path]:
-    """Median time against bytes moved, one line per contender, one panel per mode.
-    ``points`` are (sizes, medians), in the order to join them."""
+def plot_time_vs_size(lines: dict[str, dict[str, dict[str, tuple]]], out: Path,
+                      titles: dict[str, str] | None = None) -> list[Path]:
+    """Median time against bytes moved, one colour per contender, one panel per mode.
+    ``points`` are (sizes, medians); ``titles`` says each run's device and dtypes."""
     paths = []
     colours = palette(c for modes in lines.values() for m in modes.values() for c in m)
     for run_id, modes in lines.items():
@@ -71,13 +96,14 @@ def plot_time_vs_size(lines: dict[str, dict[str, dict[str, tuple]]], out: Path) 
             ax.set(xscale="log", yscale="log", title=f"{mode}: median time against size",
                    xlabel="problem size (bytes moved)", ylabel="median time (s)")
             ax.grid(True, which="both", alpha=0.3)
-        fig.suptitle(f"run {run_id}", fontsize="small")
+        fig.suptitle((titles or {}).get(run_id, f"run {run_id}"), fontsize="medium")
         _legend(fig, axes)
         paths.append(_save(fig, out / f"time_vs_size-{_slug(run_id)}.png"))
     return paths
 
 
-def plot_speedup(points: dict[str, dict[str, dict[str, dict]]], out: Path) -> list[Path]:
+def plot_speedup(points: dict[str, dict[str, dict[str, dict]]], out: Path,
+                 titles: dict[str, str] | None = None) -> list[Path]:
     """Speedup against the family's reference contender across imbalance ratio p (top) and size
     (bottom), per mode.
     ``points`` are {'case_p': ..., 'size': ..., 'speedup': ...}, one entry per case."""
@@ -100,8 +126,131 @@ def plot_speedup(points: dict[str, dict[str, dict[str, dict]]], out: Path) -> li
                     ax.set_xscale("symlog", linthresh=1e-3)
                     ax.set_xlim(0, 1.1)
                 ax.grid(True, which="both", alpha=0.3)
-        fig.suptitle(f"run {run_id}: > 1 is faster than eager (multi-class) or bce_logits "
-                     "(binary) on the same case", fontsize="small")
+        fig.suptitle(f"{(titles or {}).get(run_id, f'run {run_id}')}: > 1 is faster than eager "
+                     "(multi-class) or bce_logits (binary) on the same case", fontsize="medium")
         _legend(fig, axes)
         paths.append(_save(fig, out / f"speedup-{_slug(run_id)}.png"))
     return paths
+
+
+def plot_ranking(figures: dict[str, dict[str, dict]], out: Path) -> list[Path]:
+    """Per run and ranked case: the contenders fastest first, one panel per mode, each median
+    with its 95 % interval and its speedup against the family's reference written beside it;
+    an unstable median is drawn hollow, a contender that failed its check is named in red
+    where its point would be. ``figures`` is {run_id: {case name: {"title": str, "modes":
+    {mode: [{"contender", "median", "noise", "speedup", "mark"}, ...]}}}}, rows fastest first."""
+    paths = []
+    colours = palette(row["contender"] for cases in figures.values() for fig in cases.values()
+                      for rows in fig["modes"].values() for row in rows)
+    for run_id, cases in figures.items():
+        for name, spec in cases.items():
+            modes = spec["modes"]
+            tallest = max((len(rows) for rows in modes.values()), default=1)
+            fig, axes = _figure(len(modes))
+            fig.set_size_inches(5.5 * len(modes), 0.38 * tallest + 1.9)
+            for ax, (mode, rows) in zip(axes[0], modes.items(), strict=True):
+                _ranking_panel(ax, mode, rows, colours)
+            fig.suptitle(spec["title"] + "\nfastest first; ×: speedup against the family's "
+                         "reference on this case; hollow: unstable; red ✗: failed its check",
+                         fontsize="medium")
+            paths.append(_save(fig, out / f"ranking-{_slug(name)}-{_slug(run_id)}.png"))
+    return paths
+
+
+def _ranking_panel(ax, mode: str, rows: list[dict], colours: dict) -> None:
+    timed = [r for r in rows if np.isfinite(r["median"])]
+    low = min((r["median"] - _finite(r["noise"]) for r in timed), default=1e-6)
+    high = max((r["median"] + _finite(r["noise"]) for r in timed), default=1e-3)
+    low = low if low > 0 else min(r["median"] for r in timed) / 2 if timed else 1e-6
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ms = 1e3  # drawn in milliseconds: plain tick labels instead of 10^-3 powers
+    for y, r in enumerate(rows):
+        if not np.isfinite(r["median"]):
+            ax.text(low * ms, y, f"  ✗ {r['mark'] or 'not timed'}"[:60], color="tab:red",
+                    va="center", fontsize="small")
+            continue
+        hollow = r["mark"] == "unstable"
+        ax.errorbar(r["median"] * ms, y, xerr=_finite(r["noise"]) * ms, fmt="o", capsize=3,
+                    color=colours[r["contender"]], mfc="white" if hollow else colours[r["contender"]])
+        note = f"  ×{r['speedup']:.2f}" if np.isfinite(r["speedup"]) else ""
+        note += "  unstable" if hollow else ""
+        ax.text((r["median"] + _finite(r["noise"])) * ms, y, note, va="center", fontsize="small")
+    ax.set_yticks(range(len(rows)), [r["contender"] for r in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # fastest on top
+    ax.set_xscale("log")
+    ax.set_xlim(low * ms / 1.5, high * ms * 4)  # room for the speedup written right of each point
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set(title=mode, xlabel="median (ms); bar: its 95 % interval")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+
+
+def _finite(x) -> float:
+    return float(x) if x is not None and np.isfinite(x) else 0.0
+
+
+def plot_bandwidth(runs: dict[str, dict], out: Path) -> list[Path]:
+    """Achieved bandwidth (bytes the traffic model says a case must move / median) against
+    problem size, per mode, with the run's measured copy bandwidth as the ceiling line.
+    ``runs`` is {run_id: {"title": str, "peak": GB/s or nan, "modes": {mode: {contender:
+    (bytes, gbps)}}}}."""
+    paths = []
+    colours = palette(c for run in runs.values() for m in run["modes"].values() for c in m)
+    for run_id, run in runs.items():
+        fig, axes = _figure(len(run["modes"]))
+        for ax, (mode, by_contender) in zip(axes[0], run["modes"].items(), strict=True):
+            for contender, (x, y) in by_contender.items():
+                ax.scatter(x, y, s=14, color=colours[contender], label=contender)
+            if np.isfinite(run["peak"]):
+                ax.axhline(run["peak"], color="black", ls="--", lw=1)
+                ax.text(0.01, run["peak"], f"measured copy peak {run['peak']:.3g} GB/s",
+                        transform=ax.get_yaxis_transform(), va="bottom", fontsize="small")
+            ax.set(xscale="log", yscale="log", title=f"{mode}: achieved bandwidth",
+                   xlabel="problem size (bytes moved)", ylabel="GB/s (bytes moved / median)")
+            ax.grid(True, which="both", alpha=0.3)
+        fig.suptitle(run["title"], fontsize="medium")
+        _legend(fig, axes)
+        paths.append(_save(fig, out / f"bandwidth-{_slug(run_id)}.png"))
+    return paths
+
+
+FLOOR = 1e-17  # relative errors at or below this are drawn as exact (float64 round-off is ~1e-16)
+
+
+def plot_accuracy(grid: dict, out: Path) -> list[Path]:
+    """The accuracy table as two heat maps (loss, gradient): contenders down, dtype × logit
+    scale band across, colour = log10 of the largest relative error against the float64
+    oracle. A cell whose every case asserted a known limit reads 'limit'; a cell with a
+    failed case is outlined in red with its count. ``grid`` is {"rows": [...], "cols": [...],
+    "title": str, "props": {prop: {"rel": 2-d array, "failed": 2-d, "limit": 2-d bool}}}."""
+    import matplotlib
+
+    rows, cols = grid["rows"], grid["cols"]
+    fig, axes = _figure(1, len(grid["props"]))
+    fig.set_size_inches(max(8.0, 0.55 * len(cols) + 3), (0.3 * len(rows) + 1.8) * len(grid["props"]))
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd")
+    image = None
+    for ax, (prop, cells) in zip(axes[:, 0], grid["props"].items(), strict=True):
+        rel = cells["rel"]
+        with np.errstate(divide="ignore", invalid="ignore"):  # NaN (not checked) stays NaN
+            logs = np.log10(np.where(rel > FLOOR, rel, np.where(np.isnan(rel), np.nan, FLOOR)))
+        image = ax.imshow(np.ma.masked_invalid(logs), cmap=cmap, vmin=-17, vmax=0, aspect="auto")
+        for (i, j), value in np.ndenumerate(rel):
+            failed = cells["failed"][i, j]
+            text = ("limit" if cells["limit"][i, j] else "" if not np.isfinite(value)
+                    else "exact" if value <= FLOOR else f"{logs[i, j]:.0f}")
+            ink = "tab:red" if failed else "white" if logs[i, j] < -8 else "black"  # on dark cells
+            ax.text(j, i, text + (f" ✗{failed:.0f}" if failed else ""), ha="center", va="center",
+                    fontsize="x-small", color=ink)
+            if failed:
+                ax.add_patch(matplotlib.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
+                                                          ec="tab:red", lw=2))
+        ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize="small")
+        ax.set_yticks(range(len(rows)), rows, fontsize="small")
+        ax.set_title(f"{prop}: log10 of the largest relative error (exact: at or below 1e-17; "
+                     "grey: not checked; limit: known breakdown asserted)", fontsize="medium")
+    fig.colorbar(image, ax=axes[:, 0].tolist(), label="log10 relative error", shrink=0.8)
+    fig.suptitle(grid["title"], fontsize="medium")
+    return [_save(fig, out / "accuracy.png")]

@@ -17,9 +17,15 @@ import pandas as pd
 
 from harness.analysis import stats, tables
 from harness.analysis.load import is_reference, load, runs_table, write_csv, write_parquet
-from harness.analysis.plots import plot_speedup, plot_time_vs_size
+from harness.analysis.plots import (
+    plot_accuracy,
+    plot_bandwidth,
+    plot_ranking,
+    plot_speedup,
+    plot_time_vs_size,
+)
 from harness.atomic import atomic_write_text
-from harness.benchmark.case_sets import landmarks
+from harness.benchmark.case_sets import landmark_names, landmarks
 
 
 # ---- derived numbers -----------------------------------------------------------------
@@ -197,6 +203,113 @@ def speedup_points(df: pd.DataFrame) -> dict[str, dict[str, dict[str, dict[str, 
     return out
 
 
+RANKED_CASES = 4  # cases ranked in a run that has no landmark: those most contenders timed
+
+
+def run_titles(df: pd.DataFrame) -> dict[str, str]:
+    """Per run: its id, device and the dtypes it timed, for figure titles."""
+    out = {}
+    for run_id, run in df[_is_case(df)].groupby("run_id", sort=False):
+        devices = ", ".join(sorted({str(d) for d in run["device"].dropna()})) or "?"
+        dtypes = "/".join(sorted({str(d) for d in run["dtype"].dropna()}))
+        out[str(run_id)] = f"run {run_id} · {devices}" + (f" · {dtypes}" if dtypes else "")
+    return out
+
+
+def ranked_cases(run: pd.DataFrame) -> dict[str, str]:
+    """The cases of one run to rank, id -> name: its landmarks in landmark order, else the
+    `RANKED_CASES` cases the most contenders were timed on."""
+    present = set(run["case_id"].dropna())
+    found = {case_id: name for case_id, name in landmark_names().items() if case_id in present}
+    if found:
+        return found
+    timed = run[_is_case(run) & run["median"].notna()]
+    counts = timed.groupby("case_id", sort=False)["contender"].nunique()
+    return {str(c): str(c) for c in counts.sort_values(ascending=False, kind="stable").index[:RANKED_CASES]}
+
+
+def ranking_figures(df: pd.DataFrame) -> dict[str, dict[str, dict]]:
+    """What `plot_ranking` draws: per run and ranked case, per mode, every contender fastest
+    first (failed and untimed last) with its median, 95 % noise, speedup and mark."""
+    out = {}
+    for run_id, run in df.groupby("run_id", sort=False):
+        figures = out[str(run_id)] = {}
+        for case_id, name in ranked_cases(run).items():
+            sub = run[run["case_id"] == case_id]
+            timed = sub[_is_case(sub)]
+            where = " ".join(sorted({f"{d} {t}" for d, t in zip(timed["device"], timed["dtype"], strict=True)
+                                     if isinstance(d, str)}))
+            title = " · ".join(x for x in (name if name != case_id else "", case_id, where,
+                                           f"run {run_id}") if x)
+            modes = {mode: [_ranking_row(r) for r in rows.sort_values("median", na_position="last")
+                            .itertuples()]
+                     for mode, rows in sorted(sub.groupby("mode", sort=False), key=lambda kv: str(kv[0]))}
+            figures[name] = {"title": title, "modes": modes}
+    return out
+
+
+def _ranking_row(r) -> dict:
+    error = getattr(r, "error", None)
+    mark = (f"failed: {error}" if isinstance(error, str) and error
+            else "unstable" if tables.is_false(getattr(r, "stable", None)) else "")
+    return {"contender": str(r.contender), "median": _float(r.median), "noise": _float(r.median_noise),
+            "speedup": _float(r.speedup), "mark": mark}
+
+
+def _float(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def bandwidth_runs(df: pd.DataFrame) -> dict[str, dict]:
+    """What `plot_bandwidth` draws: per run, its measured copy peak (GB/s, NaN without a
+    probe) and per mode and contender the cases' bytes moved and achieved GB/s."""
+    titles = run_titles(df)
+    out = {}
+    cases = df[_is_case(df) & df["gbps"].notna() & df["bytes"].notna()]
+    for run_id, run in cases.groupby("run_id", sort=False):
+        peak = pd.to_numeric(run["peak_gbps"], errors="coerce").max() if "peak_gbps" in run else math.nan
+        modes = {}
+        for mode in sorted(run["mode"].dropna().unique()):
+            sub = run[run["mode"] == mode]
+            modes[mode] = {str(c): (pts["bytes"].to_numpy(dtype=float), pts["gbps"].to_numpy(dtype=float))
+                           for c, pts in sub.groupby("contender")}
+        peak_text = f"measured copy peak {peak:.3g} GB/s" if peak == peak else "no measured peak"
+        out[str(run_id)] = {"peak": float(peak) if peak == peak else math.nan, "modes": modes,
+                            "title": f"{titles.get(str(run_id), run_id)}: achieved bandwidth "
+                                     f"against the {peak_text}"}
+    return out
+
+
+def accuracy_grid(view: pd.DataFrame) -> dict:
+    """What `plot_accuracy` draws, from `accuracy_view`: contenders × (dtype, band) matrices
+    of the largest relative loss and gradient errors, failed counts and known-limit cells."""
+    from harness.analysis.accuracy import BANDS
+
+    bands = [label for _, label in BANDS]
+    present = view[["dtype", "band"]].drop_duplicates()
+    cols = sorted(map(tuple, present.to_numpy()), key=lambda k: (str(k[0]), bands.index(k[1])
+                                                                  if k[1] in bands else len(bands)))
+    rows = sorted(view["contender"].unique())
+    index = {k: j for j, k in enumerate(cols)}
+    props = {}
+    for prop in ("loss", "grad"):
+        rel = np.full((len(rows), len(cols)), np.nan)
+        failed = np.zeros_like(rel)
+        limit = np.zeros(rel.shape, dtype=bool)
+        for r in view.itertuples():
+            i, j = rows.index(r.contender), index[(r.dtype, r.band)]
+            rel[i, j] = getattr(r, f"{prop}_max_rel")
+            failed[i, j] = _finite_or(_float(getattr(r, f"{prop}_failed", 0)), 0.0)
+            cases = _float(getattr(r, f"{prop}_cases", math.nan))
+            limit[i, j] = cases == cases and _float(getattr(r, f"{prop}_limited", 0)) >= cases > 0
+        props[prop] = {"rel": rel, "failed": failed, "limit": limit}
+    return {"rows": rows, "cols": [f"{d} {b}" for d, b in cols], "props": props,
+            "title": "error against the float64 oracle by dtype and logit scale (std of the logits)"}
+
+
 # ---- the command ---------------------------------------------------------------------
 def run_summary(path: str | Path, size: str, device: str) -> str:
     """`tables.bench_summary` of the run saved at ``path``: per case and mode, the
@@ -214,6 +327,19 @@ def run_summary(path: str | Path, size: str, device: str) -> str:
             "reference)\n" + tables.bench_summary(shown, names) + tail)
 
 
+def draw_figures(df: pd.DataFrame, accuracy: pd.DataFrame | None, out: Path) -> list[Path]:
+    """Every figure of the report: the ranked landmark cases first (what a person looks at
+    first), then time against size, speedups, bandwidth and accuracy."""
+    titles = run_titles(df)
+    figures = plot_ranking(ranking_figures(df), out)
+    figures += plot_time_vs_size(time_vs_size_lines(df), out, titles)
+    figures += plot_speedup(speedup_points(df), out, titles)
+    figures += plot_bandwidth(bandwidth_runs(df), out)
+    if accuracy is not None and len(accuracy):
+        figures += plot_accuracy(accuracy_grid(accuracy_view(accuracy)), out)
+    return figures
+
+
 def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | None = None,
                  plots: bool = True) -> list[Path]:
     """Everything `report` writes, each file atomically; returns the paths written."""
@@ -224,8 +350,7 @@ def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | 
         from harness.analysis.accuracy import load_accuracy
 
         accuracy = load_accuracy(accuracy_paths)
-    figures = (plot_time_vs_size(time_vs_size_lines(df), out) + plot_speedup(speedup_points(df), out)
-               if plots else [])
+    figures = draw_figures(df, accuracy, out) if plots else []
     markdown = render_markdown(df, accuracy)
     links = "".join(f"\n- [{f.name}]({f.name})" for f in figures)  # tables.md links its figures
     written = [atomic_write_text(out / "tables.md",
@@ -235,5 +360,5 @@ def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | 
     written += [parquet] if parquet else []
     written += figures
     written.append(atomic_write_text(out / "report.html",
-                                     tables.html_page(markdown, [f.name for f in figures])))
+                                     tables.html_page(markdown, [(f.name, f.read_bytes()) for f in figures])))
     return written

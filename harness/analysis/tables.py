@@ -330,14 +330,58 @@ def accuracy_md(acc) -> str:
 
 
 # ---- report.html -----------------------------------------------------------------------
-def html_page(markdown: str, figures: list[str]) -> str:
-    """``report.html``: the figures first (relative links to the PNGs beside it), then the
-    tables of ``tables.md`` as HTML tables. Only what `md_table` and the report's headings
-    produce is converted: ``#`` headings, pipe tables, paragraphs."""
+FIGURE_CAPTIONS = {  # by the figure file's prefix
+    "ranking": "one case (a landmark, by name): contenders fastest first, 95 % intervals, speedups, marks",
+    "time_vs_size": "median time against bytes moved, every timed case",
+    "speedup": "speedup against the family's reference, by imbalance and by size",
+    "bandwidth": "achieved bandwidth against the measured copy peak",
+    "accuracy": "error against the float64 oracle by dtype and logit scale",
+}
+
+# Click a column header to sort by it (again: reverse). Times ("36 ms"), ratios ("×1.04")
+# and counts sort by value, anything else as text; a dash sorts last.
+_SORT_SCRIPT = """
+const UNITS = {ns: 1e-9, "µs": 1e-6, us: 1e-6, ms: 1e-3, s: 1, min: 60};
+function key(text) {
+  const m = text.trim().match(/^[×x]?\\s*([-+]?\\d*\\.?\\d+(?:e[-+]?\\d+)?)\\s*(ns|µs|us|ms|s|min)?\\b/i);
+  return m ? parseFloat(m[1]) * (UNITS[m[2]] || 1) : null;
+}
+function compare(a, b) {
+  const x = key(a), y = key(b);
+  if (x !== null && y !== null) return x - y;
+  if (x !== null) return -1;
+  if (y !== null) return 1;
+  return a.localeCompare(b);
+}
+document.querySelectorAll("table").forEach(table => {
+  table.querySelectorAll("th").forEach((th, col) => {
+    th.title = "sort by this column";
+    th.addEventListener("click", () => {
+      const rows = Array.from(table.rows).slice(1);
+      const down = th.dataset.order !== "up";
+      rows.sort((r, s) => compare(r.cells[col].textContent, s.cells[col].textContent) * (down ? 1 : -1));
+      th.dataset.order = down ? "up" : "down";
+      rows.forEach(r => r.parentNode.appendChild(r));
+    });
+  });
+});
+"""
+
+
+def html_page(markdown: str, figures: list[tuple[str, bytes]]) -> str:
+    """``report.html``, one self-contained file (it opens from a CI artifact on its own):
+    the figures first, inline as PNG data, then the tables of ``tables.md`` as HTML tables
+    sortable by a click on a header. Only what `md_table` and the report's headings produce
+    is converted: ``#`` headings, pipe tables, paragraphs. ``figures``: (file name, PNG bytes)."""
+    import base64
+
     body = ["<h1>xentbench report</h1>"]
-    body += [f'<figure><img src="{html.escape(name)}" alt="{html.escape(name)}" '
-             f'style="max-width:100%"><figcaption>{html.escape(name)}</figcaption></figure>'
-             for name in figures]
+    for name, png in figures:
+        caption = FIGURE_CAPTIONS.get(name.split("-", 1)[0].removesuffix(".png"), "")
+        data = base64.b64encode(png).decode("ascii")
+        body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(name)}" '
+                    f'style="max-width:100%"><figcaption>{html.escape(name)}'
+                    f'{" — " + html.escape(caption) if caption else ""}</figcaption></figure>')
     rows: list[str] = []
     for line in [*markdown.splitlines(), ""]:
         if line.startswith("|"):
@@ -352,9 +396,11 @@ def html_page(markdown: str, figures: list[str]) -> str:
         elif line.strip():
             body.append(f"<p>{html.escape(line)}</p>")
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:small}")
+             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:small}th{cursor:pointer}"
+             "figure{margin:1em 0}figcaption{font-size:small;color:#555}")
     return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>xentbench report</title>"
-            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            f"<style>{style}</style></head><body>\n" + "\n".join(body)
+            + f"\n<script>{_SORT_SCRIPT}</script>\n</body></html>\n")
 
 
 def _html_table(rows: list[str]) -> str:

@@ -36,6 +36,13 @@ def landmarks(size: str, device: str) -> dict[str, Case]:
     return found
 
 
+def landmark_names() -> dict[str, str]:
+    """Every landmark's case id and name, over every size preset and device kind: how a
+    report, which reads runs of any preset, knows a landmark when it sees one."""
+    return {case.id: name for size in SIZES for device in ("cpu", "cuda")
+            for name, case in landmarks(size, device).items()}
+
+
 def generated(size: str) -> list[Case]:
     """A fixed list drawn from the equivalence suite's strategies at benchmark sizes."""
     strategy = strategies.signature_cases(sizes=strategies.BENCH if size == "full" else _SMALL_BENCH)

@@ -49,8 +49,9 @@ def test_report_writes_markdown_csv_and_pngs_that_open(tmp_path, two_machines, c
     csv = read_csv(out / "runs.csv")
     assert len(csv) == 2 * 3 * 4 * 2 and isinstance(csv["data"].iloc[0], list)
     pngs = sorted(out.glob("*.png"))
-    assert {p.name for p in pngs} == {"time_vs_size-vm.png", "time_vs_size-ci.png", "speedup-vm.png",
-                                      "speedup-ci.png"}
+    ranked = {f"ranking-{c.id}-{run}.png" for c in CASES[:3] for run in ("vm", "ci")}  # no landmark
+    assert {p.name for p in pngs} == {*ranked, "accuracy.png", *(f"{kind}-{run}.png" for run in ("vm", "ci")
+                                      for kind in ("time_vs_size", "speedup", "bandwidth"))}
     for png in pngs:
         assert png.read_bytes()[:8] == PNG and matplotlib.image.imread(png).ndim == 3
     assert str(out / "tables.md") in capsys.readouterr().out
@@ -162,17 +163,20 @@ def test_the_run_summary_ranks_contenders_within_100_columns(tmp_path):
     assert speeds == sorted(speeds, reverse=True)
 
 
-def test_report_html_shows_the_figures_and_the_tables(tmp_path, two_machines):
-    """report.html links every figure the report drew (files beside it) and holds the
-    tables of tables.md as HTML tables. (No browser on the test machine: the screenshot
-    check of issue 13 is not run here.)"""
+def test_report_html_holds_every_figure_and_the_tables(tmp_path, two_machines):
+    """report.html is self-contained: every figure the report drew is inline (its PNG bytes,
+    base64), nothing is fetched from beside it, and it holds the tables of tables.md as
+    HTML tables. (That a browser shows them: test_browser.py.)"""
+    import base64
     import re
 
     written = report.write_report([str(p) for p in two_machines], tmp_path / "rep")
     page = (tmp_path / "rep" / "report.html").read_text()
-    pngs = sorted(p.name for p in written if p.suffix == ".png")
-    assert pngs and sorted(re.findall(r'<img src="([^"]+)"', page)) == pngs
-    assert all((tmp_path / "rep" / name).exists() for name in pngs)
+    pngs = [p for p in written if p.suffix == ".png"]
+    inline = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)"', page)
+    assert sorted(alt for _, alt in inline) == sorted(p.name for p in pngs)
+    assert all(base64.b64decode(data) == (tmp_path / "rep" / alt).read_bytes() for data, alt in inline)
+    assert not re.findall(r'src="(?!data:)', page)
     md = (tmp_path / "rep" / "tables.md").read_text()
     tables_in_md = sum(1 for a, b in zip(["", *md.splitlines()], md.splitlines(), strict=False)
                        if b.startswith("|") and not a.startswith("|"))

@@ -1,0 +1,102 @@
+"""The report's figures: fixed colours per contender, ranked landmark cases with their marks,
+the accuracy grid, bandwidth against the measured peak. Each figure's points are derived in
+`harness.analysis.report` and tested here as data; that the PNGs open is test_report's."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from fakes import CASES, make_run, write_run
+
+from harness.analysis import plots, report
+from harness.analysis.accuracy import AccuracyLog, load_accuracy
+from harness.analysis.load import load
+from harness.benchmark.case_sets import landmark_names, landmarks
+from harness.contenders import builtins
+from harness.equivalence.properties import Verdict
+from harness.problem.case import Case
+
+
+def test_every_builtin_has_its_own_fixed_colour():
+    """A new built-in must be given a slot in FIXED_COLOURS, distinct from the others."""
+    names = [c.name for c in builtins()]
+    assert set(names) <= set(plots.FIXED_COLOURS)
+    slots = [plots.FIXED_COLOURS[n] for n in names]
+    assert len(set(slots)) == len(slots) and all(0 <= s < 20 for s in slots)
+
+
+def test_a_contenders_colour_does_not_depend_on_the_others_in_the_figure():
+    alone = plots.palette(["eager"])["eager"]
+    crowd = plots.palette(n for n in [*(c.name for c in builtins()), "mine", "theirs"])  # a generator
+    assert crowd["eager"] == alone
+    assert plots.palette(["mine"])["mine"] == plots.palette(["mine", "eager", "zzz"])["mine"]
+    assert len(set(crowd.values())) == len(crowd)  # the extra names found free colours
+
+
+def _landmark_run(tmp_path, **kw):
+    case = landmarks("small", "cpu")["classification"]
+    doc = make_run(cases=(case, CASES[0]), **kw)
+    for b in doc["benchmarks"]:
+        if b["extra_info"]["contender"] == "naive" and b["extra_info"]["mode"] == "fwd":
+            b["extra_info"].update(stable=False, unstable_reason="preempted")
+    doc["xentbench"] = {"schema": 1, "failures": [{"name": "t::test_bench[x-liger-fwd]", "contender": "liger",
+                                                   "case_id": case.id, "mode": "fwd", "error": "OOM"}]}
+    return case, write_run(tmp_path / "r.json", doc)
+
+
+def test_ranking_shows_landmarks_by_name_fastest_first_with_marks(tmp_path):
+    case, path = _landmark_run(tmp_path)
+    figures = report.ranking_figures(report.enrich(load([path])))
+    assert list(figures["r"]) == ["classification"]  # the landmark only, by its name
+    spec = figures["r"]["classification"]
+    assert "classification" in spec["title"] and case.id in spec["title"] and "cpu f32" in spec["title"]
+    fwd = spec["modes"]["fwd"]
+    assert [r["contender"] for r in fwd] == ["compiled", "ext", "eager", "naive", "liger"]
+    assert fwd[-1]["mark"] == "failed: OOM" and math.isnan(fwd[-1]["median"])
+    assert fwd[3]["mark"] == "unstable" and fwd[2]["speedup"] == 1.0
+    assert all(0 < r["noise"] < r["median"] for r in fwd[:4])
+    assert [r["mark"] for r in spec["modes"]["fwd_bwd"]] == [""] * 4
+
+
+def test_a_run_without_landmarks_ranks_the_cases_most_contenders_were_timed_on(tmp_path):
+    doc = make_run(cases=CASES[:2])
+    doc["benchmarks"] = [b for b in doc["benchmarks"]  # CASES[0] loses a contender
+                         if b["extra_info"]["case_id"] == CASES[1].id
+                         or b["extra_info"]["contender"] != "ext"]
+    figures = report.ranking_figures(report.enrich(load([write_run(tmp_path / "r.json", doc)])))
+    assert list(figures["r"]) == [CASES[1].id, CASES[0].id]
+
+
+def test_landmark_names_cover_every_preset_and_device():
+    names = landmark_names()
+    for size in ("small", "full"):
+        for device in ("cpu", "cuda"):
+            assert {c.id: n for n, c in landmarks(size, device).items()}.items() <= names.items()
+
+
+def test_bandwidth_carries_the_runs_measured_peak(tmp_path):
+    path = write_run(tmp_path / "r.json", make_run(cases=CASES[:2]))
+    runs = report.bandwidth_runs(report.enrich(load([path])))
+    run = runs["r"]
+    assert run["peak"] == 20.0 and "measured copy peak 20 GB/s" in run["title"]
+    x, y = run["modes"]["fwd"]["eager"]
+    assert len(x) == 2 and np.all(y > 0)
+
+
+def test_accuracy_grid_marks_failures_and_known_limits(tmp_path):
+    log = AccuracyLog(device="cpu", torch="2.13.0")
+    case = Case(64, 1000, scale=30.0)
+    log.add("eager", case, [Verdict("loss", True, max_abs=1e-7, max_rel=2e-8),
+                            Verdict("grad", True, max_abs=0.0, max_rel=0.0)])
+    log.add("naive", case, [Verdict("loss", False, max_abs=0.5, max_rel=0.1)])
+    log.add("naive", case.replace(dtype="f16", scale=0.5),
+            [Verdict("loss", True, max_abs=0.0, max_rel=0.0, compared=False, regime="breakdown")])
+    grid = report.accuracy_grid(report.accuracy_view(load_accuracy([log.write(tmp_path / "a.json")])))
+    assert grid["rows"] == ["eager", "naive"] and grid["cols"] == ["f16 <=1", "f32 10-100"]
+    loss = grid["props"]["loss"]
+    assert loss["rel"][0, 1] == pytest.approx(2e-8) and np.isnan(loss["rel"][0, 0])
+    assert loss["failed"][1, 1] == 1 and loss["limit"][1, 0] and not loss["limit"][1, 1]
+    assert np.isnan(grid["props"]["grad"]["rel"][1, 1])  # never checked: grey, not 'exact'
+    assert plots.plot_accuracy(grid, tmp_path)[0].name == "accuracy.png"
