@@ -63,3 +63,24 @@ def test_the_screenshot_of_report_html_shows_the_figures(tmp_path):
     without = pixels_of(screenshot(bare, tmp_path), colours)
     assert without == 0
     assert shown > 500, f"{shown} pixels of the contenders' colours in the screenshot"
+
+
+def test_a_click_on_a_header_sorts_the_table_by_value(tmp_path):
+    """Times sort by value across units, ratios by value, a dash last; a second click
+    reverses. The page's own script runs in the browser; the click is scripted."""
+    from harness.analysis import tables
+
+    md = tables.md_table(["contender", "median", "× ref"],
+                         [["a", "1.2 s", "×0.5"], ["b", "36 ms", "×2"], ["c", "-", "-"],
+                          ["d", "900 µs", "×10"]])
+    clicks = "document.querySelectorAll('th')[1].click();"
+    orders = []
+    for n in (1, 2):
+        page = tmp_path / f"sorted{n}.html"
+        page.write_text(tables.html_page(md, []).replace(
+            "</body>", f"<script>{clicks * n}</script></body>"))
+        dom = subprocess.run([BROWSER, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                              page.as_uri()], check=True, capture_output=True, text=True, timeout=120).stdout
+        orders.append([row.split("<td>")[1].split("<")[0] for row in dom.split("<tr>")[2:]])
+    assert orders[0] == ["d", "b", "a", "c"]
+    assert orders[1] == ["c", "a", "b", "d"]
