@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create the project environment on first use (idempotent).
+# Create a project environment on first use (idempotent): VENV (default .venv) with the
+# extras in XENTBENCH_EXTRAS (default none; `make test-env` asks for dev,triton).
 #
 # A Python that already has torch (say, your CUDA build) is kept: the venv then sees it
 # through --system-site-packages and torch is dropped from the pins. Otherwise every
@@ -9,9 +10,16 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 STAMP="$VENV/.xentbench-installed"
-EXTRAS=${XENTBENCH_EXTRAS:-dev,triton}
+EXTRAS=${XENTBENCH_EXTRAS-}
+TARGET=.
+[ -n "$EXTRAS" ] && TARGET=".[$EXTRAS]"
 
-if [ -f "$STAMP" ] && [ "$STAMP" -nt constraints.txt ] && [ "$STAMP" -nt pyproject.toml ]; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" != "extras=$EXTRAS" ]; then
+  # built with other extras (before the test environment was split off, .venv had Triton):
+  # anew, so that nothing of the other set stays behind
+  echo "bootstrap: $VENV was built with $(cat "$STAMP"); building it anew with extras=$EXTRAS"
+  rm -rf "$VENV"
+elif [ -f "$STAMP" ] && [ "$STAMP" -nt constraints.txt ] && [ "$STAMP" -nt pyproject.toml ]; then
   exit 0
 fi
 if "$PYTHON" -c "import torch" >/dev/null 2>&1; then
@@ -22,5 +30,5 @@ else
   "$PYTHON" -m venv "$VENV"
   cp constraints.txt "$VENV/constraints.txt"
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$VENV/constraints.txt" -e ".[$EXTRAS]"
-touch "$STAMP"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$VENV/constraints.txt" -e "$TARGET"
+echo "extras=$EXTRAS" > "$STAMP"
