@@ -86,6 +86,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                      args.call_timeout),
              *([f"--shard={args.shard}"] if args.shard else []),
              *([f"--run-id={args.run_id}"] if args.run_id else []), *args.pytest_args]
+    print(f"xentbench: bench, {args.size} preset on {device}: starting pytest (importing torch, "
+          "collecting the cases)", flush=True)
     try:
         code = run_benchmarks(out, flags)
     except NoResults as stop:

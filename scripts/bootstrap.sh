@@ -30,5 +30,17 @@ else
   "$PYTHON" -m venv "$VENV"
   cp constraints.txt "$VENV/constraints.txt"
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$VENV/constraints.txt" -e "$TARGET"
+echo "bootstrap: installing xentbench${EXTRAS:+ with extras $EXTRAS} and its pinned dependencies into $VENV (about a minute)"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$VENV/constraints.txt" -e "$TARGET" &
+pip_pid=$!
+trap 'kill "$pip_pid" 2>/dev/null; exit 130' INT TERM  # stop pip too, not only this script
+# pip -q says nothing while it unpacks torch: a line every 10 s says the install goes on
+start=$SECONDS
+while kill -0 "$pip_pid" 2>/dev/null; do
+  sleep 1
+  if kill -0 "$pip_pid" 2>/dev/null && [ $(( (SECONDS - start) % 10 )) -eq 0 ]; then
+    echo "bootstrap: still installing ($((SECONDS - start)) s)"
+  fi
+done
+wait "$pip_pid"
 echo "extras=$EXTRAS" > "$STAMP"
