@@ -84,16 +84,17 @@ def _slug(text: str) -> str:
 def plot_time_vs_size(lines: dict[str, dict[str, dict[str, tuple]]], out: Path,
                       titles: dict[str, str] | None = None) -> list[Path]:
     """Median time against bytes moved, one colour per contender, one panel per mode.
-    ``points`` are (sizes, medians); ``titles`` says each run's device and dtypes."""
+    ``lines`` holds per contender {"x": sizes, "median": ..., "unstable": bools};
+    ``titles`` says each run's device and dtypes."""
     paths = []
     colours = palette(c for modes in lines.values() for m in modes.values() for c in m)
     for run_id, modes in lines.items():
         fig, axes = _figure(len(modes))
         for ax, (mode, by_contender) in zip(axes[0], modes.items(), strict=True):
-            for contender, (x, y) in by_contender.items():
+            for contender, pts in by_contender.items():
                 # points, not lines: neighbouring sizes are other cases (dtype, reduction, family)
-                ax.scatter(x, y, s=14, color=colours[contender], label=contender)
-            ax.set(xscale="log", yscale="log", title=f"{mode}: median time against size",
+                _points(ax, pts["x"], pts["median"], pts["unstable"], colours[contender], contender)
+            ax.set(xscale="log", yscale="log", title=f"{mode}: median time against size (hollow: unstable)",
                    xlabel="problem size (bytes moved)", ylabel="median time (s)")
             ax.grid(True, which="both", alpha=0.3)
         fig.suptitle((titles or {}).get(run_id, f"run {run_id}"), fontsize="medium")
@@ -102,11 +103,19 @@ def plot_time_vs_size(lines: dict[str, dict[str, dict[str, tuple]]], out: Path,
     return paths
 
 
+def _points(ax, x, y, unstable, colour, label: str) -> None:
+    """Stable points filled, unstable ones hollow: same colour, one legend entry."""
+    unstable = np.asarray(unstable, dtype=bool)
+    ax.scatter(x[~unstable], y[~unstable], s=14, color=colour, label=label)
+    if unstable.any():
+        ax.scatter(x[unstable], y[unstable], s=14, facecolors="white", edgecolors=colour)
+
+
 def plot_speedup(points: dict[str, dict[str, dict[str, dict]]], out: Path,
                  titles: dict[str, str] | None = None) -> list[Path]:
     """Speedup against the family's reference contender across imbalance ratio p (top) and size
     (bottom), per mode.
-    ``points`` are {'case_p': ..., 'size': ..., 'speedup': ...}, one entry per case."""
+    ``points`` are {'case_p', 'size', 'speedup', 'noise', 'unstable'}, one entry per case."""
     paths = []
     colours = palette(c for modes in points.values() for m in modes.values() for c in m)
     for run_id, modes in points.items():
@@ -116,12 +125,13 @@ def plot_speedup(points: dict[str, dict[str, dict[str, dict]]], out: Path,
                                                  ("size", "logits elements"))):
                 ax = axes[row][col]
                 for contender, pts in by_contender.items():
-                    ax.scatter(pts[xcol], pts["speedup"], s=12, color=colours[contender],
-                               label=contender)
+                    ax.errorbar(pts[xcol], pts["speedup"], yerr=np.nan_to_num(pts["noise"]), fmt="none",
+                                ecolor=colours[contender], alpha=0.5, lw=1)
+                    _points(ax, pts[xcol], pts["speedup"], pts["unstable"], colours[contender], contender)
                 ax.axhline(1.0, color="grey", lw=0.8)
                 ax.set(xscale="symlog" if row == 0 else "log", yscale="log", xlabel=label,
                        ylabel="speedup vs the family's reference",
-                       title=f"{mode}: speedup against {label}")
+                       title=f"{mode}: speedup against {label}\n(bar: 95 % interval; hollow: unstable)")
                 if row == 0:  # p spans 0 .. 1 with extremes such as 1e-6: linear near 0
                     ax.set_xscale("symlog", linthresh=1e-3)
                     ax.set_xlim(0, 1.1)

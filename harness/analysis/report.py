@@ -171,9 +171,16 @@ def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> s
 
 
 # ---- the points the plots draw --------------------------------------------------------
-def time_vs_size_lines(df: pd.DataFrame) -> dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+def _unstable(df: pd.DataFrame) -> np.ndarray:
+    if "stable" not in df:
+        return np.zeros(len(df), dtype=bool)
+    return df["stable"].map(tables.is_false).to_numpy(dtype=bool)
+
+
+def time_vs_size_lines(df: pd.DataFrame) -> dict[str, dict[str, dict[str, dict[str, np.ndarray]]]]:
     """Per run, mode (sorted) and contender (sorted): problem sizes (bytes moved, else
-    logits elements) in increasing order and the lowest median at each."""
+    logits elements) in increasing order, the lowest median at each and whether that
+    median was unstable."""
     out = {}
     cases = df[_is_case(df) & df["median"].notna()]
     for run_id, run in cases.groupby("run_id", sort=False):
@@ -182,14 +189,17 @@ def time_vs_size_lines(df: pd.DataFrame) -> dict[str, dict[str, dict[str, tuple[
             sub = run[run["mode"] == mode].assign(x=lambda d: d["bytes"].fillna(d["size"]))
             lines = modes[mode] = {}
             for contender, pts in sub.groupby("contender"):
-                pts = pts.groupby("x")["median"].min().sort_index()
-                lines[str(contender)] = (pts.index.to_numpy(), pts.to_numpy())
+                best = pts.loc[pts.groupby("x")["median"].idxmin()].sort_values("x")
+                lines[str(contender)] = {"x": best["x"].to_numpy(dtype=float),
+                                         "median": best["median"].to_numpy(dtype=float),
+                                         "unstable": _unstable(best)}
     return out
 
 
 def speedup_points(df: pd.DataFrame) -> dict[str, dict[str, dict[str, dict[str, np.ndarray]]]]:
     """Per run, mode (sorted) and contender other than the reference (sorted): each timed case's
-    rarest-class share p, logits elements and speedup against its family's reference."""
+    rarest-class share p, logits elements, speedup against its family's reference, the
+    speedup's 95 % noise and whether the contender's median was unstable."""
     out = {}
     cases = df[_is_case(df) & df["speedup"].notna() & ~is_reference(df)]
     for run_id, run in cases.groupby("run_id", sort=False):
@@ -198,7 +208,9 @@ def speedup_points(df: pd.DataFrame) -> dict[str, dict[str, dict[str, dict[str, 
             sub = run[run["mode"] == mode]
             modes[mode] = {str(contender): {col: pd.to_numeric(pts[col], errors="coerce").to_numpy()
                                             for col in ("case_p", "size")}
-                                           | {"speedup": pts["speedup"].to_numpy()}
+                                           | {"speedup": pts["speedup"].to_numpy(dtype=float),
+                                              "noise": pts["speedup_noise"].to_numpy(dtype=float),
+                                              "unstable": _unstable(pts)}
                            for contender, pts in sub.groupby("contender")}
     return out
 

@@ -39,8 +39,9 @@ def _landmark_run(tmp_path, **kw):
     case = landmarks("small", "cpu")["classification"]
     doc = make_run(cases=(case, CASES[0]), **kw)
     for b in doc["benchmarks"]:
-        if b["extra_info"]["contender"] == "naive" and b["extra_info"]["mode"] == "fwd":
-            b["extra_info"].update(stable=False, unstable_reason="preempted")
+        info = b["extra_info"]
+        if (info["contender"], info["mode"], info["case_id"]) == ("naive", "fwd", case.id):
+            info.update(stable=False, unstable_reason="preempted")
     doc["xentbench"] = {"schema": 1, "failures": [{"name": "t::test_bench[x-liger-fwd]", "contender": "liger",
                                                    "case_id": case.id, "mode": "fwd", "error": "OOM"}]}
     return case, write_run(tmp_path / "r.json", doc)
@@ -100,3 +101,15 @@ def test_accuracy_grid_marks_failures_and_known_limits(tmp_path):
     assert loss["failed"][1, 1] == 1 and loss["limit"][1, 0] and not loss["limit"][1, 1]
     assert np.isnan(grid["props"]["grad"]["rel"][1, 1])  # never checked: grey, not 'exact'
     assert plots.plot_accuracy(grid, tmp_path)[0].name == "accuracy.png"
+
+
+def test_time_and_speedup_points_carry_unstable_marks_and_noise(tmp_path):
+    _, path = _landmark_run(tmp_path)
+    df = report.enrich(load([path]))
+    naive = report.time_vs_size_lines(df)["r"]["fwd"]["naive"]
+    assert list(naive["unstable"]) == [False, True]  # CASES[0] is smaller than the landmark
+    assert list(report.time_vs_size_lines(df)["r"]["fwd_bwd"]["naive"]["unstable"]) == [False, False]
+    points = report.speedup_points(df)["r"]["fwd"]
+    assert "eager" not in points  # the reference is the line at 1
+    assert sorted(points["naive"]["unstable"]) == [False, True]
+    assert np.all(points["ext"]["noise"] > 0) and not points["ext"]["unstable"].any()
