@@ -246,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
             ResultsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.filename is None:  # not about a path the user gave: a bug, keep its traceback
+            raise
+        # a file where a folder must be, a read-only folder, a full disk
+        print(f"error: {exc.filename}: {exc.strerror or exc}; give an output path (--out, "
+              "--markdown) inside a folder you can write", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         where = f" while {exc}" if str(exc) else ""
         print(f"interrupted: python -m harness {args.command} stopped{where}", file=sys.stderr)

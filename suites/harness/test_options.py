@@ -178,3 +178,25 @@ def test_bench_on_cuda_without_cuda_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --device cuda: torch.cuda.is_available() is False")
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["report", "RUN", "--out", "{blocker}/report"],
+    ["compare", "RUN", "RUN", "--markdown", "{blocker}/compare.md"],
+    ["bench", "--out", "{blocker}/run.json"],
+])
+def test_an_output_path_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, capsys, command):
+    """A file standing where the output's folder must be (a typo, a stale file): one line
+    that names the path, exit 2, no traceback. (Root ignores a read-only folder, which
+    fails through the same handler as a PermissionError.)"""
+    from fakes import CASES, make_run, write_run
+
+    from harness import cli
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    run = write_run(tmp_path / "r.json", make_run(cases=CASES[:1]))
+    argv = [str(run) if a == "RUN" else a.format(blocker=blocker) for a in command]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {blocker}") and "Traceback" not in err[0]
