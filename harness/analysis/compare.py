@@ -43,7 +43,7 @@ MIN_BOOT_ROUNDS = 3   # fewer than this on a side: no test at all, never signifi
 MIN_FACTOR_BENCHMARKS = 4  # fewer stable benchmarks in common: raw ratios, not normalised
 N_BOOT = 1000
 STATUSES = ("slower", "faster", "unstable", "noisy", "environment changed", "new", "missing",
-            "unchanged")
+            "untimed", "unchanged")  # untimed: failed (or was not timed) in both runs
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,8 @@ def _match(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame) -> dict:
     if timed[1]:
         row["new_median"] = n["median"]
     if not all(timed):
-        row["status"] = row["judged"] = "new" if not timed[0] else "missing"
+        row["status"] = row["judged"] = ("untimed" if not any(timed) else
+                                         "new" if not timed[0] else "missing")
         failed = b if b is not None and not timed[0] else n
         if failed is not None and isinstance(failed.get("error"), str):
             row["note"] = f"failed: {failed['error']}"

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import platform
 import statistics
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +26,7 @@ from harness import contenders as registry  # noqa: E402
 from harness import options  # noqa: E402
 from harness.analysis import tables  # noqa: E402
 from harness.analysis.accuracy import AccuracyLog  # noqa: E402
+from harness.atomic import atomic_write_text  # noqa: E402
 from harness.benchmark import passes  # noqa: E402
 from harness.benchmark.case_sets import MODES, ROUND_TIME, bench_cases  # noqa: E402
 from harness.benchmark.record import machine_info_stamp  # noqa: E402
@@ -309,11 +312,17 @@ def pytest_runtestloop(session: pytest.Session):
     k = processes.wanted(config, resolve_device(config.getoption("device")))
     timed = list(dict.fromkeys(b.fullname for b in bs.benchmarks if b.stats is not None))
     if k > 1 and timed and not session.shouldstop and not session.shouldfail:
-        known = frozenset(f["name"] for f in session_of(config).failures)
-        for problem in processes.time_in_more_processes(config, bs.benchmarks, timed, k,
-                                                        _round_time(config),
-                                                        lambda text: say(config, text), known):
-            session_of(config).note(problem)
+        xent = session_of(config)
+        known = frozenset(f["name"] for f in xent.failures)
+        outcome = processes.time_in_more_processes(config, bs.benchmarks, timed, k, _round_time(config),
+                                                   lambda text: say(config, text), known)
+        for problem in outcome.problems:
+            xent.note(problem)
+        xent.failures.extend(outcome.failures)  # their records are gone: never timed
+        if outcome.fidelity is not None and (xent.fidelity or {}).get("ok", True):
+            xent.fidelity = outcome.fidelity
+            xent.note(f"timer fidelity failed in process {outcome.fidelity['process']}: "
+                      f"{outcome.fidelity.get('reason') or 'see its check'} (the run is unstable)")
     session_of(session.config).unstable[:] = [
         (b.fullname.split("::", 1)[-1], b.extra_info.get("unstable_reason") or "")
         for b in bs.benchmarks if b.extra_info.get("stable") is False]
@@ -321,7 +330,9 @@ def pytest_runtestloop(session: pytest.Session):
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Each process (xdist worker or not) writes its own accuracy file into the folder;
-    `python -m harness report --accuracy DIR` merges them."""
+    `python -m harness report --accuracy DIR` merges them. A run whose every benchmark
+    failed still writes its JSON (`save_untimed_run`)."""
+    save_untimed_run(session.config)
     out = session.config.getoption("accuracy_out", None)
     log = session_of(session.config).accuracy
     if log is None or not out or not log.cells:
@@ -412,9 +423,33 @@ def _nvidia_driver() -> str | None:
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json: dict) -> None:
+    output_json["xentbench"] = run_stamp(config)
+
+
+def save_untimed_run(config: pytest.Config) -> None:
+    """pytest-benchmark saves nothing when no benchmark was timed ("Not saving anything"),
+    so a run whose every contender failed its check left no record of why. Then the JSON
+    asked for holds no benchmarks and the stamp with the failures: `report` and `compare`
+    show them, `harness bench` prints its summary, a pooled run's extra process tells the
+    parent. (Runs after pytest-benchmark's own save: its hook wraps this one.)"""
+    bs = getattr(config, "_benchmarksession", None)
+    failures = session_of(config).failures
+    if bs is None or not bs.json or bs.benchmarks or bs.disabled or not failures:
+        return
+    commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
+    doc = config.hook.pytest_benchmark_generate_json(config=config, benchmarks=[], include_data=True,
+                                                     machine_info=bs.get_machine_info(),
+                                                     commit_info=commit_info)
+    doc["xentbench"] = run_stamp(config)
+    atomic_write_text(Path(bs.json), json.dumps(doc, indent=1, default=str))
+
+
+def run_stamp(config: pytest.Config) -> dict:
+    """The ``xentbench`` key of the run's JSON: machine, options, failures, notes, timer
+    check, unstable count."""
     xent = session_of(config)
     run_id = config.getoption("run_id") or os.environ.get("XENTBENCH_RUN_ID")
-    output_json["xentbench"] = {
+    return {
         **machine_info_stamp(run_id, config.getoption("shard")),
         "bench_size": config.getoption("bench_size"),
         "device": resolve_device(config.getoption("device")),

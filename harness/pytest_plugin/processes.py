@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -62,12 +63,47 @@ def child_command(config: pytest.Config, nodeids: list[str], json_path: Path,
             "-W", "ignore::DeprecationWarning", *flags]
 
 
+@dataclass
+class ExtraOutcome:
+    """What the extra processes add to this process's run besides their rounds."""
+
+    problems: list[str] = field(default_factory=list)   # a process that produced no timings
+    failures: list[dict] = field(default_factory=list)  # failed only in an extra process
+    fidelity: dict | None = None                        # an extra process's failed timer check
+
+
+def merge_outcome(records: list, docs: list[tuple[str, dict]],
+                  known_failures: frozenset[str] = frozenset()) -> ExtraOutcome:
+    """Fold the extra processes' JSON documents (``docs``: (which process, document)) into
+    this process's run, in place: a benchmark that failed its check in any process is a
+    failure of the run, its record removed from ``records`` (a fast wrong answer is never
+    timed, even when only one process saw it wrong); a failed timer-fidelity check of any
+    process is the run's (its rounds are pooled in). Failures this process recorded itself
+    (``known_failures``, node ids) are not repeated. Notes are not merged: each process's
+    repeat this one's (the fidelity line, compile counts). Rounds: `pool_into`."""
+    outcome = ExtraOutcome()
+    seen = set(known_failures)
+    for which, doc in docs:
+        stamp = stamp_of(doc)
+        fidelity = stamp.get("fidelity")
+        if isinstance(fidelity, dict) and not fidelity.get("ok", True) and outcome.fidelity is None:
+            outcome.fidelity = {**fidelity, "process": which}
+        for failure in stamp.get("failures") or []:
+            if not isinstance(failure, dict) or failure.get("name") in seen:
+                continue
+            seen.add(failure.get("name"))
+            outcome.failures.append({**failure, "process": which,
+                                     "error": f"in process {which}: {failure.get('error')}"})
+    failed = {f.get("name") for f in outcome.failures}
+    records[:] = [r for r in records if r.fullname not in failed]
+    return outcome
+
+
 def time_in_more_processes(config: pytest.Config, records: list, nodeids: list[str], k: int,
                            round_time: float, say, known_failures: frozenset[str] = frozenset()
-                           ) -> list[str]:
-    """Run the K − 1 extra processes and pool their rounds into ``records``; ``say``
-    prints a line. Returns problems worth a note: an extra process that produced nothing,
-    or a benchmark that failed its check there."""
+                           ) -> ExtraOutcome:
+    """Run the K − 1 extra processes, fold their failures and timer check into this run
+    (`merge_outcome`) and pool their rounds into ``records``; ``say`` prints a line."""
     problems = []
     env = dict(os.environ)
     env[PART_ENV] = "1"
@@ -82,19 +118,24 @@ def time_in_more_processes(config: pytest.Config, records: list, nodeids: list[s
                 code = wait_or_stop(subprocess.Popen(child_command(config, nodeids, out, round_time),
                                               cwd=here, env=env, stdout=sink,
                                               stderr=subprocess.STDOUT))
-            if code not in (0, 1) or not out.exists() or not out.stat().st_size:
+            # exit 1 is a failed test: its JSON holds what was timed, or only the failures
+            doc = _read(out) if code in (0, 1) else None
+            if doc is not None:
+                docs.append((f"{part} of {k}", doc))
+            if doc is None or not (doc.get("benchmarks") or stamp_of(doc).get("failures")):
                 tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
                 problems.append(f"process {part} of {k} produced no timings (exit {code}): "
                                 + " | ".join(tail))
-                continue
-            doc = json.loads(out.read_text(encoding="utf-8"))
-            docs.append(doc)
-            for failure in stamp_of(doc).get("failures") or []:
-                if failure.get("name") in known_failures:
-                    continue  # this process failed it too, and says so already
-                problems.append(f"process {part} of {k}: {failure.get('contender')} failed on "
-                                f"{failure.get('case_id')} {failure.get('mode')}: "
-                                f"{failure.get('error')}")
-        pooled = pool_into(records, docs)
-    say(f"pooled {1 + len(docs)} processes into {pooled} benchmarks")
-    return problems
+        outcome = merge_outcome(records, docs, known_failures)
+        pooled = pool_into(records, [doc for _, doc in docs if doc.get("benchmarks")])
+    outcome.problems = problems
+    say(f"pooled {1 + sum(1 for _, d in docs if d.get('benchmarks'))} processes into {pooled} "
+        "benchmarks")
+    return outcome
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

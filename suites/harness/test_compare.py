@@ -112,6 +112,17 @@ def test_new_missing_and_failed_benchmarks(tmp_path):
     assert result.loc[gone, "status"] == "missing" and result.loc[extra["name"], "status"] == "new"
 
 
+def test_a_benchmark_failed_in_both_runs_is_untimed_not_new(tmp_path):
+    failure = {"name": "t::test_bench[x-liger-fwd]", "contender": "liger", "case_id": CASES[0].id,
+               "mode": "fwd", "error": "OOM"}
+    base, new = make_run(0), make_run(1)
+    for doc in (base, new):
+        doc["xentbench"] = {"schema": 1, "failures": [failure]}
+    result = _compare(tmp_path, base, new).set_index("name")
+    row = result.loc["test_bench[x-liger-fwd]"]
+    assert row["status"] == "untimed" and row["note"] == "failed: OOM"
+
+
 def test_environment_change_is_its_own_status(tmp_path):
     base, new = make_run(0), make_run(1, torch="2.14.0")
     result = _compare(tmp_path, base, new)

@@ -224,3 +224,57 @@ def test_installed_package_registers_contenders_by_entry_point(tmp_path: Path) -
                     pythonpath=tmp_path)
     assert "test_multiclass_property[viaep-loss]" in collected.stdout, show(collected)
     assert "test_binary_property[viaep_bin-loss]" in collected.stdout, show(collected)
+
+
+WRONG_IN_EXTRA_PROCESSES = '''\
+import os
+
+import torch.nn.functional as F
+
+
+def fn(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Right in the first process, twice the loss in the extra ones (a contender whose
+    answer depends on the process: uninitialised memory, a race, an environment switch)."""
+    loss = F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                           reduction=reduction, label_smoothing=label_smoothing)
+    return loss * 2 if os.environ.get("XENTBENCH_POOL_PART") else loss
+'''
+
+
+def test_a_contender_wrong_only_in_an_extra_process_is_a_failure_of_the_run(tmp_path) -> None:
+    """Pooled processes: the benchmark is not timed, the run's JSON lists the failure with
+    the process that saw it, and the summary says so."""
+    import json
+
+    (tmp_path / "flaky.py").write_text(WRONG_IN_EXTRA_PROCESSES)
+    out = tmp_path / "run.json"
+    proc = run(["-m", "pytest", "suites/contenders/test_bench.py", "--benchmark-only", "-q",
+                "-p", "no:cacheprovider", "--only", "flaky", "--only", "eager",
+                "--contender", "flaky=flaky:fn",
+                "-k", "n256-c1000 and fwd and not fwd_bwd", "--bench-processes", "2",
+                "--bench-passes", "1", "--bench-round-time", "0.02", f"--benchmark-json={out}"],
+               pythonpath=tmp_path)
+    doc = json.loads(out.read_text())
+    assert [b["extra_info"]["contender"] for b in doc["benchmarks"]] == ["eager"], show(proc)
+    assert doc["benchmarks"][0]["extra_info"]["processes"] == 2
+    [failure] = doc["xentbench"]["failures"]
+    assert failure["contender"] == "flaky" and failure["process"] == "2 of 2", failure
+    assert failure["error"].startswith("in process 2 of 2: "), failure
+    assert "flaky" in proc.stdout and "in process 2 of 2" in proc.stdout, show(proc)
+
+
+def test_a_run_whose_every_benchmark_failed_still_saves_its_json(tmp_path) -> None:
+    """pytest-benchmark saves nothing when nothing was timed; the run's JSON then holds no
+    benchmarks and the failures, and `bench` prints its summary with them."""
+    import json
+
+    (tmp_path / "wrongmod.py").write_text(IGNORES_WEIGHT)
+    out = tmp_path / "run.json"
+    proc = run(["-m", "harness", "bench", "--only", "wrong", "--contender", "wrong=wrongmod:fn",
+                "--out", str(out), "--", "-k", "n8-c2-512x512 and fwd_bwd"], pythonpath=tmp_path)
+    doc = json.loads(out.read_text())
+    assert doc["benchmarks"] == [], show(proc)
+    [failure] = doc["xentbench"]["failures"]
+    # the weighted mean of 2M positions is near the plain one: the gradient tells them apart
+    assert failure["contender"] == "wrong" and failure["error"].startswith("grad: "), failure
+    assert "not timed: grad" in proc.stdout and f"results: {out}" in proc.stdout, show(proc)

@@ -70,3 +70,23 @@ def test_different_benchmark_sets_are_refused():
     b["benchmarks"].pop()
     with pytest.raises(PoolingError, match="same benchmarks"):
         pool([a, b])
+
+
+def test_a_benchmark_failed_in_an_extra_process_is_a_failure_of_the_run_and_not_timed():
+    """A contender wrong in process 2 of 3 only (say, nondeterministic): the parent's record
+    of it is removed and the failure kept, marked with its process; a failure the parent
+    recorded itself is not repeated; a failed timer check of any process is the run's."""
+    from types import SimpleNamespace
+
+    from harness.pytest_plugin.processes import merge_outcome
+
+    records = [SimpleNamespace(fullname=n) for n in ("t::a", "t::b", "t::c")]
+    failure = {"name": "t::b", "contender": "mine", "case_id": "n2-c3", "mode": "fwd", "error": "loss: off"}
+    docs = [("2 of 3", {"xentbench": {"failures": [failure, {**failure, "name": "t::x"}],
+                                      "fidelity": {"ok": True}}}),
+            ("3 of 3", {"xentbench": {"failures": [failure],
+                                      "fidelity": {"ok": False, "reason": "busy"}}})]
+    outcome = merge_outcome(records, docs, known_failures=frozenset({"t::x"}))
+    assert [r.fullname for r in records] == ["t::a", "t::c"]
+    assert outcome.failures == [{**failure, "process": "2 of 3", "error": "in process 2 of 3: loss: off"}]
+    assert outcome.fidelity == {"ok": False, "reason": "busy", "process": "3 of 3"}
