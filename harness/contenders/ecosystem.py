@@ -27,6 +27,7 @@ import torch
 
 from harness.contenders import Contender
 from harness.contenders.declare import parse_caps
+from harness.problem.layout import class_rows
 
 
 @dataclass(frozen=True)
@@ -132,16 +133,11 @@ def torchvision_sigmoid_focal(input, target, weight=None, pos_weight=None, reduc
     return sigmoid_focal_loss(input, target, alpha=-1, gamma=0.0, reduction=reduction)
 
 
-def _class_last(x: torch.Tensor) -> torch.Tensor:
-    """[N, C, ...] -> [positions, C]: timm reads the classes from the last dim of a 2-D input."""
-    return x.movedim(1, -1).reshape(-1, x.shape[1]) if x.dim() > 2 else x
-
-
 def timm_label_smoothing(input, target, weight=None, ignore_index=-100, reduction="mean",
                          label_smoothing=0.0):
     from timm.loss import LabelSmoothingCrossEntropy
 
-    return LabelSmoothingCrossEntropy(smoothing=label_smoothing)(_class_last(input), target.reshape(-1))
+    return LabelSmoothingCrossEntropy(smoothing=label_smoothing)(class_rows(input), target.reshape(-1))
 
 
 def timm_binary(input, target, weight=None, pos_weight=None, reduction="mean"):

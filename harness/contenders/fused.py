@@ -18,6 +18,7 @@ import torch
 
 from harness import kernels
 from harness.contenders import Capabilities, Contender, register
+from harness.problem.layout import class_rows
 
 
 def fused_triton(input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -70,7 +71,7 @@ def liger(input, target, weight=None, ignore_index=-100, reduction="mean", label
     logits, so spatial inputs are moved class-last first (a copy it cannot avoid)."""
     from liger_kernel.transformers.functional import liger_cross_entropy
 
-    x = input.movedim(1, -1).reshape(-1, input.shape[1]) if input.dim() > 2 else input
+    x = class_rows(input)
     y = target.reshape(-1)
     loss = liger_cross_entropy(x.clone(), y, weight=weight, ignore_index=ignore_index,
                                reduction=reduction, label_smoothing=label_smoothing)

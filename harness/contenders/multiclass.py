@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from harness.contenders import Capabilities, Contender, register
 from harness.problem.expectations import REGIME_CODES, Expect, Expectation
+from harness.problem.layout import class_last
 
 # nll_loss takes class indices only, and has no label smoothing; log_softmax(x, dim=1), as
 # written in the seed, has no dim 1 on an unbatched [C] vector
@@ -51,7 +52,7 @@ def scratch(input, target, weight=None, ignore_index=-100, reduction="mean", lab
     of per-element losses overflows long before their mean does."""
     out_dtype = input.dtype
     x = input.float() if input.dtype in (torch.float16, torch.bfloat16) else input
-    x = x.movedim(1, -1) if x.dim() > 2 else x
+    x = class_last(x)
     n_classes = x.shape[-1]
     w = None if weight is None else weight.to(x.dtype)
     valid = target != ignore_index

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.problem.inputs import Inputs
+from harness.problem.layout import class_rows
 
 F64 = torch.float64
 
@@ -64,10 +65,6 @@ class OracleResult:
     weight_abs_sum: float = 0.0
 
 
-def _class_last(x: torch.Tensor) -> torch.Tensor:
-    return x.movedim(1, -1) if x.dim() > 2 else x
-
-
 def log_softmax(x: torch.Tensor) -> torch.Tensor:
     """Max-shifted log-softmax over the last dim, in the input's precision:
     ``(x - m) - log Σ exp(x - m)``. Subtracting the shifted logit and the (small) log-sum
@@ -90,7 +87,7 @@ def multiclass(inputs: Inputs) -> OracleResult:
     case = inputs.case
     if case.soft:
         return multiclass_probabilities(inputs)
-    x = _class_last(inputs.logits.detach().to("cpu", F64)).reshape(-1, case.c)
+    x = class_rows(inputs.logits.detach().to("cpu", F64))
     y = inputs.target.detach().to("cpu").reshape(-1)
     w = (torch.ones(case.c, dtype=F64) if inputs.weight is None
          else inputs.weight.detach().to("cpu", F64))
@@ -171,8 +168,8 @@ def multiclass_probabilities(inputs: Inputs) -> OracleResult:
     with a_n = g_n, g, g / P. Every position counts (no ignore_index); ``target_logp`` is
     the expected log-probability Σ_c t'_nc·logp_nc."""
     case = inputs.case
-    x = _class_last(inputs.logits.detach().to("cpu", F64)).reshape(-1, case.c)
-    t = _class_last(inputs.target.detach().to("cpu", F64)).reshape(-1, case.c)
+    x = class_rows(inputs.logits.detach().to("cpu", F64))
+    t = class_rows(inputs.target.detach().to("cpu", F64))
     w = (torch.ones(case.c, dtype=F64) if inputs.weight is None
          else inputs.weight.detach().to("cpu", F64))
     g = inputs.grad_out.detach().to("cpu", F64).reshape(-1)
