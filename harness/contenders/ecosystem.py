@@ -41,6 +41,8 @@ class Entry:
     call: str          # the library call, at the setting that should equal CE / BCE
     caps: str          # what its documentation promises, as declaration clauses
     adapter: Callable  # the family's signature -> the library call
+    # clauses that depend on the installed version, asked only once the library imports
+    version_caps: Callable[[], str] | None = None
 
     @functools.cached_property
     def unavailable(self) -> str | None:
@@ -61,20 +63,18 @@ class Entry:
 
     def contender(self) -> Contender:
         caps = self.caps
-        if self.name == KORNIA_FOCAL and not self.unavailable and not _kornia_ignores():
-            caps += ",no-ignore-index"  # older kornia: focal_loss has no ignore_index
+        if self.version_caps is not None and not self.unavailable:
+            caps = ",".join(c for c in (caps, self.version_caps()) if c)
         return Contender(self.name, self.family, self.adapter, f"{self.package}: {self.call}",
                          caps=parse_caps(caps), source=f"ecosystem {self.package} {self.version}",
                          why_unavailable=lambda: self.unavailable)
 
 
-KORNIA_FOCAL = "kornia_focal"
-
-
-def _kornia_ignores() -> bool:
+def _kornia_focal_caps() -> str:
+    """Older kornia's focal_loss has no ignore_index."""
     from kornia.losses import focal_loss
 
-    return "ignore_index" in inspect.signature(focal_loss).parameters
+    return "" if "ignore_index" in inspect.signature(focal_loss).parameters else "no-ignore-index"
 
 
 def _class_sum(out: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -183,9 +183,10 @@ ENTRIES: tuple[Entry, ...] = (
           "DiceCELoss(to_onehot_y=True, softmax=True, lambda_dice=0, weight=w)",
           f"{_NO_EXTRAS},no-ignore-index,no-soft-targets,no-negative-weights,reductions=mean+sum",
           monai_dice_ce),
-    Entry(KORNIA_FOCAL, "kornia", "kornia.losses", "multiclass",
+    Entry("kornia_focal", "kornia", "kornia.losses", "multiclass",
           "focal_loss(alpha=None, gamma=0, weight=w)",
-          f"{_NO_EXTRAS},no-label-smoothing,no-soft-targets", kornia_focal),
+          f"{_NO_EXTRAS},no-label-smoothing,no-soft-targets", kornia_focal,
+          version_caps=_kornia_focal_caps),
     Entry("kornia_binary_focal", "kornia", "kornia.losses", "binary",
           "binary_focal_loss_with_logits(alpha=None, gamma=0, weight=w, pos_weight=p)",
           f"{_NO_EXTRAS},no-elementwise-weight", kornia_binary_focal),
