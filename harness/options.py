@@ -87,14 +87,22 @@ class UnknownContender(ValueError):
     """``--only`` names a contender that is not there; the message lists the known ones."""
 
 
-def only_chosen(contenders: list, only: list[str], known: list[str] | None = None) -> list:
-    """``contenders`` whose name is in ``only`` (all when empty); a name that none of
-    ``known`` (default: the contenders' names) has is an `UnknownContender` error."""
-    names = known if known is not None else [c.name for c in contenders]
-    if unknown := sorted(set(only) - set(names)):
+def check_only(only: list[str], known: list[str]) -> None:
+    """A ``--only`` name that none of ``known`` has is an `UnknownContender` error."""
+    if unknown := sorted(set(only) - set(known)):
         raise UnknownContender(f"--only {', '.join(unknown)}: no such contender; known: "
-                               f"{', '.join(sorted(names))}")
+                               f"{', '.join(sorted(known))}")
+
+
+def keep_only(contenders: list, only: list[str]) -> list:
+    """``contenders`` whose name is in ``only``; all of them when ``only`` is empty."""
     return [c for c in contenders if not only or c.name in only]
+
+
+def only_chosen(contenders: list, only: list[str]) -> list:
+    """`keep_only`, after `check_only` against the contenders' own names."""
+    check_only(only, [c.name for c in contenders])
+    return keep_only(contenders, only)
 
 
 def add_device_option(add: Add) -> None:

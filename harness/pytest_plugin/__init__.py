@@ -115,7 +115,7 @@ def _contenders(config: pytest.Config, family: str) -> list[registry.Contender]:
         found = registry.resolve(family, config.getoption(FAMILIES[family].option_dest))
     except ContenderError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return [c for c in found if not config.getoption("only") or c.name in config.getoption("only")]
+    return options.keep_only(found, config.getoption("only"))
 
 
 def _check_only(config: pytest.Config) -> None:
@@ -123,7 +123,7 @@ def _check_only(config: pytest.Config) -> None:
     known = [c.name for f in FAMILIES
              for c in registry.resolve(f, config.getoption(FAMILIES[f].option_dest))]
     try:
-        options.only_chosen([], config.getoption("only"), known)
+        options.check_only(config.getoption("only"), known)
     except options.UnknownContender as exc:
         raise pytest.UsageError(str(exc)) from None
 
