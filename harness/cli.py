@@ -7,8 +7,10 @@ regression past the gate), 2 bad input, said in one line."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.kernels import interpret_without_cuda
@@ -30,6 +32,23 @@ from harness.equivalence.verdicts import check_contenders, defects_of, summarise
 from harness.problem.case import CaseError  # noqa: E402
 
 COMPARE_HELP = comparing.__doc__
+
+
+class OutputError(Exception):
+    """An output that cannot be written (a file where its folder must be, a read-only
+    folder, a full disk); the message is one line."""
+
+
+@contextlib.contextmanager
+def writing(dest: str | Path) -> Iterator[None]:
+    """Around the writes of one output the user named: an `OSError` there becomes an
+    `OutputError` naming that output (a full disk's error names no file of its own)."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(dest) else ""
+        raise OutputError(f"cannot write {dest}{where}: {exc.strerror or exc}; give a path inside "
+                          "a folder you can write") from None
 REPORT_HELP = "tables.md, runs.csv and PNG plots from benchmark JSON files"
 
 
@@ -89,7 +108,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"xentbench: bench, {args.size} preset on {device}: starting pytest (importing torch, "
           "collecting the cases)", flush=True)
     try:
-        code = run_benchmarks(out, flags)
+        with writing(out):  # the JSON is written into a temporary file beside it, then renamed
+            code = run_benchmarks(out, flags)
     except NoResults as stop:
         code = stop.args[0] if stop.args else 2
         print(f"bench: pytest exited {code}; {out} left as it was", file=sys.stderr)
@@ -105,7 +125,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # ---- report, compare ------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
-    for path in write_report(args.runs, args.out, args.accuracy, plots=not args.no_plots):
+    with writing(args.out):
+        written = write_report(args.runs, args.out, args.accuracy, plots=not args.no_plots)
+    for path in written:
         print(path)
     return 0
 
@@ -155,7 +177,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(tables.compare_table(every if args.all else changed, counts, title, context,
                                settings.threshold))
     if args.markdown:
-        _write_markdown(args.markdown, tables.compare_markdown(changed, every, counts, title, context,
+        with writing(args.markdown):
+            _write_markdown(args.markdown, tables.compare_markdown(changed, every, counts, title, context,
                                                                settings.threshold))
     failing = comparing.regressions(result, args.fail_ratio)
     if gate and len(failing):
@@ -243,15 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CaseError, registry.ContenderError, options.DeviceError, options.UnknownContender,
-            ResultsError) as exc:
+            ResultsError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        if exc.filename is None:  # not about a path the user gave: a bug, keep its traceback
-            raise
-        # a file where a folder must be, a read-only folder, a full disk
-        print(f"error: {exc.filename}: {exc.strerror or exc}; give an output path (--out, "
-              "--markdown) inside a folder you can write", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         where = f" while {exc}" if str(exc) else ""

@@ -17,7 +17,7 @@ TARGET=.
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" != "extras=$EXTRAS" ]; then
   # built with other extras (before the test environment was split off, .venv had Triton):
   # anew, so that nothing of the other set stays behind
-  echo "bootstrap: $VENV was built with $(cat "$STAMP"); building it anew with extras=$EXTRAS"
+  echo "bootstrap: $VENV was built with $(cat "$STAMP" | grep . || echo 'other extras'); building it anew with extras=$EXTRAS"
   rm -rf "$VENV"
 elif [ -f "$STAMP" ] && [ "$STAMP" -nt constraints.txt ] && [ "$STAMP" -nt pyproject.toml ]; then
   exit 0
@@ -33,13 +33,16 @@ fi
 echo "bootstrap: installing xentbench${EXTRAS:+ with extras $EXTRAS} and its pinned dependencies into $VENV (about a minute)"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$VENV/constraints.txt" -e "$TARGET" &
 pip_pid=$!
-trap 'kill "$pip_pid" 2>/dev/null; exit 130' INT TERM  # stop pip too, not only this script
+# a background job ignores Ctrl-C: stop pip too, not only this script
+trap 'kill "$pip_pid" 2>/dev/null; exit 130' INT
+trap 'kill "$pip_pid" 2>/dev/null; exit 143' TERM
 # pip -q says nothing while it unpacks torch: a line every 10 s says the install goes on
-start=$SECONDS
+ticks=0
 while kill -0 "$pip_pid" 2>/dev/null; do
   sleep 1
-  if kill -0 "$pip_pid" 2>/dev/null && [ $(( (SECONDS - start) % 10 )) -eq 0 ]; then
-    echo "bootstrap: still installing ($((SECONDS - start)) s)"
+  ticks=$((ticks + 1))
+  if [ $((ticks % 10)) -eq 0 ] && kill -0 "$pip_pid" 2>/dev/null; then
+    echo "bootstrap: still installing (${ticks} s)"
   fi
 done
 wait "$pip_pid"

@@ -260,7 +260,7 @@ def _match(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame) -> dict:
     if not all(timed):
         row["status"] = row["judged"] = ("untimed" if not any(timed) else
                                          "new" if not timed[0] else "missing")
-        failed = b if b is not None and not timed[0] else n
+        failed = n if n is not None and not timed[1] else b  # the newer error when both failed
         if failed is not None and isinstance(failed.get("error"), str):
             row["note"] = f"failed: {failed['error']}"
         return row

@@ -33,8 +33,10 @@ def _save(fig, path: Path) -> Path:
 
 
 # Built-in contenders keep one tab20 slot each, whatever else a run holds, so a contender has
-# the same colour in every figure of every report; a contender of yours takes a free slot
-# from a hash of its name. A new built-in needs its slot here (test_palette).
+# the same colour in every figure of every report; a contender of yours takes a free colour
+# from a hash of its name. A new built-in needs its slot here (test_figures). Two forms of one
+# computation share a hue, dark and light: eager/module, log_softmax+nll/softmax→log,
+# the two compiled multi-class ones.
 FIXED_COLOURS = {
     "eager": 0, "module": 1, "logsoftmax_nll": 2, "softmax_log_nll": 3, "scratch": 4,
     "compiled_eager": 6, "compiled_logsoftmax_nll": 7, "fused_triton": 8, "liger": 10,
@@ -45,8 +47,9 @@ FIXED_COLOURS = {
 
 def palette(names) -> dict[str, tuple]:
     """One colour per contender, the same in every figure and every run: built-ins from
-    `FIXED_COLOURS`, any other name from the free tab20 slots by a hash of the name (the
-    next free slot when two collide within one figure; slots repeat past 20 names)."""
+    `FIXED_COLOURS`; any other name from a hash of the name over the colours no built-in
+    uses (tab20's five free slots, then tab20b and tab20c: 45 in all), taking the next
+    free one when two collide within one figure (past 45 names colours repeat)."""
     import zlib
 
     import matplotlib
@@ -54,15 +57,17 @@ def palette(names) -> dict[str, tuple]:
     names = set(names)  # any iterable, a generator included, read once
     cycle = matplotlib.colormaps["tab20"].colors
     # slot 15, tab20's light grey, is left out: it vanishes against the grid and the page
-    free = [i for i in range(len(cycle)) if i not in FIXED_COLOURS.values() and i != 15]
-    slots = {n: FIXED_COLOURS[n] for n in names if n in FIXED_COLOURS}
-    for name in sorted(names - set(slots)):
-        start = zlib.crc32(name.encode()) % len(free)
-        taken = set(slots.values())
-        slot = next((free[(start + k) % len(free)] for k in range(len(free))
-                     if free[(start + k) % len(free)] not in taken), free[start])
-        slots[name] = slot
-    return {name: cycle[slot] for name, slot in slots.items()}
+    spare = [cycle[i] for i in range(len(cycle)) if i not in FIXED_COLOURS.values() and i != 15]
+    spare += [*matplotlib.colormaps["tab20b"].colors, *matplotlib.colormaps["tab20c"].colors]
+    colours = {n: cycle[FIXED_COLOURS[n]] for n in names if n in FIXED_COLOURS}
+    taken: set[int] = set()
+    for name in sorted(names - set(colours)):
+        start = zlib.crc32(name.encode()) % len(spare)
+        slot = next((k % len(spare) for k in range(start, start + len(spare))
+                     if k % len(spare) not in taken), start)
+        taken.add(slot)
+        colours[name] = spare[slot]
+    return colours
 
 
 def _legend(fig, axes) -> None:
@@ -89,6 +94,8 @@ def plot_time_vs_size(lines: dict[str, dict[str, dict[str, tuple]]], out: Path,
     paths = []
     colours = palette(c for modes in lines.values() for m in modes.values() for c in m)
     for run_id, modes in lines.items():
+        if not modes:  # cases without a mode (a foreign JSON): nothing to draw
+            continue
         fig, axes = _figure(len(modes))
         for ax, (mode, by_contender) in zip(axes[0], modes.items(), strict=True):
             for contender, pts in by_contender.items():
@@ -119,6 +126,8 @@ def plot_speedup(points: dict[str, dict[str, dict[str, dict]]], out: Path,
     paths = []
     colours = palette(c for modes in points.values() for m in modes.values() for c in m)
     for run_id, modes in points.items():
+        if not modes:
+            continue
         fig, axes = _figure(len(modes), 2)
         for col, (mode, by_contender) in enumerate(modes.items()):
             for row, (xcol, label) in enumerate((("case_p", "rarest-class share p"),
@@ -155,6 +164,8 @@ def plot_ranking(figures: dict[str, dict[str, dict]], out: Path) -> list[Path]:
     for run_id, cases in figures.items():
         for name, spec in cases.items():
             modes = spec["modes"]
+            if not modes:
+                continue
             tallest = max((len(rows) for rows in modes.values()), default=1)
             fig, axes = _figure(len(modes))
             fig.set_size_inches(5.5 * len(modes), 0.38 * tallest + 1.9)
@@ -204,11 +215,13 @@ def _finite(x) -> float:
 def plot_bandwidth(runs: dict[str, dict], out: Path) -> list[Path]:
     """Achieved bandwidth (bytes the traffic model says a case must move / median) against
     problem size, per mode, with the run's measured copy bandwidth as the ceiling line.
-    ``runs`` is {run_id: {"title": str, "peak": GB/s or nan, "modes": {mode: {contender:
-    (bytes, gbps)}}}}."""
+    ``runs`` is {key: {"title": str, "peak": GB/s or nan, "modes": {mode: {contender:
+    (bytes, gbps)}}}}, one figure per key (a run, or a run's device when it has several)."""
     paths = []
     colours = palette(c for run in runs.values() for m in run["modes"].values() for c in m)
-    for run_id, run in runs.items():
+    for key, run in runs.items():
+        if not run["modes"]:
+            continue
         fig, axes = _figure(len(run["modes"]))
         for ax, (mode, by_contender) in zip(axes[0], run["modes"].items(), strict=True):
             for contender, (x, y) in by_contender.items():
@@ -222,7 +235,7 @@ def plot_bandwidth(runs: dict[str, dict], out: Path) -> list[Path]:
             ax.grid(True, which="both", alpha=0.3)
         fig.suptitle(run["title"], fontsize="medium")
         _legend(fig, axes)
-        paths.append(_save(fig, out / f"bandwidth-{_slug(run_id)}.png"))
+        paths.append(_save(fig, out / f"bandwidth-{_slug(key)}.png"))
     return paths
 
 
@@ -232,9 +245,11 @@ FLOOR = 1e-17  # relative errors at or below this are drawn as exact (float64 ro
 def plot_accuracy(grid: dict, out: Path) -> list[Path]:
     """The accuracy table as two heat maps (loss, gradient): contenders down, dtype × logit
     scale band across, colour = log10 of the largest relative error against the float64
-    oracle. A cell whose every case asserted a known limit reads 'limit'; a cell with a
-    failed case is outlined in red with its count. ``grid`` is {"rows": [...], "cols": [...],
-    "title": str, "props": {prop: {"rel": 2-d array, "failed": 2-d, "limit": 2-d bool}}}."""
+    oracle. A cell whose every case asserted a known limit reads 'limit'; a NaN or infinite
+    error (the log keeps it as the worst) is drawn at the top of the scale as 'NaN'; a cell
+    with a failed case is outlined in red with its count; grey: no case checked. ``grid``
+    is {"rows": [...], "cols": [...], "title": str, "props": {prop: {"rel", "failed",
+    "limit", "checked": 2-d arrays}}}."""
     import matplotlib
 
     rows, cols = grid["rows"], grid["cols"]
@@ -244,13 +259,16 @@ def plot_accuracy(grid: dict, out: Path) -> list[Path]:
     image = None
     for ax, (prop, cells) in zip(axes[:, 0], grid["props"].items(), strict=True):
         rel = cells["rel"]
+        broken = cells.get("checked", np.isfinite(rel)) & ~cells["limit"] & ~np.isfinite(rel)
         with np.errstate(divide="ignore", invalid="ignore"):  # NaN (not checked) stays NaN
             logs = np.log10(np.where(rel > FLOOR, rel, np.where(np.isnan(rel), np.nan, FLOOR)))
+        logs = np.where(broken, 0.0, logs)  # a NaN or inf error is the worst there is
         image = ax.imshow(np.ma.masked_invalid(logs), cmap=cmap, vmin=-17, vmax=0, aspect="auto")
         for (i, j), value in np.ndenumerate(rel):
             failed = cells["failed"][i, j]
-            text = ("limit" if cells["limit"][i, j] else "" if not np.isfinite(value)
-                    else "exact" if value <= FLOOR else f"{logs[i, j]:.0f}")
+            text = ("limit" if cells["limit"][i, j] else "NaN" if broken[i, j]
+                    else "" if not np.isfinite(value) else "exact" if value <= FLOOR
+                    else f"{logs[i, j]:.0f}")
             ink = "tab:red" if failed else "white" if logs[i, j] < -8 else "black"  # on dark cells
             ax.text(j, i, text + (f" ✗{failed:.0f}" if failed else ""), ha="center", va="center",
                     fontsize="x-small", color=ink)

@@ -276,22 +276,25 @@ def _float(x) -> float:
 
 
 def bandwidth_runs(df: pd.DataFrame) -> dict[str, dict]:
-    """What `plot_bandwidth` draws: per run, its measured copy peak (GB/s, NaN without a
-    probe) and per mode and contender the cases' bytes moved and achieved GB/s."""
+    """What `plot_bandwidth` draws: per run (per run and device when a run has several,
+    merged from CPU and CUDA shards), the measured copy peak of that device (GB/s, NaN
+    without a probe) and per mode and contender the cases' bytes moved and achieved GB/s."""
     titles = run_titles(df)
     out = {}
     cases = df[_is_case(df) & df["gbps"].notna() & df["bytes"].notna()]
     for run_id, run in cases.groupby("run_id", sort=False):
-        peak = pd.to_numeric(run["peak_gbps"], errors="coerce").max() if "peak_gbps" in run else math.nan
-        modes = {}
-        for mode in sorted(run["mode"].dropna().unique()):
-            sub = run[run["mode"] == mode]
-            modes[mode] = {str(c): (pts["bytes"].to_numpy(dtype=float), pts["gbps"].to_numpy(dtype=float))
-                           for c, pts in sub.groupby("contender")}
-        peak_text = f"measured copy peak {peak:.3g} GB/s" if peak == peak else "no measured peak"
-        out[str(run_id)] = {"peak": float(peak) if peak == peak else math.nan, "modes": modes,
-                            "title": f"{titles.get(str(run_id), run_id)}: achieved bandwidth "
-                                     f"against the {peak_text}"}
+        devices = run.groupby(run["device"].fillna("?"), sort=True)
+        for device, sub in devices:
+            key = str(run_id) if devices.ngroups == 1 else f"{run_id}-{device}"
+            peak = pd.to_numeric(sub["peak_gbps"], errors="coerce").max()
+            modes = {mode: {str(c): (pts["bytes"].to_numpy(dtype=float), pts["gbps"].to_numpy(dtype=float))
+                            for c, pts in sub[sub["mode"] == mode].groupby("contender")}
+                     for mode in sorted(sub["mode"].dropna().unique())}
+            where = titles.get(str(run_id), f"run {run_id}") if devices.ngroups == 1 else \
+                f"run {run_id} · {device}"
+            peak_text = f"measured copy peak {peak:.3g} GB/s" if peak == peak else "no measured peak"
+            out[key] = {"peak": float(peak) if peak == peak else math.nan, "modes": modes,
+                        "title": f"{where}: achieved bandwidth against the {peak_text}"}
     return out
 
 
@@ -311,13 +314,15 @@ def accuracy_grid(view: pd.DataFrame) -> dict:
         rel = np.full((len(rows), len(cols)), np.nan)
         failed = np.zeros_like(rel)
         limit = np.zeros(rel.shape, dtype=bool)
+        checked = np.zeros(rel.shape, dtype=bool)  # NaN where checked: a NaN or inf error
         for r in view.itertuples():
             i, j = rows.index(r.contender), index[(r.dtype, r.band)]
             rel[i, j] = getattr(r, f"{prop}_max_rel")
             failed[i, j] = _finite_or(_float(getattr(r, f"{prop}_failed", 0)), 0.0)
             cases = _float(getattr(r, f"{prop}_cases", math.nan))
             limit[i, j] = cases == cases and _float(getattr(r, f"{prop}_limited", 0)) >= cases > 0
-        props[prop] = {"rel": rel, "failed": failed, "limit": limit}
+            checked[i, j] = cases == cases and cases > 0
+        props[prop] = {"rel": rel, "failed": failed, "limit": limit, "checked": checked}
     return {"rows": rows, "cols": [f"{d} {b}" for d, b in cols], "props": props,
             "title": "error against the float64 oracle by dtype and logit scale (std of the logits)"}
 

@@ -339,28 +339,33 @@ FIGURE_CAPTIONS = {  # by the figure file's prefix
 }
 
 # Click a column header to sort by it (again: reverse). Times ("36 ms"), ratios ("×1.04")
-# and counts sort by value, anything else as text; a dash sorts last.
+# and counts sort by value, dates and other text as text (ISO dates sort right as text);
+# an empty or dash cell sorts last either way.
 _SORT_SCRIPT = """
 const UNITS = {ns: 1e-9, "µs": 1e-6, us: 1e-6, ms: 1e-3, s: 1, min: 60};
 function key(text) {
-  const m = text.trim().match(/^[×x]?\\s*([-+]?\\d*\\.?\\d+(?:e[-+]?\\d+)?)\\s*(ns|µs|us|ms|s|min)?\\b/i);
+  if (/^\\d{4}-\\d{2}-\\d{2}/.test(text)) return null;
+  const m = text.match(/^[×x]?\\s*([-+]?\\d*\\.?\\d+(?:e[-+]?\\d+)?)\\s*(ns|µs|us|ms|s|min)?\\b/i);
   return m ? parseFloat(m[1]) * (UNITS[m[2]] || 1) : null;
 }
-function compare(a, b) {
+function blank(text) { return text === "" || text === "-" || text === "—"; }
+function compare(a, b, dir) {
+  a = a.trim(); b = b.trim();
+  if (blank(a) || blank(b)) return blank(a) - blank(b);
   const x = key(a), y = key(b);
-  if (x !== null && y !== null) return x - y;
+  if (x !== null && y !== null) return (x - y) * dir;
   if (x !== null) return -1;
   if (y !== null) return 1;
-  return a.localeCompare(b);
+  return a.localeCompare(b) * dir;
 }
 document.querySelectorAll("table").forEach(table => {
   table.querySelectorAll("th").forEach((th, col) => {
     th.title = "sort by this column";
     th.addEventListener("click", () => {
       const rows = Array.from(table.rows).slice(1);
-      const down = th.dataset.order !== "up";
-      rows.sort((r, s) => compare(r.cells[col].textContent, s.cells[col].textContent) * (down ? 1 : -1));
-      th.dataset.order = down ? "up" : "down";
+      const dir = th.dataset.order === "up" ? -1 : 1;
+      rows.sort((r, s) => compare(r.cells[col].textContent, s.cells[col].textContent, dir));
+      th.dataset.order = dir === 1 ? "up" : "down";
       rows.forEach(r => r.parentNode.appendChild(r));
     });
   });

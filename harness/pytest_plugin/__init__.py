@@ -319,6 +319,7 @@ def pytest_runtestloop(session: pytest.Session):
         for problem in outcome.problems:
             xent.note(problem)
         xent.failures.extend(outcome.failures)  # their records are gone: never timed
+        session.testsfailed += len(outcome.failures)  # and the run's exit status says so (1)
         if outcome.fidelity is not None and (xent.fidelity or {}).get("ok", True):
             xent.fidelity = outcome.fidelity
             xent.note(f"timer fidelity failed in process {outcome.fidelity['process']}: "

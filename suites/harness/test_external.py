@@ -243,7 +243,7 @@ def fn(input, target, weight=None, ignore_index=-100, reduction="mean", label_sm
 
 def test_a_contender_wrong_only_in_an_extra_process_is_a_failure_of_the_run(tmp_path) -> None:
     """Pooled processes: the benchmark is not timed, the run's JSON lists the failure with
-    the process that saw it, and the summary says so."""
+    the process that saw it, the summary says so and pytest exits 1."""
     import json
 
     (tmp_path / "flaky.py").write_text(WRONG_IN_EXTRA_PROCESSES)
@@ -261,6 +261,7 @@ def test_a_contender_wrong_only_in_an_extra_process_is_a_failure_of_the_run(tmp_
     assert failure["contender"] == "flaky" and failure["process"] == "2 of 2", failure
     assert failure["error"].startswith("in process 2 of 2: "), failure
     assert "flaky" in proc.stdout and "in process 2 of 2" in proc.stdout, show(proc)
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, show(proc)  # CI sees it
 
 
 def test_a_run_whose_every_benchmark_failed_still_saves_its_json(tmp_path) -> None:

@@ -113,3 +113,26 @@ def test_time_and_speedup_points_carry_unstable_marks_and_noise(tmp_path):
     assert "eager" not in points  # the reference is the line at 1
     assert sorted(points["naive"]["unstable"]) == [False, True]
     assert np.all(points["ext"]["noise"] > 0) and not points["ext"]["unstable"].any()
+
+
+def test_a_nan_error_is_the_worst_cell_not_an_unchecked_one(tmp_path):
+    """The log keeps a NaN error as the worst; the grid says it was checked, so the heat
+    map draws it at the top of the scale instead of grey."""
+    log = AccuracyLog(device="cpu", torch="2.13.0")
+    log.add("naive", Case(64, 1000, scale=30.0), [Verdict("loss", False, max_abs=math.nan, max_rel=math.nan)])
+    grid = report.accuracy_grid(report.accuracy_view(load_accuracy([log.write(tmp_path / "a.json")])))
+    loss = grid["props"]["loss"]
+    assert np.isnan(loss["rel"][0, 0]) and loss["checked"][0, 0] and not loss["limit"][0, 0]
+    assert not grid["props"]["grad"]["checked"][0, 0]
+    assert plots.plot_accuracy(grid, tmp_path)[0].exists()
+
+
+def test_a_run_on_two_devices_draws_each_against_its_own_peak(tmp_path):
+    cpu = make_run(cases=CASES[:1])
+    gpu = make_run(cases=CASES[:1], device="cuda")
+    for b in gpu["benchmarks"]:  # as a CUDA shard of the same run would hold them
+        b["extra_info"]["peak_gbps"] = 4000.0
+        b["name"], b["fullname"] = b["name"] + "-cuda", b["fullname"] + "-cuda"
+    doc = {**cpu, "benchmarks": cpu["benchmarks"] + gpu["benchmarks"]}
+    runs = report.bandwidth_runs(report.enrich(load([write_run(tmp_path / "r.json", doc)])))
+    assert {k: v["peak"] for k, v in runs.items()} == {"r-cpu": 20.0, "r-cuda": 4000.0}

@@ -187,8 +187,8 @@ def test_bench_on_cuda_without_cuda_is_one_line_and_exit_2(tmp_path, capsys):
 ])
 def test_an_output_path_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, capsys, command):
     """A file standing where the output's folder must be (a typo, a stale file): one line
-    that names the path, exit 2, no traceback. (Root ignores a read-only folder, which
-    fails through the same handler as a PermissionError.)"""
+    that names the output, exit 2, no traceback. (Root ignores a read-only folder, which
+    fails through the same handler as a PermissionError; so does a full disk.)"""
     from fakes import CASES, make_run, write_run
 
     from harness import cli
@@ -199,4 +199,23 @@ def test_an_output_path_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, 
     argv = [str(run) if a == "RUN" else a.format(blocker=blocker) for a in command]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"error: {blocker}") and "Traceback" not in err[0]
+    assert len(err) == 1 and err[0].startswith("error: cannot write ") and str(blocker) in err[0], err
+
+
+def test_a_full_disk_names_the_output_in_one_line(monkeypatch, tmp_path, capsys):
+    """ENOSPC while writing names no file of its own: the line names the output."""
+    import errno
+
+    from fakes import CASES, make_run, write_run
+
+    from harness import cli
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli, "write_report", full)
+    run = write_run(tmp_path / "r.json", make_run(cases=CASES[:1]))
+    assert cli.main(["report", str(run), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: cannot write {tmp_path / 'rep'}: No space left on device; give a path "
+                   "inside a folder you can write"]
