@@ -112,31 +112,30 @@ PRECISION = 0.8  # share of a feature's checked cases that must fail for it to n
 
 def classify(failed: list[Case], passed: list[Case],
              features: dict[str, Feature] = FEATURES) -> list[tuple[str, list[Case]]]:
-    """``failed`` cases split into (feature, cases), greedily: among the features and pairs
-    of `FEATURES` whose remaining cases fail at least `PRECISION` of the time (a defect can
-    be invisible on a few: a sum equals its mean when the weights total 1) and that cover
-    two or more failures, the one of highest weighted relative accuracy — its share of the
-    remaining cases times how much more often its cases fail than the remaining cases do
-    (subgroup discovery's WRAcc) — names a class, its failures are set aside, and so on;
-    what none covers is one last group with feature ''. Coverage alone picked features
-    nearly every case has (63 of 66 of MONAI's cases were spatial, and failed no more often
-    than the rest); precision alone picked over-specific pairs."""
+    """``failed`` cases split into (feature, cases), greedily: the feature or pair of
+    ``features`` that covers the most remaining failures among those that cover two or
+    more, whose remaining cases fail at least `PRECISION` of the time (a defect can be
+    invisible on a few: a sum equals its mean when the weights total 1) and more often than
+    the remaining cases without it do (a feature nearly every case has explains nothing:
+    63 of MONAI's 66 generated cases were spatial, and its mean defect read "spatial
+    dims"); what none covers is one last group with feature ''. (Weighted relative accuracy
+    instead of coverage read MONAI better but split a planted 'sum' defect into "sum with
+    spatial dims": not kept.)"""
     if failed and not passed:  # nothing passed: no kind of case to single out
         return [(EVERY, list(failed))]
     candidates = _candidates(features)
     left, groups = list(failed), []
     while left:
-        best, best_cases, best_score = None, [], 0.0
-        total = len(left) + len(passed)
+        best, best_cases = None, []
         for name, test in candidates:
             covered = [c for c in left if test(c)]
-            if len(covered) < 2:
+            if len(covered) < 2 or len(covered) <= len(best_cases):
                 continue  # one case is an example, not a kind of case
-            inside = len(covered) + sum(map(test, passed))
-            precision = len(covered) / inside
-            score = inside / total * (precision - len(left) / total)
-            if precision >= PRECISION and score > best_score + 1e-12:  # ties: the simpler
-                best, best_cases, best_score = name, covered, score
+            spared = sum(map(test, passed))
+            precision = len(covered) / (len(covered) + spared)
+            outside = (len(left) - len(covered), len(passed) - spared)  # (failed, passed)
+            if precision >= PRECISION and (not sum(outside) or precision > outside[0] / sum(outside)):
+                best, best_cases = name, covered
         if best is None:
             groups.append(("", left))
             break
@@ -146,7 +145,7 @@ def classify(failed: list[Case], passed: list[Case],
 
 
 def _candidates(features: dict[str, Feature] = FEATURES) -> list[tuple[str, Feature]]:
-    """Single features first, then pairs: with an equal score the simpler explanation wins."""
+    """Single features first, then pairs: with equal coverage the simpler explanation wins."""
     singles = list(features.items())
     pairs = [(f"{a} with {b}", lambda c, fa=fa, fb=fb: fa(c) and fb(c))
              for (a, fa), (b, fb) in itertools.combinations(singles, 2)]
