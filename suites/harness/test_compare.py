@@ -360,3 +360,16 @@ def test_one_sided_scales_ignore_the_other_side():
     clean = rng.normal(0, 0.1, 40)
     below, above = stats.one_sided_scales(np.concatenate([clean, np.full(15, 0.9)]), 0.0)
     assert 0.07 < below < 0.13 and above > 1.5 * below
+
+
+def test_a_change_within_the_machines_own_move_is_noisy_a_large_one_is_not(tmp_path):
+    """NEW's machine is 25 % faster: a contender 1.2× off after normalising is within what
+    unequal scaling leaves (measured in CI on identical code), a 2× slowdown is not."""
+    base = make_run(0)
+    for factor, status in ((1.2, "noisy"), (2.0, "slower")):
+        new = scale_contender(make_run(1, machine=0.75), "naive", factor)
+        result = _compare(tmp_path, base, new)
+        assert set(result[result["contender"] == "naive"]["status"]) == {status}, result
+        assert set(result[result["contender"] != "naive"]["status"]) <= {"unchanged", "noisy"}
+    same_machine = _compare(tmp_path, base, scale_contender(make_run(1), "naive", 1.2))
+    assert set(same_machine[same_machine["contender"] == "naive"]["status"]) == {"slower"}
