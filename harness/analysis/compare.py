@@ -323,9 +323,15 @@ def drift_floor(ratios: pd.Series) -> tuple[float, float]:
     return k_below * below, k_above * above
 
 
+MACHINE_MOVE_CAP = math.log(2.0)  # a 2x change is never put down to the machine's move
+
+
 def machine_move(factor: MachineFactor) -> float:
-    """How far the machine moved between the runs, |log factor| (0 when not estimated)."""
-    return abs(math.log(factor.value)) if factor.estimated and factor.value > 0 else 0.0
+    """How far the machine moved between the runs, |log factor| (0 when not estimated),
+    at most `MACHINE_MOVE_CAP`: on a day the VM is 3x slower, a 2x regression must still
+    show."""
+    move = abs(math.log(factor.value)) if factor.estimated and factor.value > 0 else 0.0
+    return min(move, MACHINE_MOVE_CAP)
 
 
 def with_machine_move(floor: tuple[float, float], factor: MachineFactor) -> tuple[float, float]:

@@ -373,3 +373,6 @@ def test_a_change_within_the_machines_own_move_is_noisy_a_large_one_is_not(tmp_p
         assert set(result[result["contender"] != "naive"]["status"]) <= {"unchanged", "noisy"}
     same_machine = _compare(tmp_path, base, scale_contender(make_run(1), "naive", 1.2))
     assert set(same_machine[same_machine["contender"] == "naive"]["status"]) == {"slower"}
+    # a machine 4x slower still shows a 2.5x regression: the move counts up to 2x only
+    slow_day = _compare(tmp_path, base, scale_contender(make_run(1, machine=4.0), "naive", 2.5))
+    assert set(slow_day[slow_day["contender"] == "naive"]["status"]) == {"slower"}
