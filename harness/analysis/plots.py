@@ -187,9 +187,9 @@ def _ranking_panel(ax, mode: str, rows: list[dict], colours: dict) -> None:
 
     ms = 1e3  # drawn in milliseconds: plain tick labels instead of 10^-3 powers
     for y, r in enumerate(rows):
-        if not np.isfinite(r["median"]):
-            ax.text(low * ms, y, f"  ✗ {r['mark'] or 'not timed'}"[:60], color="tab:red",
-                    va="center", fontsize="small")
+        if not np.isfinite(r["median"]):  # no time: written from the panel's left edge
+            ax.text(0.01, y, _wrap(f"✗ {r['mark'] or 'not timed'}"), color="tab:red", va="center",
+                    fontsize="small", transform=ax.get_yaxis_transform())
             continue
         hollow = r["mark"] == "unstable"
         ax.errorbar(r["median"] * ms, y, xerr=_finite(r["noise"]) * ms, fmt="o", capsize=3,
@@ -206,6 +206,19 @@ def _ranking_panel(ax, mode: str, rows: list[dict], colours: dict) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(title=mode, xlabel="median (ms); bar: its 95 % interval")
     ax.grid(True, axis="x", which="both", alpha=0.3)
+    if not timed:  # every contender failed: no time axis to show
+        ax.set_xticks([], minor=True)
+        ax.set_xticks([])
+        ax.grid(False)
+        ax.set_xlabel("nothing timed: every contender failed its check")
+
+
+def _wrap(text: str, width: int = 60, lines: int = 2) -> str:
+    """A failure's message in at most ``lines`` lines of ``width``, cut with '…'."""
+    import textwrap
+
+    wrapped = textwrap.wrap(text, width) or [""]
+    return "\n".join(wrapped[:lines]) + ("…" if len(wrapped) > lines else "")
 
 
 def _finite(x) -> float:
