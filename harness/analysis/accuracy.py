@@ -12,7 +12,10 @@ File format (JSON, written atomically)::
     {"schema": "xentbench.accuracy", "version": 1, "device": "cpu", "torch": "2.13.0",
      "entries": [{"contender": "eager", "family": "multiclass", "dtype": "f32",
                   "band": "1-10", "prop": "loss", "max_abs": 1.2e-07, "max_rel": 3e-08,
-                  "cases": 41, "failed": 0}, ...]}
+                  "cases": 41, "failed": 0, "limited": 0, "max_of_bound": 0.004}, ...]}
+
+``max_of_bound``: the largest error as a share of its tolerance bound (1 fails), absent
+(null) in files written before it was recorded.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class AccuracyLog:
             if v.compared:
                 cell["max_abs"] = _max(cell["max_abs"], v.max_abs)
                 cell["max_rel"] = _max(cell["max_rel"], v.max_rel)
+                cell["max_of_bound"] = _known_max(cell["max_of_bound"], getattr(v, "of_bound", math.nan))
 
     def update(self, other: AccuracyLog) -> None:
         """Merge another log (another worker, another file) into this one."""
@@ -75,6 +79,7 @@ class AccuracyLog:
             mine = self.cells.setdefault(key, _empty_cell())
             mine["max_abs"] = _max(mine["max_abs"], theirs["max_abs"])
             mine["max_rel"] = _max(mine["max_rel"], theirs["max_rel"])
+            mine["max_of_bound"] = _known_max(mine["max_of_bound"], theirs.get("max_of_bound", math.nan))
             mine["cases"] += theirs["cases"]
             mine["failed"] += theirs["failed"]
             mine["limited"] += theirs.get("limited", 0)
@@ -107,7 +112,9 @@ class AccuracyLog:
                 key = tuple(str(e[k]) for k in _KEY)
                 cell = {"max_abs": _num(e["max_abs"]), "max_rel": _num(e["max_rel"]),
                         "cases": int(e["cases"]), "failed": int(e["failed"]),
-                        "limited": int(e.get("limited", 0))}
+                        "limited": int(e.get("limited", 0)),
+                        # files written before it was recorded have none: unknown, not 0
+                        "max_of_bound": _num(e.get("max_of_bound"))}
             except (KeyError, TypeError, ValueError) as exc:
                 raise ResultsError(f"{where}: entry #{i} is malformed ({exc!r})") from None
             log.update(cls(cells={key: cell}))
@@ -124,7 +131,7 @@ class AccuracyLog:
         return cls.from_dict(doc, str(path))
 
     def frame(self) -> pd.DataFrame:
-        cols = [*_KEY, "max_abs", "max_rel", "cases", "failed", "limited"]
+        cols = [*_KEY, "max_abs", "max_rel", "cases", "failed", "limited", "max_of_bound"]
         return pd.DataFrame(self.to_dict()["entries"], columns=cols)
 
 
@@ -141,12 +148,19 @@ def load_accuracy(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def _empty_cell() -> dict:
-    return {"max_abs": 0.0, "max_rel": 0.0, "cases": 0, "failed": 0, "limited": 0}
+    return {"max_abs": 0.0, "max_rel": 0.0, "cases": 0, "failed": 0, "limited": 0,
+            "max_of_bound": math.nan}
 
 
 def _max(a: float, b: float) -> float:
     """Max where NaN wins: a NaN error is the worst error."""
     return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
+
+
+def _known_max(a: float, b: float) -> float:
+    """Max over the values known: NaN is 'not recorded' here (a share of the bound is
+    computed on finite errors only), and loses to any number."""
+    return b if math.isnan(a) else a if math.isnan(b) else max(a, b)
 
 
 def _num(x) -> float:

@@ -253,6 +253,7 @@ def plot_bandwidth(runs: dict[str, dict], out: Path) -> list[Path]:
 
 
 FLOOR = 1e-17  # relative errors at or below this are drawn as exact (float64 round-off is ~1e-16)
+NEAR_BOUND = 0.1  # an error past this share of its tolerance bound is framed: close to failing
 
 
 def plot_accuracy(grid: dict, out: Path) -> list[Path]:
@@ -260,9 +261,10 @@ def plot_accuracy(grid: dict, out: Path) -> list[Path]:
     scale band across, colour = log10 of the largest relative error against the float64
     oracle. A cell whose every case asserted a known limit reads 'limit'; a NaN or infinite
     error (the log keeps it as the worst) is drawn at the top of the scale as 'NaN'; a cell
-    with a failed case is outlined in red with its count; grey: no case checked. ``grid``
-    is {"rows": [...], "cols": [...], "title": str, "props": {prop: {"rel", "failed",
-    "limit", "checked": 2-d arrays}}}."""
+    with a failed case is framed in red with its count, one whose error passed but reached
+    `NEAR_BOUND` of its tolerance bound in orange (how close to failing); grey: no case
+    checked. ``grid`` is {"rows": [...], "cols": [...], "title": str, "props": {prop:
+    {"rel", "failed", "limit", "checked", "of_bound": 2-d arrays}}}."""
     import matplotlib
 
     rows, cols = grid["rows"], grid["cols"]
@@ -285,13 +287,15 @@ def plot_accuracy(grid: dict, out: Path) -> list[Path]:
             ink = "tab:red" if failed else "white" if logs[i, j] < -8 else "black"  # on dark cells
             ax.text(j, i, text + (f" ✗{failed:.0f}" if failed else ""), ha="center", va="center",
                     fontsize="x-small", color=ink)
-            if failed:
-                ax.add_patch(matplotlib.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
-                                                          ec="tab:red", lw=2))
+            near = cells.get("of_bound", np.full(rel.shape, np.nan))[i, j] >= NEAR_BOUND
+            if failed or near:  # red: a case failed; orange: passed within 10× of its bound
+                ax.add_patch(matplotlib.patches.Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False,
+                                                          ec="tab:red" if failed else "tab:orange", lw=2))
         ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize="small")
         ax.set_yticks(range(len(rows)), rows, fontsize="small")
-        ax.set_title(f"{prop}: log10 of the largest relative error (exact: at or below 1e-17; "
-                     "grey: not checked; limit: known breakdown asserted)", fontsize="medium")
+        ax.set_title(f"{prop}: log10 of the largest relative error (exact: at or below 1e-17; grey: "
+                     "not checked; limit: known breakdown asserted;\norange frame: an error above "
+                     f"{NEAR_BOUND:g} of its tolerance bound; red: a failed case)", fontsize="medium")
     fig.colorbar(image, ax=axes[:, 0].tolist(), label="log10 relative error", shrink=0.8)
     fig.suptitle(grid["title"], fontsize="medium")
     return [_save(fig, out / "accuracy.png")]

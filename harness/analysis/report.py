@@ -101,13 +101,16 @@ def accuracy_view(acc: pd.DataFrame) -> pd.DataFrame:
     keys = ["contender", "dtype", "band"]
     if "limited" not in acc:
         acc = acc.assign(limited=0)
+    if "max_of_bound" not in acc:
+        acc = acc.assign(max_of_bound=math.nan)
     wide = acc.pivot_table(index=keys, columns="prop",
-                           values=["max_abs", "max_rel", "cases", "failed", "limited"],
+                           values=["max_abs", "max_rel", "cases", "failed", "limited", "max_of_bound"],
                            aggfunc={"max_abs": "max", "max_rel": "max", "cases": "max", "failed": "sum",
-                                    "limited": "max"},
+                                    "limited": "max", "max_of_bound": "max"},
                            sort=False)
     wide.columns = [f"{prop}_{stat}" for stat, prop in wide.columns]
-    for col in ("loss_max_abs", "loss_max_rel", "grad_max_abs", "grad_max_rel"):
+    for col in ("loss_max_abs", "loss_max_rel", "grad_max_abs", "grad_max_rel", "loss_max_of_bound",
+                "grad_max_of_bound"):
         if col not in wide:
             wide[col] = math.nan
     wide["cases"] = wide.filter(like="_cases").max(axis=1)
@@ -315,6 +318,7 @@ def accuracy_grid(view: pd.DataFrame) -> dict:
         failed = np.zeros_like(rel)
         limit = np.zeros(rel.shape, dtype=bool)
         checked = np.zeros(rel.shape, dtype=bool)  # NaN where checked: a NaN or inf error
+        of_bound = np.full(rel.shape, np.nan)     # largest error / its tolerance bound
         for r in view.itertuples():
             i, j = rows.index(r.contender), index[(r.dtype, r.band)]
             rel[i, j] = getattr(r, f"{prop}_max_rel")
@@ -322,7 +326,9 @@ def accuracy_grid(view: pd.DataFrame) -> dict:
             cases = _float(getattr(r, f"{prop}_cases", math.nan))
             limit[i, j] = cases == cases and _float(getattr(r, f"{prop}_limited", 0)) >= cases > 0
             checked[i, j] = cases == cases and cases > 0
-        props[prop] = {"rel": rel, "failed": failed, "limit": limit, "checked": checked}
+            of_bound[i, j] = _float(getattr(r, f"{prop}_max_of_bound", math.nan))
+        props[prop] = {"rel": rel, "failed": failed, "limit": limit, "checked": checked,
+                       "of_bound": of_bound}
     return {"rows": rows, "cols": [f"{d} {b}" for d, b in cols], "props": props,
             "title": "error against the float64 oracle by dtype and logit scale (std of the logits)"}
 

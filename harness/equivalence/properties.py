@@ -54,9 +54,10 @@ class Outcome:
 @dataclass(frozen=True)
 class Verdict:
     """One property on one case. ``max_abs``/``max_rel`` are the largest errors against
-    the oracle over the compared elements (rel: error / tolerance scale); ``regime`` is
-    what theory predicted (an `Expect` value): anything but 'exact' was asserted as a
-    known limit rather than compared."""
+    the oracle over the compared elements (rel: error / tolerance scale), ``of_bound`` the
+    largest error as a share of its tolerance bound (1 = at the bound: how close to failing);
+    ``regime`` is what theory predicted (an `Expect` value): anything but 'exact' was
+    asserted as a known limit rather than compared."""
 
     prop: str
     ok: bool
@@ -65,6 +66,7 @@ class Verdict:
     max_rel: float = 0.0
     compared: bool = True
     regime: str = "exact"
+    of_bound: float = 0.0
 
 
 def reduced_terms(inputs: Inputs) -> int:
@@ -120,7 +122,7 @@ def _compare(prop: str, got: torch.Tensor, want: torch.Tensor, scale: torch.Tens
               f"{float(want[mask][worst]):.8g}, |error| {float(err[worst]):.3g} > bound "
               f"{float(bound[worst]):.3g}" if not ok else
               f"max |error| {float(err.max()):.3g}, {float(excess.max()):.2f} of the bound")
-    return Verdict(prop, ok, detail, float(err.max()), max_rel)
+    return Verdict(prop, ok, detail, float(err.max()), max_rel, of_bound=float(excess.max()))
 
 
 def _incomparable(prop: str, got: torch.Tensor, want: torch.Tensor) -> Verdict | None:
@@ -222,7 +224,8 @@ def _check_regimes(prop: str, got: torch.Tensor, want: torch.Tensor, scale: torc
         idx = torch.nonzero(survived)[0].tolist()
         detail += f" but {int(survived.sum())} are finite, e.g. at {idx}"
     return Verdict(prop, verdict.ok and not bool(survived.any()), detail, verdict.max_abs,
-                   verdict.max_rel, compared=bool(exact.any()), regime=regime.value)
+                   verdict.max_rel, compared=bool(exact.any()), regime=regime.value,
+                   of_bound=verdict.of_bound)
 
 
 def _departs(verdict: Verdict, expect: Expect, reason: str) -> Verdict:

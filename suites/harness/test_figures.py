@@ -136,3 +136,35 @@ def test_a_run_on_two_devices_draws_each_against_its_own_peak(tmp_path):
     doc = {**cpu, "benchmarks": cpu["benchmarks"] + gpu["benchmarks"]}
     runs = report.bandwidth_runs(report.enrich(load([write_run(tmp_path / "r.json", doc)])))
     assert {k: v["peak"] for k, v in runs.items()} == {"r-cpu": 20.0, "r-cuda": 4000.0}
+
+
+def test_how_close_to_its_bound_an_error_came_is_kept_and_old_files_say_unknown(tmp_path):
+    """The share of the tolerance bound reaches the grid (max over cases, NaN-free); a file
+    written before it was recorded reads as unknown, not as 0."""
+    import json
+
+    log = AccuracyLog(device="cpu", torch="2.13.0")
+    case = Case(64, 1000, scale=30.0)
+    for share in (0.02, 0.4):
+        log.add("eager", case, [Verdict("loss", True, max_abs=1e-7, max_rel=1e-8, of_bound=share)])
+    path = log.write(tmp_path / "a.json")
+    grid = report.accuracy_grid(report.accuracy_view(load_accuracy([path])))
+    assert grid["props"]["loss"]["of_bound"][0, 0] == pytest.approx(0.4)
+    old = json.loads(path.read_text())
+    for e in old["entries"]:
+        del e["max_of_bound"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    grid = report.accuracy_grid(report.accuracy_view(load_accuracy([tmp_path / "old.json"])))
+    assert np.isnan(grid["props"]["loss"]["of_bound"][0, 0])
+    assert plots.plot_accuracy(grid, tmp_path)[0].exists()
+
+
+def test_a_comparison_says_what_share_of_its_bound_the_error_reached():
+    import torch
+
+    from harness.equivalence.properties import _compare
+
+    want = torch.ones(4, dtype=torch.float64)
+    got = want + torch.tensor([0.0, 1e-6, 5e-6, 0.0], dtype=torch.float64)
+    verdict = _compare("loss", got, want, torch.ones(()), rtol=1e-5, atol=0.0, fmax=1e300)
+    assert verdict.ok and verdict.of_bound == pytest.approx(0.5)
