@@ -176,16 +176,12 @@ def shrink(contender: Contender, within: Feature, example: Case,
 EVERY = "any case"  # the class of a contender that fails everything
 
 
-def _feature(name: str) -> Feature:
-    if not name or name == EVERY:
-        return lambda c: True
-    return dict(_candidates(META_FEATURES))[name]  # every feature's name: META_FEATURES ⊇ FEATURES
-
-
 # Findings about what comes back (dtype, shape, device: `meta`) are grouped apart from
-# findings about the values: MONAI's float32 output on float64 and half inputs otherwise
-# joined its reduction defects into classes named by neither.
-FAMILIES_OF_PROPERTIES = (("loss", "grad", "nonfinite", "inputs"), ("meta",))
+# findings about the values, each family with the features that may name its classes:
+# MONAI's float32 output on float64 and half inputs otherwise joined its reduction defects
+# into classes named by neither.
+FAMILIES_OF_PROPERTIES = ((("loss", "grad", "nonfinite", "inputs"), FEATURES),
+                          (("meta",), META_FEATURES))
 
 
 def distinct_defects(contender: Contender, results: list[tuple[Case, dict]],
@@ -199,14 +195,15 @@ def distinct_defects(contender: Contender, results: list[tuple[Case, dict]],
     (`FAMILIES_OF_PROPERTIES`)."""
     out: list[DefectClass] = []
     present = list(results[0][1]) if results else []
-    for family_props in FAMILIES_OF_PROPERTIES:
+    for family_props, features in FAMILIES_OF_PROPERTIES:
         props = tuple(p for p in family_props if p in present)
         if props:
-            out += _classes(contender, results, props, fails)
+            out += _classes(contender, results, props, features, fails)
     return out
 
 
 def _classes(contender: Contender, results: list[tuple[Case, dict]], props: tuple[str, ...],
+             features: dict[str, Feature],
              fails: Callable[[Case, tuple[str, ...]], str | None]) -> list[DefectClass]:
     failed = [c for c, v in results if not all(v[p].ok for p in props)]
     # a pass that compared nothing (an all-ignored mean is NaN: no loss to compare) is
@@ -216,8 +213,9 @@ def _classes(contender: Contender, results: list[tuple[Case, dict]], props: tupl
     verdicts = dict(results)
     out: list[DefectClass] = []
     earlier: list[Feature] = []
-    for feature, cases in classify(failed, passed, META_FEATURES if props == ("meta",) else FEATURES):
-        test = _feature(feature)
+    named = dict(_candidates(features))
+    for feature, cases in classify(failed, passed, features):
+        test = named.get(feature, lambda c: True)  # '' and EVERY: no feature to name
         failing_props = tuple(p for p in props if any(not verdicts[c][p].ok for c in cases))
         total = sum(1 for c, _ in results if test(c)) if feature else len(cases)
         failing = sum(1 for c in failed if test(c)) if feature else len(cases)

@@ -437,11 +437,13 @@ def save_untimed_run(config: pytest.Config) -> None:
     failures = session_of(config).failures
     if bs is None or not bs.json or bs.benchmarks or bs.disabled or not failures:
         return
+    # pytest-benchmark's own sequence of hooks (its handle_saving), our stamp included
     commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
+    config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
     doc = config.hook.pytest_benchmark_generate_json(config=config, benchmarks=[], include_data=True,
                                                      machine_info=bs.get_machine_info(),
                                                      commit_info=commit_info)
-    doc["xentbench"] = run_stamp(config)
+    config.hook.pytest_benchmark_update_json(config=config, benchmarks=[], output_json=doc)
     atomic_write_text(Path(bs.json), json.dumps(doc, indent=1, default=str))
 
 
