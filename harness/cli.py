@@ -1,4 +1,4 @@
-"""The command line: ``python -m harness {list,check,bench,report,compare}`` (installed as
+"""The command line: ``python -m harness {list,check,bench,ab,report,compare}`` (installed as
 ``xentbench``). One argparse tree; the options shared with pytest come from
 `harness.options`. Each command parses, calls the library with values, prints, and returns
 the exit code: 0 fine, 1 a verdict failed (a wrong contender, a failed benchmark, a
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -19,11 +20,14 @@ interpret_without_cuda()  # before the imports below: torch._dynamo imports Trit
 
 from harness import contenders as registry  # noqa: E402
 from harness import options  # noqa: E402
+from harness.analysis import ab_verdicts, tables  # noqa: E402
 from harness.analysis import compare as comparing  # noqa: E402
-from harness.analysis import tables  # noqa: E402
 from harness.analysis.load import ResultsError, load  # noqa: E402
+from harness.analysis.paired import PairedSettings  # noqa: E402
 from harness.analysis.report import run_summary, write_report  # noqa: E402
 from harness.atomic import atomic_write_text  # noqa: E402
+from harness.benchmark import ab  # noqa: E402
+from harness.benchmark.ab_record import side_document  # noqa: E402
 from harness.benchmark.runner import NoResults, default_output, run_benchmarks  # noqa: E402
 from harness.contenders import ecosystem  # noqa: E402
 from harness.equivalence.properties import PROPERTIES  # noqa: E402
@@ -121,6 +125,83 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"\nno summary: {exc}")
     print(f"\nresults: {out}" + ("" if code == 0 else "  (some benchmarks failed: see above)"))
     return code
+
+
+# ---- ab -------------------------------------------------------------------------------
+AB_HELP = ab.__doc__.split("\n\n")[0]
+
+
+def selection_of(pytest_args: list[str]) -> str | None:
+    """The ``-k EXPR`` among the arguments after ``--`` (the only pytest argument `ab`'s
+    workers understand: they select benchmarks as pytest would, by their ids)."""
+    expr, rest, i = None, [], 0
+    while i < len(pytest_args):
+        arg = pytest_args[i]
+        if arg == "-k" and i + 1 < len(pytest_args):
+            expr, i = pytest_args[i + 1], i + 2
+            continue
+        if arg.startswith("-k"):
+            expr = arg[2:].lstrip("=")
+        else:
+            rest.append(arg)
+        i += 1
+    if rest:
+        raise ab.SideError(f"ab times blocks in its own workers, not under pytest: of the arguments after "
+                           f"--, only -k EXPR is understood (not {' '.join(rest)})")
+    return expr
+
+
+def _ab_out(args: argparse.Namespace) -> Path:
+    if args.out:
+        return Path(args.out)
+    stamp = default_output().stem
+    return default_output().parent.parent / "ab" / stamp
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    device = options.resolve_device(args.device)
+    settings = PairedSettings(args.threshold, args.alpha)
+    selection = {"select": selection_of(args.pytest_args), "size": args.size, "cases": args.cases,
+                 "threads": args.threads, "device": device, "contender": args.contender,
+                 "binary_contender": args.binary_contender, "only": args.only}
+    timing = ab.Timing(seconds=args.seconds, timeout=args.call_timeout)
+    out = _ab_out(args)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    repo = Path.cwd()
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    budget = args.budget * 60 if args.until_decided else None
+    with ab.opened_side("BASE", args.base, args.base_python, repo) as base, \
+            ab.opened_side("HEAD", args.head, args.head_python, repo) as head:
+        print(f"xentbench: ab {base.describe()} against {head.describe()}, block pairs on {device}; "
+              f"workers' logs in {out}", flush=True)
+        run = ab.run_ab({"BASE": base, "HEAD": head}, selection, timing, out, seed, repo,
+                        undecided=lambda r: ab_verdicts.undecided(r, settings), budget=budget)
+    rows = ab_verdicts.judge_run(run, settings)
+    doc = ab_verdicts.document(run, rows, settings)
+    with writing(out):
+        for label in ab.SIDES:
+            side = side_document(run.sides[label], run.listed[label], run.results, run.started, selection)
+            atomic_write_text(out / f"{label.lower()}.json", json.dumps(side, indent=1))
+        atomic_write_text(out / "ab.json", json.dumps(doc, indent=1))
+    print("\n" + tables.ab_table(doc, everything=args.all))
+    if args.markdown:
+        with writing(args.markdown):
+            _write_markdown(args.markdown, tables.ab_markdown(doc))
+    print(f"\nresults: {out}/ab.json (verdicts), {out}/base.json and {out}/head.json (each side's rounds)")
+    if not run.results:
+        print("error: the two sides have no benchmark in common: nothing to compare", file=sys.stderr)
+        return 2
+    failing = ab_verdicts.failing(rows, args.fail_ratio)
+    if failing:
+        print(f"FAIL: {len(failing)} benchmark(s): "
+              + ", ".join(f"{r['verdict']} {r['benchmark']}" for r in failing[:5]), file=sys.stderr)
+        return 1
+    if not ab_verdicts.judgeable(rows):
+        print("error: no pairs left to judge (every block pair was contaminated, or nothing was timed): "
+              "rerun on a quieter machine", file=sys.stderr)
+        return 2
+    return 0
 
 
 # ---- report, compare ------------------------------------------------------------------
@@ -228,6 +309,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pytest_args", nargs="*", help="passed to pytest after --")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser("ab", help="time BASE and HEAD interleaved, block by block, and judge the pairs",
+                       description=ab.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("base", metavar="BASE", help="a git revision (checked out into a temporary worktree) "
+                   "or a directory")
+    p.add_argument("head", metavar="HEAD", nargs="?", default=None,
+                   help="a git revision or a directory (default: the working tree)")
+    p.add_argument("--base-python", metavar="PY", default=None,
+                   help="BASE's interpreter (e.g. a venv with other pinned versions; default this one)")
+    p.add_argument("--head-python", metavar="PY", default=None, help="HEAD's interpreter")
+    p.add_argument("--threshold", type=parse_threshold, default=0.05,
+                   help="smallest change that counts, and the band of `same` (default 5%%)")
+    p.add_argument("--alpha", type=_probability, default=0.01,
+                   help="false-discovery rate over the benchmarks compared (default 0.01)")
+    p.add_argument("--seconds", type=options.positive_seconds, default=ab.Timing.seconds, metavar="S",
+                   help=f"seconds of block pairs per benchmark (default {ab.Timing.seconds:g})")
+    p.add_argument("--until-decided", action="store_true",
+                   help="while any benchmark is undecided, give it more pairs (within --budget)")
+    p.add_argument("--budget", type=float, default=10.0, metavar="MINUTES",
+                   help="with --until-decided: stop adding pairs after this long (default 10)")
+    p.add_argument("--fail-ratio", type=float, default=None, metavar="R",
+                   help="exit 1 on a `slower` of R× or more (a HEAD that fails its check exits 1 always)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the block order (default: random, "
+                   "recorded in ab.json)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where ab.json, base.json, head.json and the workers' logs go "
+                        "(default results/ab/<time>-<machine>-<pid>/)")
+    p.add_argument("--markdown", metavar="FILE", help="also write the verdicts as markdown "
+                   "(appended when FILE is $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--all", action="store_true", help="list `same` benchmarks too")
+    options.add_bench_options(p.add_argument, prefix="", names=("size", "cases", "threads"))
+    options.add_device_option(p.add_argument)
+    options.add_contender_options(p.add_argument)
+    # what follows `--` is split off before parsing (`main`): argparse gives an optional
+    # positional (HEAD) and a list after it nothing to match once BASE is read
+    p.set_defaults(func=cmd_ab, pytest_args=[])
+    p.epilog = "after --: -k EXPR selects benchmarks by id, as in pytest"
+
     p = sub.add_parser("report", help=REPORT_HELP, description=REPORT_HELP)
     p.add_argument("runs", nargs="+", metavar="RUN.json",
                    help="pytest-benchmark JSON files (shards of one run are merged; a directory "
@@ -262,11 +380,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    after: list[str] | None = None
+    if argv[:1] == ["ab"] and "--" in argv:
+        at = argv.index("--")
+        argv, after = argv[:at], argv[at + 1:]
     args = build_parser().parse_args(argv)
+    if after is not None:
+        args.pytest_args = after
     try:
         return args.func(args)
     except (CaseError, registry.ContenderError, options.DeviceError, options.UnknownContender,
-            ResultsError, OutputError) as exc:
+            ResultsError, OutputError, ab.SideError, ab.WorkerDied) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

@@ -10,7 +10,7 @@ Also here: what the values mean when one needs more than parsing (`resolve_devic
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,9 +162,12 @@ BENCH_OPTIONS = (
 )
 
 
-def add_bench_options(add: Add, prefix: str = "bench-") -> None:
+def add_bench_options(add: Add, prefix: str = "bench-", names: Sequence[str] | None = None) -> None:
+    """The benchmark options (those in ``names`` only, when given: ``ab`` times blocks in
+    its own workers, where passes, processes and the round time mean nothing)."""
     for option in BENCH_OPTIONS:
-        add(option.flag(prefix), dest=f"{prefix.replace('-', '_')}{option.dest}", **option.kwargs)
+        if names is None or option.name in names:
+            add(option.flag(prefix), dest=f"{prefix.replace('-', '_')}{option.dest}", **option.kwargs)
 
 
 def bench_flags(values: Mapping[str, Any]) -> list[str]:

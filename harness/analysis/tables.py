@@ -229,6 +229,69 @@ def compare_markdown(changed, every, counts: dict[str, int], title: str, context
     return "\n".join(out)
 
 
+# ---- ab ------------------------------------------------------------------------------
+_AB_HEADER = ["verdict", "contender", "case", "mode", "HEAD/BASE", "95% CI", "p (BH)", "pairs", "σ"]
+
+
+def _ab_rows(rows: list[dict], width: int | None = None) -> list[list[str]]:
+    """``rows`` from `harness.analysis.ab_verdicts.judge_run`; ``width`` cuts long case ids."""
+    out = []
+    for r in rows:
+        bounded = _finite(r.get("low")) and _finite(r.get("high"))
+        half = (r["high"] - r["low"]) / 2 if bounded else float("nan")
+        ci = f"{fmt_num(r['low'], half)}–{fmt_num(r['high'], half)}" if _finite(r.get("low")) else DASH
+        case = str(r["case_id"])
+        if width and len(case) > width:
+            case = case[:width - 1] + "…"
+        pairs = f"{r['pairs']}" + (f" (−{r['dropped']})" if r.get("dropped") else "")
+        out.append([r["verdict"], str(r["contender"]), case, str(r["mode"]), fmt_ratio(r.get("ratio"), half),
+                    ci, fmt_p(r.get("p_adjusted")), pairs,
+                    f"{r['sigma']:.3f}" if _finite(r.get("sigma")) else DASH])
+    return out
+
+
+def _ab_intro(doc: dict) -> list[str]:
+    sides, st = doc["sides"], doc["settings"]
+    name = {k: v["spec"] + (f" ({v['commit'][:10]})" if v.get("commit") else "") for k, v in sides.items()}
+    return [f"ab {name['BASE']} -> {name['HEAD']}",
+            f"pairs: a block of rounds on each side, milliseconds apart, in a random order; ratio = "
+            f"median over pairs of HEAD/BASE; Wilcoxon signed-rank, Benjamini-Hochberg at "
+            f"{st['alpha']:g}; threshold {st['threshold']:.0%}; verdicts by {doc['gave_verdict']}",
+            f"median σ of a pair's log ratio {doc['sigma_median']:.3f}: a 1.1× change needs about "
+            f"{doc['pairs_for_1.1x']} pairs; {doc['seconds']:.0f} s"]
+
+
+def _ab_counts(doc: dict) -> str:
+    only = "".join(f", {len(v)} only in {k}" for k, v in doc["only_in"].items() if v)
+    return _counts(doc["counts"]) + only
+
+
+def ab_table(doc: dict, everything: bool = False) -> str:
+    """Terminal table of an `ab` verdict document: changes first, `same` rows only with
+    ``everything``, errors as numbered notes."""
+    rows = doc["rows"] if everything else [r for r in doc["rows"] if r["verdict"] != "same"]
+    lines = _ab_intro(doc)
+    if rows:
+        lines.append(_table(_AB_HEADER, _ab_rows(rows, CASE_WIDTH)))
+        lines += [textwrap.fill(f"[{r['verdict']}] {r['contender']} {r['case_id']} {r['mode']}: {r['error']}",
+                                width=120, subsequent_indent="    ") for r in rows if r.get("error")]
+    lines.append(f"summary: {_ab_counts(doc)}")
+    return "\n".join(lines)
+
+
+def ab_markdown(doc: dict) -> str:
+    """Markdown for a CI summary: the counts, the changed rows, every row in a fold."""
+    intro = _ab_intro(doc)
+    changed = [r for r in doc["rows"] if r["verdict"] != "same"]
+    out = [f"### Paired benchmark comparison: {intro[0].removeprefix('ab ')}", "", *intro[1:], "",
+           f"**{_ab_counts(doc)}**", ""]
+    if changed:
+        out += [md_table(_AB_HEADER, _ab_rows(changed)), ""]
+    out += ["<details><summary>all benchmarks</summary>", "", md_table(_AB_HEADER, _ab_rows(doc["rows"])),
+            "", "</details>"]
+    return "\n".join(out)
+
+
 # ---- report.md -------------------------------------------------------------------------
 def runs_md(runs) -> str:
     rows = [[r.run_id, r.machine, str(r.commit or DASH)[:12], r.torch or DASH, r.devices or DASH,

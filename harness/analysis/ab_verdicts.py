@@ -1,0 +1,102 @@
+"""The verdicts of an `ab` run (`harness.benchmark.ab.AbRun`): one row per benchmark both
+sides have, judged on its pairs (`harness.analysis.paired`), the changes first; the
+verdict document written beside the two sides' JSON; and what fails the gate.
+
+Row verdicts: ``slower``, ``faster``, ``undecided``, ``same`` (`harness.analysis.paired`),
+``unstable`` (every pair had a contaminated block: nothing left to judge), and
+``broken`` (HEAD failed its check or raised where BASE passed: a correctness regression,
+never timed) or ``failed`` (both sides failed; BASE alone failing is ``fixed``)."""
+
+from __future__ import annotations
+
+import math
+
+from harness.analysis.paired import PairedSettings, judge_all, pairs_needed
+from harness.benchmark.ab import SIDES, AbRun
+
+SCHEMA = 1
+ORDER = ("broken", "slower", "faster", "unstable", "undecided", "fixed", "failed", "same")
+
+
+def _identity(run: AbRun, ident: str) -> dict:
+    for label in ("HEAD", "BASE"):
+        info = run.results[ident].info.get(label) or {}
+        if info.get("contender"):
+            return {"contender": info["contender"], "case_id": info["case_id"], "mode": info["mode"]}
+    return {"contender": "?", "case_id": ident, "mode": "?"}
+
+
+def _failure_row(run: AbRun, ident: str) -> dict:
+    failed = run.results[ident].failed
+    verdict = "failed" if len(failed) == 2 else ("broken" if "HEAD" in failed else "fixed")
+    return {"benchmark": ident, **_identity(run, ident), "verdict": verdict, "pairs": 0, "dropped": 0,
+            "ratio": None, "low": None, "high": None, "p": None, "p_adjusted": None, "sigma": None,
+            "error": "; ".join(f"{s}: {e}" for s, e in failed.items())}
+
+
+def judge_run(run: AbRun, settings: PairedSettings) -> list[dict]:
+    """Every benchmark's row, changes first (`ORDER`), then by name."""
+    pairs = run.pairs()
+    judged = {j.name: j for j in judge_all(pairs, settings, seed=run.seed)}
+    rows = []
+    for ident in run.results:
+        if ident not in judged:
+            rows.append(_failure_row(run, ident))
+            continue
+        j = judged[ident]
+        row = {"benchmark": ident, **_identity(run, ident), **j.as_dict(), "error": None}
+        row.pop("name")
+        if j.pairs == 0:
+            row["verdict"] = "unstable" if j.dropped else "undecided"
+        rows.append(row)
+    return sorted(rows, key=lambda r: (ORDER.index(r["verdict"]), r["benchmark"]))
+
+
+def undecided(run: AbRun, settings: PairedSettings) -> list[str]:
+    """The benchmarks more pairs could still decide (`--until-decided`)."""
+    return [r["benchmark"] for r in judge_run(run, settings) if r["verdict"] == "undecided"]
+
+
+def counts(rows: list[dict]) -> dict[str, int]:
+    out = {v: 0 for v in ORDER}
+    for r in rows:
+        out[r["verdict"]] += 1
+    return {k: v for k, v in out.items() if v}
+
+
+def judgeable(rows: list[dict]) -> bool:
+    """Whether any benchmark had a clean pair left to judge."""
+    return any(r["pairs"] for r in rows)
+
+
+def failing(rows: list[dict], fail_ratio: float | None) -> list[dict]:
+    """What fails the gate: a ``broken`` benchmark always; a ``slower`` one of at least
+    ``fail_ratio``× when a ratio is given."""
+    out = [r for r in rows if r["verdict"] == "broken"]
+    if fail_ratio is not None:
+        out += [r for r in rows if r["verdict"] == "slower" and (r["ratio"] or 0) >= fail_ratio]
+    return out
+
+
+def grain_sigma(rows: list[dict]) -> float:
+    """The median over benchmarks of the block pairs' robust σ: what decides how many pairs
+    a verdict needs (`harness.analysis.paired.pairs_needed`)."""
+    sig = sorted(r["sigma"] for r in rows if r.get("sigma") is not None and math.isfinite(r["sigma"]))
+    return sig[len(sig) // 2] if sig else math.nan
+
+
+def document(run: AbRun, rows: list[dict], settings: PairedSettings) -> dict:
+    """The verdict file (``ab.json``): the sides, the settings, the order's seed, every row."""
+    sigma = grain_sigma(rows)
+    return {
+        "schema": SCHEMA, "started": run.started, "seconds": round(run.seconds, 1), "seed": run.seed,
+        "sides": {label: {"spec": run.sides[label].spec, "commit": run.sides[label].commit,
+                          "root": str(run.sides[label].root), "python": run.sides[label].python,
+                          "torch": run.listed[label].get("torch")} for label in SIDES},
+        "settings": {"threshold": settings.threshold, "alpha": settings.alpha,
+                     "confidence": settings.confidence, "grain": "block",
+                     "threads": run.threads, "cores": run.cores},
+        "sigma_median": sigma, "pairs_for_1.1x": pairs_needed(sigma),
+        "only_in": run.only_in, "counts": counts(rows), "rows": rows,
+        "gave_verdict": "wall time",
+    }

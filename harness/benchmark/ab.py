@@ -1,0 +1,332 @@
+"""``python -m harness ab BASE [HEAD]``: time two sides interleaved, block by block.
+
+A side is a git revision (checked out into a worktree that is removed afterwards) or a
+directory, each run by its own Python interpreter if asked (a side with other pinned
+dependencies). Each side gets one long-lived worker process (`harness.benchmark.worker`)
+that imports the side's own harness and contenders. For every selected benchmark both
+workers check it against the oracle, warm it up and time one call; then the controller
+alternates them: a block of rounds on BASE, a block on HEAD, in an order drawn afresh for
+every block pair (randomised multiple interleaved trials, Abedi & Brecht 2017), each block
+on a freshly allocated copy of the inputs. The two blocks of a pair are milliseconds apart
+and see the same machine; `harness.analysis.paired` judges the pairs.
+
+Why blocks and not processes: on this project's 2-core VM the machine's speed moves
+within seconds, in steps that shift every benchmark timed during them (measured: one
+process of identical code had its first six benchmarks 30 % slower than the next
+process, its last four unmoved), so adjacent *processes* of the two sides, 18 s apart,
+scatter σ 0.17-0.31 in log ratio: about 100 pairs for a 1.1× verdict. docs/benchmarking.md,
+"Paired verdicts", has the σ of each grain.
+
+Where a side runs: its directory is the working directory and comes first on
+``PYTHONPATH``, so a side that is a checkout of this harness times its own harness and
+contenders, and a side that is a library's checkout times that library's modules (named
+by ``--contender NAME=MODULE:ATTR``) with the installed harness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.benchmark import stability
+
+SIDES = ("BASE", "HEAD")
+WORKER = Path(__file__).with_name("worker.py")
+# `python -c` puts the working directory (the side) first on sys.path, a script path would
+# put this folder there instead
+BOOT = "import runpy, sys; path = sys.argv[1]; sys.argv = [path]; runpy.run_path(path, run_name='__main__')"
+
+
+class SideError(ValueError):
+    """A side that cannot be used (not a directory, not a revision, a worker that would
+    not start); the message is one line."""
+
+
+@dataclass(frozen=True)
+class Side:
+    label: str        # BASE or HEAD
+    spec: str         # as the user wrote it
+    root: Path        # where its worker runs
+    python: str       # its interpreter
+    commit: str | None = None  # the revision, when the side is one
+
+    def describe(self) -> str:
+        return f"{self.label} {self.spec}" + (f" ({self.commit[:10]})" if self.commit else "")
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+
+
+def resolve_commit(repo: Path, spec: str) -> str | None:
+    """The full hash ``spec`` names in ``repo``, or None where it names no commit."""
+    found = _git(repo, "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
+    return found.stdout.strip() if found.returncode == 0 and found.stdout.strip() else None
+
+
+@contextlib.contextmanager
+def opened_side(label: str, spec: str | None, python: str | None, repo: Path) -> Iterator[Side]:
+    """The side ``spec`` names: None is the working tree (``repo``); an existing directory
+    is taken as it is; anything else must be a revision of ``repo``, checked out detached
+    into a temporary worktree that is removed on the way out (also on Ctrl-C)."""
+    interpreter = python or sys.executable
+    if spec is None or Path(spec).is_dir():
+        root = Path(spec).resolve() if spec else repo
+        yield Side(label, spec or "working tree", root, interpreter, None)
+        return
+    commit = resolve_commit(repo, spec)
+    if commit is None:
+        raise SideError(f"{label} {spec!r} is neither a directory nor a revision of {repo}: give a "
+                        "commit, branch or tag that git rev-parse knows, or a directory")
+    where = Path(tempfile.mkdtemp(prefix=f"xentbench-ab-{label.lower()}-"))
+    added = _git(repo, "worktree", "add", "--detach", "--force", str(where), commit)
+    if added.returncode != 0:
+        lines = added.stderr.strip().splitlines() or ["git worktree add failed"]
+        raise SideError(f"cannot check out {spec} into a worktree: {lines[-1]}")
+    try:
+        yield Side(label, spec, where, interpreter, commit)
+    finally:
+        _git(repo, "worktree", "remove", "--force", str(where))
+        _git(repo, "worktree", "prune")
+
+
+def side_env(side: Side, caller_dir: Path) -> dict[str, str]:
+    """The side's directory first on ``PYTHONPATH``, then the caller's (their own modules
+    named by ``--contender``), then whatever was there."""
+    env = dict(os.environ)
+    parts = [str(side.root), str(caller_dir), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in parts if p)
+    return env
+
+
+class WorkerDied(RuntimeError):
+    """A side's worker stopped answering (it crashed or was killed)."""
+
+
+class WorkerProcess:
+    """One side's worker: JSON lines in, JSON lines out, its stderr in ``log``."""
+
+    def __init__(self, side: Side, log: Path, caller_dir: Path) -> None:
+        self.side, self.log = side, log
+        self._log = open(log, "w")  # noqa: SIM115 (closed in close())
+        self.proc = subprocess.Popen([side.python, "-c", BOOT, str(WORKER)], cwd=side.root,
+                                     env=side_env(side, caller_dir), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
+
+    def call(self, **msg: object) -> dict:
+        try:
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            code = self.proc.poll()
+            raise WorkerDied(f"{self.side.label}'s worker stopped (exit {code}) during {msg.get('op')}"
+                             f"{' ' + str(msg['id']) if 'id' in msg else ''}: see {self.log}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                self.proc.stdin.write('{"op": "quit"}\n')
+                self.proc.stdin.flush()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@contextlib.contextmanager
+def workers(sides: dict[str, Side], out_dir: Path, caller_dir: Path) -> Iterator[dict[str, WorkerProcess]]:
+    started: dict[str, WorkerProcess] = {}
+    try:
+        for label, side in sides.items():
+            started[label] = WorkerProcess(side, out_dir / f"{label.lower()}-worker.log", caller_dir)
+        yield started
+    finally:
+        for w in started.values():
+            w.close()
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long each benchmark is interleaved. A block is ``block_time`` seconds of rounds
+    on one side (``min_rounds``-``max_rounds`` rounds); each benchmark gets at least
+    ``min_pairs`` block pairs and then more until ``seconds`` have passed."""
+
+    seconds: float = 8.0
+    block_time: float = 0.015
+    min_rounds: int = 3
+    max_rounds: int = 40
+    min_pairs: int = 16
+    max_pairs: int = 2000
+    timeout: float | None = None  # of the check's call (the worker's SIGALRM)
+
+    def rounds(self, once: float) -> int:
+        return int(min(max(round(self.block_time / max(once, 1e-7)), self.min_rounds), self.max_rounds))
+
+
+@dataclass
+class Block:
+    wall: list[float]
+    cpu: list[float]
+    switches: list[int]
+    runnable: list[int]
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.wall)) if self.wall else math.nan
+
+    def stability(self, threads: int, cores: int) -> stability.Stability:
+        """The harness's rules on this block's rounds (one runnable count at each end of
+        the block stands for its rounds)."""
+        runnable = tuple(r for r in self.runnable if r >= 0)
+        per_round = tuple(runnable[i * len(runnable) // len(self.wall)] for i in range(len(self.wall))) \
+            if runnable else ()
+        evidence = stability.Evidence(wall=tuple(self.wall), cpu=tuple(self.cpu),
+                                      switches=tuple(self.switches), runnable=per_round,
+                                      threads=threads, cores=cores)
+        return stability.judge(self.wall, evidence)
+
+
+@dataclass
+class Interleaved:
+    """One benchmark timed on both sides: each side's blocks, in pair order, or why it
+    was not timed on a side."""
+
+    ident: str
+    info: dict[str, dict] = field(default_factory=dict)     # prepare's reply per side
+    blocks: dict[str, list[Block]] = field(default_factory=lambda: {s: [] for s in SIDES})
+    rounds: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return {s: r.get("error", "?") for s, r in self.info.items() if not r.get("ok")}
+
+    def pairs(self, threads: int, cores: int) -> tuple[np.ndarray, int]:
+        """The log ratios log(HEAD / BASE) of the clean block pairs, and how many pairs
+        were dropped because a block of either side was contaminated."""
+        kept, dropped = [], 0
+        for b, h in zip(self.blocks["BASE"], self.blocks["HEAD"], strict=True):
+            if b.stability(threads, cores).contaminated or h.stability(threads, cores).contaminated:
+                dropped += 1
+            elif b.median > 0 and h.median > 0:
+                kept.append(math.log(h.median / b.median))
+        return np.asarray(kept), dropped
+
+
+def interleave(ident: str, running: dict[str, WorkerProcess], timing: Timing, rng: random.Random,
+               seconds: float | None = None, say: Callable[[str], None] = print) -> Interleaved:
+    """Check, warm up and then time ``ident`` on both sides in alternating blocks."""
+    out = Interleaved(ident)
+    for label in SIDES:
+        out.info[label] = running[label].call(op="prepare", id=ident, timeout=timing.timeout)
+    if out.failed:
+        return out
+    out.rounds = timing.rounds(max(out.info[s]["once"] for s in SIDES))
+    budget = timing.seconds if seconds is None else seconds
+    start = time.monotonic()
+    while len(out.blocks["BASE"]) < timing.max_pairs and (
+            len(out.blocks["BASE"]) < timing.min_pairs or time.monotonic() - start < budget):
+        for label in rng.sample(SIDES, 2):
+            reply = running[label].call(op="block", rounds=out.rounds)
+            if not reply.get("ok"):
+                out.info[label] = {"ok": False, "error": reply.get("error", "?")}
+                return out
+            out.blocks[label].append(Block(reply["wall"], reply["cpu"], reply["switches"], reply["runnable"]))
+    out.seconds = time.monotonic() - start
+    return out
+
+
+def merge(first: Interleaved, more: Interleaved) -> Interleaved:
+    """``first`` with ``more``'s block pairs appended (a second go at an undecided one)."""
+    if more.failed:
+        return first
+    for s in SIDES:
+        first.blocks[s].extend(more.blocks[s])
+    first.seconds += more.seconds
+    return first
+
+
+@dataclass
+class AbRun:
+    """What an `ab` run did: the sides, what each worker listed, every benchmark both
+    sides have, interleaved, and the benchmarks only one side has."""
+
+    sides: dict[str, Side]
+    listed: dict[str, dict]
+    results: dict[str, Interleaved]
+    only_in: dict[str, list[str]]
+    seed: int
+    started: str
+    seconds: float = 0.0
+
+    @property
+    def threads(self) -> int:
+        return int(self.listed["HEAD"].get("threads") or 1)
+
+    @property
+    def cores(self) -> int:
+        return int(self.listed["HEAD"].get("cores") or 1)
+
+    def pairs(self) -> dict[str, tuple[np.ndarray, int]]:
+        return {ident: item.pairs(self.threads, self.cores) for ident, item in self.results.items()
+                if not item.failed}
+
+
+def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Path, seed: int,
+           caller_dir: Path, undecided: Callable[[AbRun], list[str]] | None = None,
+           budget: float | None = None, say: Callable[[str], None] = print) -> AbRun:
+    """Interleave every benchmark both sides select (``selection``: the worker's ``list``
+    message); with ``undecided`` and a ``budget`` in seconds, go back to the benchmarks it
+    names, a further `Timing.seconds` each, while the budget lasts."""
+    import datetime as dt
+
+    rng = random.Random(seed)
+    started = dt.datetime.now(dt.timezone.utc).isoformat()
+    clock = time.monotonic()
+    with workers(sides, out_dir, caller_dir) as running:
+        listed = {label: running[label].call(op="list", **selection) for label in SIDES}
+        for label, reply in listed.items():
+            if not reply.get("ok"):
+                raise SideError(f"{sides[label].describe()} cannot list its benchmarks: {reply.get('error')} "
+                                f"(see {running[label].log})")
+        names = {label: listed[label]["benchmarks"] for label in SIDES}
+        common = [n for n in names["BASE"] if n in set(names["HEAD"])]
+        run = AbRun(sides, listed, {}, {s: [n for n in names[s] if n not in set(common)] for s in SIDES},
+                    seed, started)
+        for k, ident in enumerate(common, 1):
+            item = interleave(ident, running, timing, rng)
+            run.results[ident] = item
+            failed = "; ".join(f"{s} {e}" for s, e in item.failed.items())
+            state = (f"not timed: {failed}" if failed else
+                     f"{len(item.blocks['BASE'])} block pairs of {item.rounds} rounds, {item.seconds:.0f} s")
+            say(f"xentbench ab: {k}/{len(common)} {ident}: {state}")
+        while undecided is not None and budget is not None:
+            again = undecided(run)
+            per = timing.seconds + 1.0  # the check and warm-up again, on both sides
+            if not again or time.monotonic() - clock + per * len(again) > budget:
+                if again:
+                    say(f"xentbench ab: {len(again)} undecided; the budget leaves no time for more pairs")
+                break
+            say(f"xentbench ab: {len(again)} undecided, adding pairs: {', '.join(again)}")
+            for ident in again:
+                merge(run.results[ident], interleave(ident, running, timing, rng))
+    run.seconds = time.monotonic() - clock
+    return run

@@ -1,0 +1,189 @@
+"""One side's timing process for ``python -m harness ab`` (`harness.benchmark.ab`).
+
+The controller starts one worker per side and alternates them block by block: it asks
+BASE's worker for a block of rounds of a benchmark, then HEAD's (in an order drawn afresh
+for every block pair), so that the two halves of a pair are milliseconds apart and see
+the same machine. While one worker times, the other waits on its pipe (no CPU).
+
+The worker is started from the controller's copy of this file but imports the *side's*
+harness (its directory comes first on ``sys.path``): the side's contenders, cases, inputs,
+timed step and check against the oracle. The timing loop is this file's, the same for
+both sides, and uses only the standard library and torch, so it also drives an older
+revision's harness as long as that has `harness.benchmark.step.make_step`.
+
+Protocol: one JSON object per line on stdin, one reply per line on the original stdout
+(the worker's own prints go to stderr, which the controller logs). Ops: ``list``,
+``prepare``, ``block``, ``quit``; every reply has ``ok`` and, when not ok, ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+
+
+def _runnable() -> int:
+    try:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _machine_info(torch) -> dict:
+    """What pytest-benchmark's JSON says of the machine, as the side's run would."""
+    from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
+
+    info = pytest_benchmark_generate_machine_info()
+    info.update(torch=torch.__version__, cpu_count=os.cpu_count())
+    return info
+
+
+def _commit_info() -> dict:
+    from pytest_benchmark.utils import get_commit_info
+
+    try:
+        return get_commit_info()
+    except Exception as exc:  # not a git checkout: said, not fatal
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _matcher(ident: str):
+    """pytest's ``-k`` rule: a name matches when it is a substring of the test's names
+    (the test id and its module), case-insensitively."""
+    text = f"test_bench[{ident}] test_bench.py".lower()
+
+    def match(name: str, /, **kwargs) -> bool:
+        return name.lower() in text
+    return match
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.items: dict[str, tuple] = {}
+        self.current: tuple | None = None
+        self.alive: list = []  # the last copies of the inputs, kept so the next lands elsewhere
+
+    # ---- list: the side's benchmarks of the selection ----------------------------------
+    def list(self, msg: dict) -> dict:
+        import torch
+        from _pytest.mark.expression import Expression
+
+        from harness import contenders as registry
+        from harness.benchmark.case_sets import MODES, bench_cases
+        from harness.benchmark.step import predicted_breakdown
+        from harness.problem.families import FAMILIES
+
+        torch.set_num_threads(int(msg.get("threads") or torch.get_num_threads()))
+        device = msg.get("device", "cpu")
+        specs = {"multiclass": msg.get("contender") or [], "binary": msg.get("binary_contender") or []}
+        by_family = {f: registry.resolve(f, specs.get(f, [])) for f in FAMILIES}
+        only = set(msg.get("only") or [])
+        expr = Expression.compile(msg["select"]) if msg.get("select") else None
+        listed, skipped = [], {}
+        for case in bench_cases(msg.get("size", "small"), device, msg.get("cases", "all")):
+            for contender in by_family[case.family]:
+                if only and contender.name not in only:
+                    continue
+                for mode in MODES:
+                    ident = f"{case.id}-{contender.name}-{mode}"
+                    if expr is not None and not expr.evaluate(_matcher(ident)):
+                        continue
+                    reason = (contender.skip_reason(case, device)
+                              or predicted_breakdown(contender, case, device) or contender.untimed_reason())
+                    if reason:
+                        skipped[ident] = reason
+                        continue
+                    self.items[ident] = (case, contender, mode, device)
+                    listed.append(ident)
+        return {"ok": True, "benchmarks": listed, "skipped": skipped, "torch": torch.__version__,
+                "threads": torch.get_num_threads(), "cores": os.cpu_count() or 1,
+                "machine_info": _machine_info(torch), "commit_info": _commit_info()}
+
+    # ---- prepare: check once against the oracle, warm up, time one call ---------------
+    def prepare(self, msg: dict) -> dict:
+        from harness.benchmark.step import check_before_timing, make_step
+        from harness.benchmark.traffic import min_bytes
+        from harness.problem.inputs import make_inputs
+
+        case, contender, mode, device = self.items[msg["id"]]
+        self.alive.clear()
+        known = {"case": case.fields(), "case_id": case.id, "contender": contender.name,
+                 "family": contender.family, "mode": mode, "dtype": case.dtype, "device": device}
+        try:
+            verdicts = check_before_timing(contender, case, mode, device, msg.get("timeout"))
+        except Exception as exc:  # the contender raised: recorded, never timed
+            return {**known, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        wrong = [f"{v.prop}: {v.detail}" for v in verdicts if not v.ok]
+        if wrong:
+            return {**known, "ok": False,
+                    "error": "wrong against the oracle, not timed: " + "; ".join(wrong)}
+
+        def fresh():
+            step = make_step(contender, make_inputs(case, device), mode, device)
+            step.setup()
+            step.run()  # first touch of the new copy, untimed
+            return step
+
+        self.current = (fresh, case, contender, mode)
+        step = fresh()
+        for _ in range(int(msg.get("warmup", 3))):
+            step.setup()
+            step.run()
+        step.setup()
+        t0 = time.perf_counter()
+        step.run()
+        once = time.perf_counter() - t0
+        self.alive.append(step)
+        return {**known, "ok": True, "once": once, "bytes": min_bytes(case, mode)}
+
+    # ---- block: k rounds on a fresh copy of the inputs ---------------------------------
+    def block(self, msg: dict) -> dict:
+        fresh = self.current[0]
+        step = fresh() if msg.get("fresh", True) else self.alive[-1]
+        self.alive = [*self.alive[-1:], step]
+        wall, cpu, switches = [], [], []
+        runnable = _runnable()
+        for _ in range(int(msg["rounds"])):
+            step.setup()
+            s0 = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            step.run()
+            t1 = time.perf_counter()
+            cpu.append(time.process_time() - c0)
+            switches.append(resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - s0)
+            wall.append(t1 - t0)
+        return {"ok": True, "wall": wall, "cpu": cpu, "switches": switches,
+                "runnable": [runnable, _runnable()]}
+
+
+def serve(inp, out) -> None:
+    worker = Worker()
+    for line in inp:
+        msg = json.loads(line)
+        op = msg.get("op")
+        if op == "quit":
+            break
+        try:
+            reply = getattr(worker, op)(msg)
+        except Exception as exc:  # reported to the controller; the worker goes on
+            traceback.print_exc(file=sys.stderr)
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    try:  # as the CLI does, before torch._dynamo imports Triton: interpreted kernels without CUDA
+        from harness.kernels import interpret_without_cuda
+        interpret_without_cuda()
+    except ImportError:
+        pass
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not break the protocol
+    serve(sys.stdin, protocol)
