@@ -290,6 +290,15 @@ class AbRun:
                 if not item.failed}
 
 
+def timing_core() -> int | None:
+    """The core both workers are pinned to: the last one this process may use (the first
+    is where the system's own interrupts and daemons tend to land). None where the platform
+    cannot pin."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return max(os.sched_getaffinity(0))
+
+
 def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Path, seed: int,
            caller_dir: Path, undecided: Callable[[AbRun], list[str]] | None = None,
            budget: float | None = None, say: Callable[[str], None] = print) -> AbRun:
@@ -302,7 +311,7 @@ def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Pat
     started = dt.datetime.now(dt.timezone.utc).isoformat()
     clock = time.monotonic()
     with workers(sides, out_dir, caller_dir) as running:
-        listed = {label: running[label].call(op="list", **selection) for label in SIDES}
+        listed = {label: running[label].call(op="list", cpu=timing_core(), **selection) for label in SIDES}
         for label, reply in listed.items():
             if not reply.get("ok"):
                 raise SideError(f"{sides[label].describe()} cannot list its benchmarks: {reply.get('error')} "
