@@ -151,6 +151,13 @@ def selection_of(pytest_args: list[str]) -> str | None:
     return expr
 
 
+def _pair(text: str) -> tuple[str, str]:
+    old, sep, new = text.partition("=")
+    if not (sep and old and new) or old == new:
+        raise argparse.ArgumentTypeError(f"--pair {text!r}: write OLD=NEW, two contender names")
+    return old, new
+
+
 def _ab_out(args: argparse.Namespace) -> Path:
     if args.out:
         return Path(args.out)
@@ -171,12 +178,19 @@ def cmd_ab(args: argparse.Namespace) -> int:
     repo = Path.cwd()
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     budget = args.budget * 60 if args.until_decided else None
+    if args.pair and args.head is not None:
+        raise ab.SideError("--pair times two contenders of one side: give at most one side (BASE)")
+    if args.pair is None and args.base is None:
+        raise ab.SideError("give BASE (a git revision or a directory), or --pair OLD=NEW")
+    head_spec = args.base if args.pair else args.head
     with ab.opened_side("BASE", args.base, args.base_python, repo) as base, \
-            ab.opened_side("HEAD", args.head, args.head_python, repo) as head:
-        print(f"xentbench: ab {base.describe()} against {head.describe()}, block pairs on {device}; "
-              f"workers' logs in {out}", flush=True)
+            ab.opened_side("HEAD", head_spec, args.head_python, repo) as head:
+        what = (f"{args.pair[0]} against {args.pair[1]} in one process of {base.describe()}" if args.pair
+                else f"{base.describe()} against {head.describe()}")
+        print(f"xentbench: ab {what}, block pairs on {device}; workers' logs in {out}", flush=True)
         run = ab.run_ab({"BASE": base, "HEAD": head}, selection, timing, out, seed, repo,
-                        undecided=lambda r: ab_verdicts.undecided(r, settings), budget=budget)
+                        undecided=lambda r: ab_verdicts.undecided(r, settings), budget=budget,
+                        pair=args.pair)
     rows = ab_verdicts.judge_run(run, settings)
     doc = ab_verdicts.document(run, rows, settings)
     with writing(out):
@@ -311,10 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ab", help="time BASE and HEAD interleaved, block by block, and judge the pairs",
                        description=ab.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("base", metavar="BASE", help="a git revision (checked out into a temporary worktree) "
-                   "or a directory")
+    p.add_argument("base", metavar="BASE", nargs="?", default=None,
+                   help="a git revision (checked out into a temporary worktree) or a directory "
+                        "(with --pair: the one side, default the working tree)")
     p.add_argument("head", metavar="HEAD", nargs="?", default=None,
                    help="a git revision or a directory (default: the working tree)")
+    p.add_argument("--pair", metavar="OLD=NEW", default=None, type=_pair,
+                   help="two contenders of one side (e.g. two --contender specs) timed in one "
+                        "process, OLD as BASE and NEW as HEAD, block by block")
     p.add_argument("--base-python", metavar="PY", default=None,
                    help="BASE's interpreter (e.g. a venv with other pinned versions; default this one)")
     p.add_argument("--head-python", metavar="PY", default=None, help="HEAD's interpreter")

@@ -19,11 +19,14 @@ ORDER = ("broken", "slower", "faster", "unstable", "undecided", "fixed", "failed
 
 
 def _identity(run: AbRun, ident: str) -> dict:
-    for label in ("HEAD", "BASE"):
-        info = run.results[ident].info.get(label) or {}
-        if info.get("contender"):
-            return {"contender": info["contender"], "case_id": info["case_id"], "mode": info["mode"]}
-    return {"contender": "?", "case_id": ident, "mode": "?"}
+    """Contender, case and mode of a row; a pair of two contenders (`ab --pair`) reads
+    ``OLD→NEW``."""
+    infos = [run.results[ident].info.get(label) or {} for label in SIDES]
+    known = [i for i in infos if i.get("contender")]
+    if not known:
+        return {"contender": "?", "case_id": ident, "mode": "?"}
+    names = list(dict.fromkeys(i["contender"] for i in known))
+    return {"contender": "→".join(names), "case_id": known[0]["case_id"], "mode": known[0]["mode"]}
 
 
 def _failure_row(run: AbRun, ident: str) -> dict:

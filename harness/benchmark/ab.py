@@ -152,15 +152,35 @@ class WorkerProcess:
 
 
 @contextlib.contextmanager
-def workers(sides: dict[str, Side], out_dir: Path, caller_dir: Path) -> Iterator[dict[str, WorkerProcess]]:
+def workers(sides: dict[str, Side], out_dir: Path, caller_dir: Path,
+            shared: bool = False) -> Iterator[dict[str, WorkerProcess]]:
+    """A worker per side, or with ``shared`` one worker (BASE's side) for both halves."""
     started: dict[str, WorkerProcess] = {}
     try:
-        for label, side in sides.items():
-            started[label] = WorkerProcess(side, out_dir / f"{label.lower()}-worker.log", caller_dir)
+        for label in (("BASE",) if shared else SIDES):
+            started[label] = WorkerProcess(sides[label], out_dir / f"{label.lower()}-worker.log", caller_dir)
+        if shared:
+            started["HEAD"] = started["BASE"]
         yield started
     finally:
-        for w in started.values():
+        for w in dict.fromkeys(started.values()):
             w.close()
+
+
+def paired_names(names: list[str], pair: tuple[str, str] | None) -> dict[str, str]:
+    """BASE's benchmark -> HEAD's: the same benchmark on both sides, or with ``pair``
+    (OLD, NEW) each of OLD's benchmarks -> NEW's on the same case and mode."""
+    if pair is None:
+        return {n: n for n in names}
+    old, new = pair
+    known, out = set(names), {}
+    for n in names:
+        for mode in ("fwd", "fwd_bwd"):
+            if n.endswith(f"-{old}-{mode}"):
+                head = n[: -len(f"-{old}-{mode}")] + f"-{new}-{mode}"
+                if head in known:
+                    out[n] = head
+    return out
 
 
 @dataclass(frozen=True)
@@ -214,6 +234,10 @@ class Interleaved:
     blocks: dict[str, list[Block]] = field(default_factory=lambda: {s: [] for s in SIDES})
     rounds: int = 0
     seconds: float = 0.0
+    head_ident: str | None = None  # `ab --pair`: HEAD's half is another contender's benchmark
+
+    def ident_of(self, label: str) -> str:
+        return self.head_ident if label == "HEAD" and self.head_ident else self.ident
 
     @property
     def failed(self) -> dict[str, str]:
@@ -232,11 +256,15 @@ class Interleaved:
 
 
 def interleave(ident: str, running: dict[str, WorkerProcess], timing: Timing, rng: random.Random,
-               seconds: float | None = None, say: Callable[[str], None] = print) -> Interleaved:
-    """Check, warm up and then time ``ident`` on both sides in alternating blocks."""
-    out = Interleaved(ident)
+               seconds: float | None = None, head_ident: str | None = None) -> Interleaved:
+    """Check, warm up and then time ``ident`` on both sides in alternating blocks. With
+    ``head_ident`` (`ab --pair`), HEAD's half is that benchmark, usually in the same worker."""
+    out = Interleaved(ident, head_ident=head_ident)
+    idents = {"BASE": ident, "HEAD": out.ident_of("HEAD")}
+    shared = running["BASE"] is running["HEAD"]
     for label in SIDES:
-        out.info[label] = running[label].call(op="prepare", id=ident, timeout=timing.timeout)
+        out.info[label] = running[label].call(op="prepare", id=idents[label], timeout=timing.timeout,
+                                              keep=shared and label == "HEAD")
     if out.failed:
         return out
     out.rounds = timing.rounds(max(out.info[s]["once"] for s in SIDES))
@@ -245,7 +273,7 @@ def interleave(ident: str, running: dict[str, WorkerProcess], timing: Timing, rn
     while len(out.blocks["BASE"]) < timing.max_pairs and (
             len(out.blocks["BASE"]) < timing.min_pairs or time.monotonic() - start < budget):
         for label in rng.sample(SIDES, 2):
-            reply = running[label].call(op="block", rounds=out.rounds)
+            reply = running[label].call(op="block", id=idents[label], rounds=out.rounds)
             if not reply.get("ok"):
                 out.info[label] = {"ok": False, "error": reply.get("error", "?")}
                 return out
@@ -301,27 +329,35 @@ def timing_core() -> int | None:
 
 def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Path, seed: int,
            caller_dir: Path, undecided: Callable[[AbRun], list[str]] | None = None,
-           budget: float | None = None, say: Callable[[str], None] = print) -> AbRun:
+           budget: float | None = None, say: Callable[[str], None] = print,
+           pair: tuple[str, str] | None = None) -> AbRun:
     """Interleave every benchmark both sides select (``selection``: the worker's ``list``
     message); with ``undecided`` and a ``budget`` in seconds, go back to the benchmarks it
-    names, a further `Timing.seconds` each, while the budget lasts."""
+    names, a further `Timing.seconds` each, while the budget lasts. With ``pair`` (OLD,
+    NEW), one worker times both contenders, OLD as BASE and NEW as HEAD, block by block."""
     import datetime as dt
 
     rng = random.Random(seed)
     started = dt.datetime.now(dt.timezone.utc).isoformat()
     clock = time.monotonic()
-    with workers(sides, out_dir, caller_dir) as running:
-        listed = {label: running[label].call(op="list", cpu=timing_core(), **selection) for label in SIDES}
+    with workers(sides, out_dir, caller_dir, shared=pair is not None) as running:
+        listed = {label: running[label].call(op="list", cpu=timing_core(), **selection)
+                  for label in (("BASE",) if pair else SIDES)}
+        listed.setdefault("HEAD", listed["BASE"])
         for label, reply in listed.items():
             if not reply.get("ok"):
                 raise SideError(f"{sides[label].describe()} cannot list its benchmarks: {reply.get('error')} "
                                 f"(see {running[label].log})")
         names = {label: listed[label]["benchmarks"] for label in SIDES}
-        common = [n for n in names["BASE"] if n in set(names["HEAD"])]
-        run = AbRun(sides, listed, {}, {s: [n for n in names[s] if n not in set(common)] for s in SIDES},
-                    seed, started)
+        matched = paired_names([n for n in names["BASE"] if pair or n in set(names["HEAD"])], pair)
+        common = list(matched)
+        only = {} if pair else {s: [n for n in names[s] if n not in matched] for s in SIDES}
+        run = AbRun(sides, listed, {}, {"BASE": [], "HEAD": [], **only}, seed, started)
+        if pair and not common:
+            raise SideError(f"--pair {pair[0]}={pair[1]}: no case and mode has both contenders "
+                            "(name both with --contender, and select cases both can run)")
         for k, ident in enumerate(common, 1):
-            item = interleave(ident, running, timing, rng)
+            item = interleave(ident, running, timing, rng, head_ident=matched[ident] if pair else None)
             run.results[ident] = item
             failed = "; ".join(f"{s} {e}" for s, e in item.failed.items())
             state = (f"not timed: {failed}" if failed else
@@ -336,6 +372,7 @@ def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Pat
                 break
             say(f"xentbench ab: {len(again)} undecided, adding pairs: {', '.join(again)}")
             for ident in again:
-                merge(run.results[ident], interleave(ident, running, timing, rng))
+                merge(run.results[ident], interleave(ident, running, timing, rng,
+                                                     head_ident=run.results[ident].head_ident))
     run.seconds = time.monotonic() - clock
     return run

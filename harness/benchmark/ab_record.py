@@ -36,8 +36,9 @@ def _entry(item: Interleaved, label: str, listed: dict) -> dict | None:
         blocks=len(blocks), passes=1, processes=1, stable=contaminated == 0,
         unstable_reason=f"contaminated blocks: {contaminated} of {len(blocks)}" if contaminated else "")
     extra = with_bandwidth(record.as_extra(), stats.median)
-    return {"group": f"{info['case_id']} {record.mode}", "name": f"test_bench[{item.ident}]",
-            "fullname": f"{SUITE_NODE}[{item.ident}]", "params": None, "param": item.ident,
+    ident = item.ident_of(label)
+    return {"group": f"{info['case_id']} {record.mode}", "name": f"test_bench[{ident}]",
+            "fullname": f"{SUITE_NODE}[{ident}]", "params": None, "param": ident,
             "extra_info": extra, "options": {"timer": "perf_counter", "rounds": len(data)},
             "stats": {**stats.as_dict(), "iterations": 1, "data": data}}
 
@@ -53,7 +54,7 @@ def side_document(side: Side, listed: dict, results: dict[str, Interleaved], sta
             benchmarks.append(entry)
         elif not (item.info.get(label) or {}).get("ok", True):
             info = item.info[label]
-            failures.append({"name": f"{SUITE_NODE}[{item.ident}]", "case_id": info.get("case_id"),
+            failures.append({"name": f"{SUITE_NODE}[{item.ident_of(label)}]", "case_id": info.get("case_id"),
                              "contender": info.get("contender"), "mode": info.get("mode"),
                              "error": info.get("error")})
     stamp = {**machine_info_stamp(), "bench_size": settings.get("size"),

@@ -65,8 +65,11 @@ def _matcher(ident: str):
 class Worker:
     def __init__(self) -> None:
         self.items: dict[str, tuple] = {}
-        self.current: tuple | None = None
-        self.alive: list = []  # the last copies of the inputs, kept so the next lands elsewhere
+        # per prepared benchmark (two at once when one worker times both halves of a pair,
+        # `ab --pair`): how to make a fresh step, and the last copies of its inputs, kept
+        # so that the next copy lands elsewhere in memory
+        self.fresh: dict[str, object] = {}
+        self.alive: dict[str, list] = {}
 
     # ---- list: the side's benchmarks of the selection ----------------------------------
     def list(self, msg: dict) -> dict:
@@ -117,7 +120,6 @@ class Worker:
         from harness.problem.inputs import make_inputs
 
         case, contender, mode, device = self.items[msg["id"]]
-        self.alive.clear()
         known = {"case": case.fields(), "case_id": case.id, "contender": contender.name,
                  "family": contender.family, "mode": mode, "dtype": case.dtype, "device": device}
         try:
@@ -135,7 +137,10 @@ class Worker:
             step.run()  # first touch of the new copy, untimed
             return step
 
-        self.current = (fresh, case, contender, mode)
+        if not msg.get("keep"):  # the benchmarks prepared before are done with
+            self.fresh.clear()
+            self.alive.clear()
+        self.fresh[msg["id"]] = fresh
         step = fresh()
         for _ in range(int(msg.get("warmup", 3))):
             step.setup()
@@ -144,14 +149,14 @@ class Worker:
         t0 = time.perf_counter()
         step.run()
         once = time.perf_counter() - t0
-        self.alive.append(step)
+        self.alive[msg["id"]] = [step]
         return {**known, "ok": True, "once": once, "bytes": min_bytes(case, mode)}
 
     # ---- block: k rounds on a fresh copy of the inputs ---------------------------------
     def block(self, msg: dict) -> dict:
-        fresh = self.current[0]
-        step = fresh() if msg.get("fresh", True) else self.alive[-1]
-        self.alive = [*self.alive[-1:], step]
+        ident = msg["id"]
+        step = self.fresh[ident]() if msg.get("fresh", True) else self.alive[ident][-1]
+        self.alive[ident] = [*self.alive[ident][-1:], step]
         wall, cpu, switches = [], [], []
         runnable = _runnable()
         for _ in range(int(msg["rounds"])):

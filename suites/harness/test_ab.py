@@ -255,3 +255,18 @@ def test_no_benchmark_in_common_is_exit_2_with_one_line(tmp_path, monkeypatch, c
     monkeypatch.chdir(ROOT)
     code = main(["ab", str(base), str(base), "--out", str(tmp_path / "out"), "--", "-k", "no_such_benchmark"])
     assert code == 2 and "no benchmark in common" in capsys.readouterr().err
+
+
+def test_pair_maps_each_old_benchmark_to_the_new_contender_on_the_same_case_and_mode():
+    names = ["c1-old-fwd", "c1-old-fwd_bwd", "c1-new-fwd", "c2-old-fwd", "c1-eager-fwd"]
+    assert ab.paired_names(names, ("old", "new")) == {"c1-old-fwd": "c1-new-fwd"}
+    same = ab.paired_names(names[:2], None)
+    assert same == {"c1-old-fwd": "c1-old-fwd", "c1-old-fwd_bwd": "c1-old-fwd_bwd"}
+
+
+def test_pair_needs_two_names_and_one_side(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit):
+        main(["ab", "--pair", "same=same"])
+    assert main(["ab", "HEAD", "HEAD", "--pair", "a=b", "--out", str(tmp_path)]) == 2
+    assert "at most one side" in capsys.readouterr().err
