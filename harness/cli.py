@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from harness.analysis.load import ResultsError, load  # noqa: E402
 from harness.analysis.paired import PairedSettings  # noqa: E402
 from harness.analysis.report import run_summary, write_report  # noqa: E402
 from harness.atomic import atomic_write_text  # noqa: E402
-from harness.benchmark import ab  # noqa: E402
+from harness.benchmark import ab, counts  # noqa: E402
 from harness.benchmark.ab_record import side_document  # noqa: E402
 from harness.benchmark.runner import NoResults, default_output, run_benchmarks  # noqa: E402
 from harness.contenders import ecosystem  # noqa: E402
@@ -165,6 +166,22 @@ def _ab_out(args: argparse.Namespace) -> Path:
     return default_output().parent.parent / "ab" / stamp
 
 
+def _with_counts(run: ab.AbRun, rows: list[dict], selection: dict, out: Path, repo: Path,
+                 settings: PairedSettings) -> tuple[list[dict], str]:
+    """The rows with callgrind's instruction counts of both sides, and one line saying how
+    they were counted (or why not)."""
+    if why := counts.unavailable():
+        print(f"xentbench ab: instructions not counted: {why}")
+        return rows, f"not counted: {why}"
+    idents = {label: {key: item.ident_of(label) for key, item in run.results.items() if not item.failed}
+              for label in ab.SIDES}
+    started = time.monotonic()
+    counted = counts.count_both(run.sides, idents, selection, out, repo)
+    took = time.monotonic() - started
+    return (ab_verdicts.with_instructions(rows, counted, settings),
+            f"callgrind, {len(idents['BASE'])} benchmarks, both sides at once, {took:.0f} s")
+
+
 def cmd_ab(args: argparse.Namespace) -> int:
     device = options.resolve_device(args.device)
     settings = PairedSettings(args.threshold, args.alpha)
@@ -191,8 +208,11 @@ def cmd_ab(args: argparse.Namespace) -> int:
         run = ab.run_ab({"BASE": base, "HEAD": head}, selection, timing, out, seed, repo,
                         undecided=lambda r: ab_verdicts.undecided(r, settings), budget=budget,
                         pair=args.pair)
-    rows = ab_verdicts.judge_run(run, settings)
-    doc = ab_verdicts.document(run, rows, settings)
+        rows = ab_verdicts.judge_run(run, settings)
+        instructions = ""
+        if args.instructions:  # while the sides' worktrees exist
+            rows, instructions = _with_counts(run, rows, selection, out, repo, settings)
+    doc = ab_verdicts.document(run, rows, settings, instructions)
     with writing(out):
         for label in ab.SIDES:
             side = side_document(run.sides[label], run.listed[label], run.results, run.started, selection)
@@ -348,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --until-decided: stop adding pairs after this long (default 10)")
     p.add_argument("--fail-ratio", type=float, default=None, metavar="R",
                    help="exit 1 on a `slower` of R× or more (a HEAD that fails its check exits 1 always)")
+    p.add_argument("--instructions", action="store_true",
+                   help="also count each benchmark's instructions under callgrind (valgrind): a "
+                        "deterministic second opinion, and the verdict where wall time cannot decide")
     p.add_argument("--seed", type=int, default=None, help="seed of the block order (default: random, "
                    "recorded in ab.json)")
     p.add_argument("--out", default=None, metavar="DIR",

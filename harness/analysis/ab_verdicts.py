@@ -32,7 +32,8 @@ def _identity(run: AbRun, ident: str) -> dict:
 def _failure_row(run: AbRun, ident: str) -> dict:
     failed = run.results[ident].failed
     verdict = "failed" if len(failed) == 2 else ("broken" if "HEAD" in failed else "fixed")
-    return {"benchmark": ident, **_identity(run, ident), "verdict": verdict, "pairs": 0, "dropped": 0,
+    return {"benchmark": ident, **_identity(run, ident), "verdict": verdict, "by": "the check",
+            "pairs": 0, "dropped": 0,
             "ratio": None, "low": None, "high": None, "p": None, "p_adjusted": None, "sigma": None,
             "error": "; ".join(f"{s}: {e}" for s, e in failed.items())}
 
@@ -51,7 +52,37 @@ def judge_run(run: AbRun, settings: PairedSettings) -> list[dict]:
         row.pop("name")
         if j.pairs == 0:
             row["verdict"] = "unstable" if j.dropped else "undecided"
+        row["by"] = "wall time" if row["verdict"] in ("slower", "faster", "same") else None
         rows.append(row)
+    return sorted(rows, key=lambda r: (ORDER.index(r["verdict"]), r["benchmark"]))
+
+
+def with_instructions(rows: list[dict], counted: dict[str, dict[str, list[float] | str]],
+                      settings: PairedSettings) -> list[dict]:
+    """Each row with its instruction counts (`harness.benchmark.counts`): per side the
+    median over repeats, their ratio HEAD/BASE and what it says against the threshold.
+    The row's verdict stays wall time's where wall time decided; where it did not
+    (``undecided``, ``unstable``), a decisive count gives it, and ``by`` says which."""
+    band = math.log1p(settings.threshold)
+    for r in rows:
+        r["by"] = "wall time" if r["verdict"] in ("slower", "faster", "same") else None
+        sides = [counted.get(label, {}).get(r["benchmark"]) for label in SIDES]
+        if not all(isinstance(s, list) and s for s in sides):
+            why = next((s for s in sides if isinstance(s, str)), None)
+            r.update(instr_ratio=None, instr_verdict=None, instr_note=why)
+            continue
+        base, head = (sorted(s)[len(s) // 2] for s in sides)
+        ratio = head / base
+        says = "slower" if math.log(ratio) > band else "faster" if math.log(ratio) < -band else "same"
+        spread = max((max(s) - min(s)) / min(s) for s in sides)
+        r.update(instr_base=base, instr_head=head, instr_ratio=ratio, instr_verdict=says,
+                 instr_note=f"repeats within {spread:.2%}")
+        if r["verdict"] in ("undecided", "unstable"):
+            r["verdict"], r["by"] = says, "instructions"
+        elif r["verdict"] == says:
+            r["by"] = "wall time + instructions"
+        elif r["verdict"] in ("slower", "faster", "same"):
+            r["instr_note"] += f"; instructions say {says}: the difference is in memory, not in work"
     return sorted(rows, key=lambda r: (ORDER.index(r["verdict"]), r["benchmark"]))
 
 
@@ -88,7 +119,7 @@ def grain_sigma(rows: list[dict]) -> float:
     return sig[len(sig) // 2] if sig else math.nan
 
 
-def document(run: AbRun, rows: list[dict], settings: PairedSettings) -> dict:
+def document(run: AbRun, rows: list[dict], settings: PairedSettings, instructions: str = "") -> dict:
     """The verdict file (``ab.json``): the sides, the settings, the order's seed, every row."""
     sigma = grain_sigma(rows)
     return {
@@ -100,6 +131,7 @@ def document(run: AbRun, rows: list[dict], settings: PairedSettings) -> dict:
                      "confidence": settings.confidence, "grain": "block",
                      "threads": run.threads, "cores": run.cores},
         "sigma_median": sigma, "pairs_for_1.1x": pairs_needed(sigma),
-        "only_in": run.only_in, "counts": counts(rows), "rows": rows,
-        "gave_verdict": "wall time",
+        "only_in": run.only_in, "counts": counts(rows), "rows": rows, "instructions": instructions,
+        "gave_verdict": ("wall time; instructions where wall time could not decide"
+                         if any(r.get("instr_ratio") for r in rows) else "wall time"),
     }

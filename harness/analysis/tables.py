@@ -230,7 +230,10 @@ def compare_markdown(changed, every, counts: dict[str, int], title: str, context
 
 
 # ---- ab ------------------------------------------------------------------------------
-_AB_HEADER = ["verdict", "contender", "case", "mode", "HEAD/BASE", "95% CI", "p (BH)", "pairs", "σ"]
+_AB_HEADER = ["verdict", "by", "contender", "case", "mode", "HEAD/BASE", "95% CI", "p (BH)", "pairs", "σ",
+              "instr"]
+_BY = {"wall time": "wall", "instructions": "instr", "wall time + instructions": "both", "the check": "check"}
+AB_CASE_WIDTH = 26
 
 
 def _ab_rows(rows: list[dict], width: int | None = None) -> list[list[str]]:
@@ -244,9 +247,10 @@ def _ab_rows(rows: list[dict], width: int | None = None) -> list[list[str]]:
         if width and len(case) > width:
             case = case[:width - 1] + "…"
         pairs = f"{r['pairs']}" + (f" (−{r['dropped']})" if r.get("dropped") else "")
-        out.append([r["verdict"], str(r["contender"]), case, str(r["mode"]), fmt_ratio(r.get("ratio"), half),
-                    ci, fmt_p(r.get("p_adjusted")), pairs,
-                    f"{r['sigma']:.3f}" if _finite(r.get("sigma")) else DASH])
+        out.append([r["verdict"], _BY.get(r.get("by") or "", DASH), str(r["contender"]), case, str(r["mode"]),
+                    fmt_ratio(r.get("ratio"), half), ci, fmt_p(r.get("p_adjusted")), pairs,
+                    f"{r['sigma']:.3f}" if _finite(r.get("sigma")) else DASH,
+                    f"{r['instr_ratio']:.3f}×" if _finite(r.get("instr_ratio")) else DASH])
     return out
 
 
@@ -257,6 +261,7 @@ def _ab_intro(doc: dict) -> list[str]:
             f"pairs: a block of rounds on each side, milliseconds apart, in a random order; ratio = "
             f"median over pairs of HEAD/BASE; Wilcoxon signed-rank, Benjamini-Hochberg at "
             f"{st['alpha']:g}; threshold {st['threshold']:.0%}; verdicts by {doc['gave_verdict']}",
+            *([f"instructions: {doc['instructions']}"] if doc.get("instructions") else []),
             f"median σ of a pair's log ratio {doc['sigma_median']:.3f}: a 1.1× change needs about "
             f"{doc['pairs_for_1.1x']} pairs; {doc['seconds']:.0f} s"]
 
@@ -272,9 +277,13 @@ def ab_table(doc: dict, everything: bool = False) -> str:
     rows = doc["rows"] if everything else [r for r in doc["rows"] if r["verdict"] != "same"]
     lines = _ab_intro(doc)
     if rows:
-        lines.append(_table(_AB_HEADER, _ab_rows(rows, CASE_WIDTH)))
-        lines += [textwrap.fill(f"[{r['verdict']}] {r['contender']} {r['case_id']} {r['mode']}: {r['error']}",
-                                width=120, subsequent_indent="    ") for r in rows if r.get("error")]
+        lines.append(_table(_AB_HEADER, _ab_rows(rows, AB_CASE_WIDTH)))
+        for r in rows:
+            disagree = r.get("instr_note") if "memory" in str(r.get("instr_note")) else None
+            said = "; ".join(x for x in (r.get("error"), disagree) if x)
+            if said:
+                head = f"[{r['verdict']}] {r['contender']} {r['case_id']} {r['mode']}"
+                lines.append(textwrap.fill(f"{head}: {said}", width=120, subsequent_indent="    "))
     lines.append(f"summary: {_ab_counts(doc)}")
     return "\n".join(lines)
 

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,11 +118,14 @@ class WorkerDied(RuntimeError):
 class WorkerProcess:
     """One side's worker: JSON lines in, JSON lines out, its stderr in ``log``."""
 
-    def __init__(self, side: Side, log: Path, caller_dir: Path) -> None:
+    def __init__(self, side: Side, log: Path, caller_dir: Path, prefix: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
+        """``prefix``: what runs the interpreter (valgrind, for `harness.benchmark.counts`);
+        ``env``: variables set on top of the side's environment."""
         self.side, self.log = side, log
         self._log = open(log, "w")  # noqa: SIM115 (closed in close())
-        self.proc = subprocess.Popen([side.python, "-c", BOOT, str(WORKER)], cwd=side.root,
-                                     env=side_env(side, caller_dir), stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([*prefix, side.python, "-c", BOOT, str(WORKER)], cwd=side.root,
+                                     env={**side_env(side, caller_dir), **(env or {})}, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
 
     def call(self, **msg: object) -> dict:

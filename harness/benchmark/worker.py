@@ -122,8 +122,9 @@ class Worker:
         case, contender, mode, device = self.items[msg["id"]]
         known = {"case": case.fields(), "case_id": case.id, "contender": contender.name,
                  "family": contender.family, "mode": mode, "dtype": case.dtype, "device": device}
-        try:
-            verdicts = check_before_timing(contender, case, mode, device, msg.get("timeout"))
+        try:  # the counting worker skips it: its side's timing worker has checked the same code
+            verdicts = (check_before_timing(contender, case, mode, device, msg.get("timeout"))
+                        if msg.get("check", True) else [])
         except Exception as exc:  # the contender raised: recorded, never timed
             return {**known, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
         wrong = [f"{v.prop}: {v.detail}" for v in verdicts if not v.ok]
@@ -171,6 +172,38 @@ class Worker:
             wall.append(t1 - t0)
         return {"ok": True, "wall": wall, "cpu": cpu, "switches": switches,
                 "runnable": [runnable, _runnable()]}
+
+
+    # ---- count: instructions under callgrind (the worker runs under valgrind) ------------
+    def count(self, msg: dict) -> dict:
+        """``repeats`` dumps of callgrind's counts, each over ``number`` calls of the step,
+        collection switched on around the calls only (torch's own CALLGRIND_TOGGLE_COLLECT
+        client requests); the controller reads the dumps."""
+        import torch
+
+        if not torch._C._valgrind_supported_platform():
+            return {"ok": False, "error": "this torch build has no valgrind client requests"}
+        step = self.alive[msg["id"]][-1]
+        for _ in range(2):  # warm under instrumentation: first-call paths are not the steady state
+            step.setup()
+            step.run()
+        # a first dump after the instrumentation was switched on is not to be trusted (seen:
+        # 2**64 / 5, a counter that went below zero): one call is dumped and thrown away
+        step.setup()
+        torch._C._valgrind_toggle()
+        step.run()
+        torch._C._valgrind_toggle_and_dump_stats()
+        number = int(msg.get("number", 5))
+        for _ in range(int(msg.get("repeats", 3))):
+            for i in range(number):
+                step.setup()
+                torch._C._valgrind_toggle()
+                step.run()
+                if i + 1 < number:
+                    torch._C._valgrind_toggle()
+                else:
+                    torch._C._valgrind_toggle_and_dump_stats()
+        return {"ok": True, "number": number}
 
 
 def serve(inp, out) -> None:
