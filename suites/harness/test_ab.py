@@ -17,7 +17,7 @@ import pytest
 from harness.analysis import ab_verdicts, tables
 from harness.analysis.load import load, validate
 from harness.analysis.paired import PairedSettings
-from harness.benchmark import ab
+from harness.benchmark import ab, counts
 from harness.benchmark.ab_record import side_document
 from harness.cli import main, selection_of
 
@@ -270,3 +270,60 @@ def test_pair_needs_two_names_and_one_side(tmp_path, monkeypatch, capsys):
         main(["ab", "--pair", "same=same"])
     assert main(["ab", "HEAD", "HEAD", "--pair", "a=b", "--out", str(tmp_path)]) == 2
     assert "at most one side" in capsys.readouterr().err
+
+
+# ---- instruction counts -----------------------------------------------------------------
+def test_counts_read_callgrind_dumps_in_the_order_written(tmp_path):
+    for i, n in ((1, 10), (2, 20), (10, 30)):
+        dump = f"version: 1\ncmd: python\nevents: Ir\nsummary: {n}\ntotals: {n}\n"
+        (tmp_path / f"cg.out.{i}").write_text(dump)
+    (tmp_path / "cg.out").write_text("totals: 0\n")  # the process's own final dump
+    assert [counts.total(p) for p in counts._dumps(tmp_path)] == [10, 20, 30]
+    (tmp_path / "bad").write_text("nothing")
+    with pytest.raises(ValueError, match="no totals"):
+        counts.total(tmp_path / "bad")
+
+
+def test_counts_say_why_they_cannot_run(monkeypatch):
+    monkeypatch.setattr(counts.shutil, "which", lambda tool: None)
+    assert "valgrind is not installed" in counts.unavailable()
+
+
+def _instr_rows(ratios: dict[str, float], counted_ratio: dict[str, float]):
+    run = _fake_run(ratios)
+    rows = ab_verdicts.judge_run(run, S)
+    counted = {"BASE": {}, "HEAD": {}}
+    for r in rows:
+        name = r["contender"]
+        counted["BASE"][r["benchmark"]] = [1e6, 1.001e6, 0.999e6]
+        counted["HEAD"][r["benchmark"]] = ([1e6 * counted_ratio[name]] * 3 if name in counted_ratio
+                                           else "not counted: valgrind died")
+    return ab_verdicts.with_instructions(rows, counted, S)
+
+
+def test_instructions_agreeing_with_wall_time_say_so():
+    rows = {r["contender"]: r for r in _instr_rows({"ext": 1.25, "eager": 1.0}, {"ext": 1.25, "eager": 1.0})}
+    assert rows["ext"]["verdict"] == "slower" and rows["ext"]["by"] == "wall time + instructions"
+    assert rows["ext"]["instr_ratio"] == pytest.approx(1.25)
+    assert rows["eager"]["by"] == "wall time + instructions"
+
+
+def test_instructions_decide_where_wall_time_could_not():
+    run = _fake_run({"ext": 1.10}, pairs=6)  # too few pairs for the signed-rank test
+    rows = ab_verdicts.judge_run(run, S)
+    assert rows[0]["verdict"] == "undecided"
+    counted = {"BASE": {rows[0]["benchmark"]: [1e6] * 3}, "HEAD": {rows[0]["benchmark"]: [1.12e6] * 3}}
+    (row,) = ab_verdicts.with_instructions(rows, counted, S)
+    assert (row["verdict"], row["by"]) == ("slower", "instructions")
+
+
+def test_a_wall_time_change_without_more_instructions_is_kept_and_explained():
+    rows = {r["contender"]: r for r in _instr_rows({"ext": 1.25}, {"ext": 1.0})}
+    assert rows["ext"]["verdict"] == "slower" and rows["ext"]["by"] == "wall time"
+    assert "memory" in rows["ext"]["instr_note"]
+
+
+def test_a_side_not_counted_leaves_the_wall_time_verdict_and_the_reason():
+    rows = {r["contender"]: r for r in _instr_rows({"ext": 1.25}, {})}
+    assert rows["ext"]["verdict"] == "slower" and rows["ext"]["instr_ratio"] is None
+    assert "valgrind died" in rows["ext"]["instr_note"]
