@@ -327,3 +327,76 @@ def test_a_side_not_counted_leaves_the_wall_time_verdict_and_the_reason():
     rows = {r["contender"]: r for r in _instr_rows({"ext": 1.25}, {})}
     assert rows["ext"]["verdict"] == "slower" and rows["ext"]["instr_ratio"] is None
     assert "valgrind died" in rows["ext"]["instr_note"]
+
+
+# ---- the controller, with workers that answer from numbers ------------------------------
+class FakeWorker:
+    """Answers the worker protocol: ``benchmarks`` listed, blocks of ``k`` rounds around
+    ``median`` (with a little noise), ``fail`` for prepare errors."""
+
+    def __init__(self, benchmarks, median, fail=(), seed=0):
+        self.benchmarks, self.median, self.fail = benchmarks, median, set(fail)
+        self.rng, self.log, self.calls = np.random.default_rng(seed), "fake.log", []
+
+    def call(self, **msg):
+        self.calls.append(msg)
+        if msg["op"] == "list":
+            return {"ok": True, "benchmarks": self.benchmarks, "threads": 1, "cores": 2, "torch": "x"}
+        if msg["op"] == "prepare":
+            info = _info(msg["id"].split("-")[-2], mode=msg["id"].split("-")[-1])
+            return {**info, "ok": False, "error": "boom"} if msg["id"] in self.fail else info
+        k = msg["rounds"]
+        wall = list(self.median * np.exp(self.rng.normal(0, 0.01, k)))
+        return {"ok": True, "wall": wall, "cpu": wall, "switches": [0] * k, "runnable": [1, 1]}
+
+
+def _run_with(monkeypatch, base, head, **kwargs):
+    import contextlib
+
+    @contextlib.contextmanager
+    def fake_workers(sides, out_dir, caller_dir, shared=False):
+        yield {"BASE": base, "HEAD": base if shared else head}
+
+    monkeypatch.setattr(ab, "workers", fake_workers)
+    sides = {s: ab.Side(s, s, Path("/tmp"), "python") for s in ab.SIDES}
+    return ab.run_ab(sides, {}, ab.Timing(seconds=0.0, min_pairs=10), Path("/tmp"), 1, Path("/tmp"),
+                     say=lambda _: None, **kwargs)
+
+
+def test_the_controller_alternates_the_sides_and_keeps_only_common_benchmarks(monkeypatch):
+    names = ["c-eager-fwd", "c-ext-fwd"]
+    base, head = FakeWorker(names, 1e-3), FakeWorker([*names, "c-new-fwd"], 1.2e-3)
+    run = _run_with(monkeypatch, base, head)
+    assert list(run.results) == names and run.only_in["HEAD"] == ["c-new-fwd"]
+    blocks = [m for m in base.calls if m["op"] == "block"]
+    assert len(blocks) == 20 and {m["id"] for m in blocks} == set(names)
+    rows = ab_verdicts.judge_run(run, S)
+    assert {r["verdict"] for r in rows} == {"slower"}
+
+
+def test_until_decided_adds_pairs_to_the_undecided_within_the_budget(monkeypatch):
+    base, head = FakeWorker(["c-eager-fwd"], 1e-3), FakeWorker(["c-eager-fwd"], 1e-3)
+    asked = []
+
+    def still_undecided(run):
+        asked.append(len(run.results["c-eager-fwd"].blocks["BASE"]))
+        return ["c-eager-fwd"] if len(asked) < 3 else []
+
+    run = _run_with(monkeypatch, base, head, undecided=still_undecided, budget=60.0)
+    assert asked == [10, 20, 30] and len(run.results["c-eager-fwd"].blocks["HEAD"]) == 30
+
+
+def test_a_pair_of_contenders_runs_in_one_worker(monkeypatch):
+    one = FakeWorker(["c-old-fwd", "c-new-fwd", "c-eager-fwd"], 1e-3)
+    run = _run_with(monkeypatch, one, None, pair=("old", "new"))
+    (item,) = run.results.values()
+    assert (item.ident, item.head_ident) == ("c-old-fwd", "c-new-fwd")
+    assert {m["id"] for m in one.calls if m["op"] == "block"} == {"c-old-fwd", "c-new-fwd"}
+    assert [m.get("keep") for m in one.calls if m["op"] == "prepare"] == [False, True]
+
+
+def test_a_side_whose_check_fails_is_not_timed(monkeypatch):
+    base, head = FakeWorker(["c-ext-fwd"], 1e-3), FakeWorker(["c-ext-fwd"], 1e-3, fail=["c-ext-fwd"])
+    run = _run_with(monkeypatch, base, head)
+    assert run.results["c-ext-fwd"].failed == {"HEAD": "boom"}
+    assert not [m for m in base.calls if m["op"] == "block"]
