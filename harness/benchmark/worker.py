@@ -170,9 +170,13 @@ class Worker:
             cpu.append(time.process_time() - c0)
             switches.append(resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - s0)
             wall.append(t1 - t0)
+        events = getattr(step, "events", None)
+        if events is not None:
+            # CUDA: the events' device time replaces the wall clock (it holds the host's
+            # synchronisation), and the host's CPU time says nothing about the device
+            wall, cpu, switches = events.seconds(len(wall)), [], []
         return {"ok": True, "wall": wall, "cpu": cpu, "switches": switches,
                 "runnable": [runnable, _runnable()]}
-
 
     # ---- count: instructions under callgrind (the worker runs under valgrind) ------------
     def count(self, msg: dict) -> dict:
