@@ -147,7 +147,7 @@ def selection_of(pytest_args: list[str]) -> str | None:
             rest.append(arg)
         i += 1
     if rest:
-        raise ab.SideError(f"ab times blocks in its own workers, not under pytest: of the arguments after "
+        raise ab.AbError(f"ab times blocks in its own workers, not under pytest: of the arguments after "
                            f"--, only -k EXPR is understood (not {' '.join(rest)})")
     return expr
 
@@ -196,9 +196,9 @@ def cmd_ab(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     budget = args.budget * 60 if args.until_decided else None
     if args.pair and args.head is not None:
-        raise ab.SideError("--pair times two contenders of one side: give at most one side (BASE)")
+        raise ab.AbError("--pair times two contenders of one side: give at most one side (BASE)")
     if args.pair is None and args.base is None:
-        raise ab.SideError("give BASE (a git revision or a directory), or --pair OLD=NEW")
+        raise ab.AbError("give BASE (a git revision or a directory), or --pair OLD=NEW")
     head_spec = args.base if args.pair else args.head
     with ab.opened_side("BASE", args.base, args.base_python, repo) as base, \
             ab.opened_side("HEAD", head_spec, args.head_python, repo) as head:
@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CaseError, registry.ContenderError, options.DeviceError, options.UnknownContender,
-            ResultsError, OutputError, ab.SideError, ab.WorkerDied) as exc:
+            ResultsError, OutputError, ab.AbError, ab.WorkerDied) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

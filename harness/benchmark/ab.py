@@ -49,9 +49,10 @@ WORKER = Path(__file__).with_name("worker.py")
 BOOT = "import runpy, sys; path = sys.argv[1]; sys.argv = [path]; runpy.run_path(path, run_name='__main__')"
 
 
-class SideError(ValueError):
-    """A side that cannot be used (not a directory, not a revision, a worker that would
-    not start); the message is one line."""
+class AbError(ValueError):
+    """What `ab` cannot do as asked (a side that is not a directory nor a revision, a
+    worker that cannot list its benchmarks, pytest arguments it does not understand); the
+    message is one line."""
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,13 @@ def opened_side(label: str, spec: str | None, python: str | None, repo: Path) ->
         return
     commit = resolve_commit(repo, spec)
     if commit is None:
-        raise SideError(f"{label} {spec!r} is neither a directory nor a revision of {repo}: give a "
+        raise AbError(f"{label} {spec!r} is neither a directory nor a revision of {repo}: give a "
                         "commit, branch or tag that git rev-parse knows, or a directory")
     where = Path(tempfile.mkdtemp(prefix=f"xentbench-ab-{label.lower()}-"))
     added = _git(repo, "worktree", "add", "--detach", "--force", str(where), commit)
     if added.returncode != 0:
         lines = added.stderr.strip().splitlines() or ["git worktree add failed"]
-        raise SideError(f"cannot check out {spec} into a worktree: {lines[-1]}")
+        raise AbError(f"cannot check out {spec} into a worktree: {lines[-1]}")
     try:
         yield Side(label, spec, where, interpreter, commit)
     finally:
@@ -349,7 +350,7 @@ def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Pat
         listed.setdefault("HEAD", listed["BASE"])
         for label, reply in listed.items():
             if not reply.get("ok"):
-                raise SideError(f"{sides[label].describe()} cannot list its benchmarks: {reply.get('error')} "
+                raise AbError(f"{sides[label].describe()} cannot list its benchmarks: {reply.get('error')} "
                                 f"(see {running[label].log})")
         names = {label: listed[label]["benchmarks"] for label in SIDES}
         matched = paired_names([n for n in names["BASE"] if pair or n in set(names["HEAD"])], pair)
@@ -357,7 +358,7 @@ def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Pat
         only = {} if pair else {s: [n for n in names[s] if n not in matched] for s in SIDES}
         run = AbRun(sides, listed, {}, {"BASE": [], "HEAD": [], **only}, seed, started)
         if pair and not common:
-            raise SideError(f"--pair {pair[0]}={pair[1]}: no case and mode has both contenders "
+            raise AbError(f"--pair {pair[0]}={pair[1]}: no case and mode has both contenders "
                             "(name both with --contender, and select cases both can run)")
         for k, ident in enumerate(common, 1):
             item = interleave(ident, running, timing, rng, head_ident=matched[ident] if pair else None)

@@ -57,7 +57,7 @@ def test_the_working_tree_and_a_directory_are_taken_as_they_are(tmp_path):
 
 
 def test_a_side_that_is_neither_says_so(tmp_path):
-    with pytest.raises(ab.SideError, match="neither a directory nor a revision"), \
+    with pytest.raises(ab.AbError, match="neither a directory nor a revision"), \
             ab.opened_side("BASE", "no-such-rev", None, _repo(tmp_path)):
         pass
 
@@ -75,7 +75,7 @@ def test_selection_of_the_arguments_after_the_separator(args, expr):
 
 
 def test_other_pytest_arguments_are_refused_with_the_reason():
-    with pytest.raises(ab.SideError, match="only -k EXPR"):
+    with pytest.raises(ab.AbError, match="only -k EXPR"):
         selection_of(["-x", "-k", "eager"])
 
 
