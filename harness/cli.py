@@ -207,7 +207,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
         print(f"xentbench: ab {what}, block pairs on {device}; workers' logs in {out}", flush=True)
         run = ab.run_ab({"BASE": base, "HEAD": head}, selection, timing, out, seed, repo,
                         undecided=lambda r: ab_verdicts.undecided(r, settings), budget=budget,
-                        pair=args.pair)
+                        pair=args.pair, sessions=args.sessions)
         rows = ab_verdicts.judge_run(run, settings)
         instructions = ""
         if args.instructions:  # while the sides' worktrees exist
@@ -362,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="false-discovery rate over the benchmarks compared (default 0.01)")
     p.add_argument("--seconds", type=options.positive_seconds, default=ab.Timing.seconds, metavar="S",
                    help=f"seconds of block pairs per benchmark (default {ab.Timing.seconds:g})")
+    p.add_argument("--sessions", type=options.whole_number(1, "sessions"), default=3, metavar="N",
+                   help="time every benchmark in N sessions of fresh workers, each with 1/N of "
+                        "--seconds (default 3): a process's own offset averages out")
     p.add_argument("--until-decided", action="store_true",
                    help="while any benchmark is undecided, give it more pairs (within --budget)")
     p.add_argument("--budget", type=float, default=10.0, metavar="MINUTES",

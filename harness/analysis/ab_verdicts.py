@@ -128,7 +128,7 @@ def document(run: AbRun, rows: list[dict], settings: PairedSettings, instruction
                           "root": str(run.sides[label].root), "python": run.sides[label].python,
                           "torch": run.listed[label].get("torch")} for label in SIDES},
         "settings": {"threshold": settings.threshold, "alpha": settings.alpha,
-                     "confidence": settings.confidence, "grain": "block",
+                     "confidence": settings.confidence, "grain": "block", "sessions": run.sessions,
                      "threads": run.threads, "cores": run.cores},
         "sigma_median": sigma, "pairs_for_1.1x": pairs_needed(sigma),
         "only_in": run.only_in, "counts": counts(rows), "rows": rows, "instructions": instructions,

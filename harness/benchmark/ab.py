@@ -260,8 +260,10 @@ class Interleaved:
 
 
 def interleave(ident: str, running: dict[str, WorkerProcess], timing: Timing, rng: random.Random,
-               seconds: float | None = None, head_ident: str | None = None) -> Interleaved:
-    """Check, warm up and then time ``ident`` on both sides in alternating blocks. With
+               seconds: float | None = None, head_ident: str | None = None,
+               rounds: int | None = None) -> Interleaved:
+    """Check, warm up and then time ``ident`` on both sides in alternating blocks of
+    ``rounds`` rounds (default: `Timing.rounds` of the slower side's one call). With
     ``head_ident`` (`ab --pair`), HEAD's half is that benchmark, usually in the same worker."""
     out = Interleaved(ident, head_ident=head_ident)
     idents = {"BASE": ident, "HEAD": out.ident_of("HEAD")}
@@ -271,7 +273,7 @@ def interleave(ident: str, running: dict[str, WorkerProcess], timing: Timing, rn
                                               keep=shared and label == "HEAD")
     if out.failed:
         return out
-    out.rounds = timing.rounds(max(out.info[s]["once"] for s in SIDES))
+    out.rounds = rounds or timing.rounds(max(out.info[s]["once"] for s in SIDES))
     budget = timing.seconds if seconds is None else seconds
     start = time.monotonic()
     while len(out.blocks["BASE"]) < timing.max_pairs and (
@@ -287,8 +289,11 @@ def interleave(ident: str, running: dict[str, WorkerProcess], timing: Timing, rn
 
 
 def merge(first: Interleaved, more: Interleaved) -> Interleaved:
-    """``first`` with ``more``'s block pairs appended (a second go at an undecided one)."""
+    """``first`` with ``more``'s block pairs appended (another session, or a second go at
+    an undecided one). A side that failed in ``more`` fails the benchmark: a contender whose
+    answer depends on the process is wrong."""
     if more.failed:
+        first.info.update({s: more.info[s] for s in more.failed})
         return first
     for s in SIDES:
         first.blocks[s].extend(more.blocks[s])
@@ -308,6 +313,7 @@ class AbRun:
     seed: int
     started: str
     seconds: float = 0.0
+    sessions: int = 1
 
     @property
     def threads(self) -> int:
@@ -334,49 +340,79 @@ def timing_core() -> int | None:
 def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Path, seed: int,
            caller_dir: Path, undecided: Callable[[AbRun], list[str]] | None = None,
            budget: float | None = None, say: Callable[[str], None] = print,
-           pair: tuple[str, str] | None = None) -> AbRun:
+           pair: tuple[str, str] | None = None, sessions: int = 3) -> AbRun:
     """Interleave every benchmark both sides select (``selection``: the worker's ``list``
-    message); with ``undecided`` and a ``budget`` in seconds, go back to the benchmarks it
-    names, a further `Timing.seconds` each, while the budget lasts. With ``pair`` (OLD,
-    NEW), one worker times both contenders, OLD as BASE and NEW as HEAD, block by block."""
+    message) in ``sessions`` sessions, each with fresh workers and 1/``sessions`` of
+    `Timing.seconds` per benchmark, their pairs pooled. Why sessions: a worker process has
+    an offset of its own that lasts its life (measured on identical code: one benchmark
+    of twelve 1.050× in one A/A comparison of twenty, another 0.945× beside a slowed
+    contender); fresh processes average it. With ``undecided`` and a ``budget`` in
+    seconds, the last session goes back to the benchmarks it names, a further
+    `Timing.seconds` each, while the budget lasts. With ``pair`` (OLD, NEW), one worker
+    times both contenders, OLD as BASE and NEW as HEAD, block by block."""
     import datetime as dt
 
     rng = random.Random(seed)
     started = dt.datetime.now(dt.timezone.utc).isoformat()
     clock = time.monotonic()
-    with workers(sides, out_dir, caller_dir, shared=pair is not None) as running:
-        listed = {label: running[label].call(op="list", cpu=timing_core(), **selection)
-                  for label in (("BASE",) if pair else SIDES)}
-        listed.setdefault("HEAD", listed["BASE"])
-        for label, reply in listed.items():
-            if not reply.get("ok"):
-                raise AbError(f"{sides[label].describe()} cannot list its benchmarks: {reply.get('error')} "
-                                f"(see {running[label].log})")
-        names = {label: listed[label]["benchmarks"] for label in SIDES}
-        matched = paired_names([n for n in names["BASE"] if pair or n in set(names["HEAD"])], pair)
-        common = list(matched)
-        only = {} if pair else {s: [n for n in names[s] if n not in matched] for s in SIDES}
-        run = AbRun(sides, listed, {}, {"BASE": [], "HEAD": [], **only}, seed, started)
-        if pair and not common:
-            raise AbError(f"--pair {pair[0]}={pair[1]}: no case and mode has both contenders "
-                            "(name both with --contender, and select cases both can run)")
-        for k, ident in enumerate(common, 1):
-            item = interleave(ident, running, timing, rng, head_ident=matched[ident] if pair else None)
-            run.results[ident] = item
-            failed = "; ".join(f"{s} {e}" for s, e in item.failed.items())
-            state = (f"not timed: {failed}" if failed else
-                     f"{len(item.blocks['BASE'])} block pairs of {item.rounds} rounds, {item.seconds:.0f} s")
-            say(f"xentbench ab: {k}/{len(common)} {ident}: {state}")
-        while undecided is not None and budget is not None:
-            again = undecided(run)
-            per = timing.seconds + 1.0  # the check and warm-up again, on both sides
-            if not again or time.monotonic() - clock + per * len(again) > budget:
-                if again:
-                    say(f"xentbench ab: {len(again)} undecided; the budget leaves no time for more pairs")
-                break
-            say(f"xentbench ab: {len(again)} undecided, adding pairs: {', '.join(again)}")
-            for ident in again:
-                merge(run.results[ident], interleave(ident, running, timing, rng,
-                                                     head_ident=run.results[ident].head_ident))
+    run: AbRun | None = None
+    matched: dict[str, str] = {}
+    for session in range(1, sessions + 1):
+        with workers(sides, out_dir, caller_dir, shared=pair is not None) as running:
+            listed = {label: running[label].call(op="list", cpu=timing_core(), **selection)
+                      for label in (("BASE",) if pair else SIDES)}
+            listed.setdefault("HEAD", listed["BASE"])
+            for label, reply in listed.items():
+                if not reply.get("ok"):
+                    raise AbError(f"{sides[label].describe()} cannot list its benchmarks: "
+                                  f"{reply.get('error')} (see {running[label].log})")
+            if run is None:
+                names = {label: listed[label]["benchmarks"] for label in SIDES}
+                matched = paired_names([n for n in names["BASE"] if pair or n in set(names["HEAD"])], pair)
+                only = {} if pair else {s: [n for n in names[s] if n not in matched] for s in SIDES}
+                run = AbRun(sides, listed, {}, {"BASE": [], "HEAD": [], **only}, seed, started,
+                            sessions=sessions)
+                if pair and not matched:
+                    raise AbError(f"--pair {pair[0]}={pair[1]}: no case and mode has both contenders "
+                                  "(name both with --contender, and select cases both can run)")
+            _session(run, matched, running, timing, rng, timing.seconds / sessions,
+                     f"session {session}/{sessions}" if sessions > 1 else "", say, pair is not None)
+            if session == sessions:
+                _until_decided(run, running, timing, rng, undecided, budget, clock, say)
+    assert run is not None
     run.seconds = time.monotonic() - clock
     return run
+
+
+def _session(run: AbRun, matched: dict[str, str], running: dict[str, WorkerProcess], timing: Timing,
+             rng: random.Random, seconds: float, label: str, say: Callable[[str], None], pair: bool) -> None:
+    """One session's pass over the benchmarks: new pairs for every one not failed yet."""
+    for k, ident in enumerate(matched, 1):
+        if ident in run.results and run.results[ident].failed:
+            continue
+        known = run.results.get(ident)  # later sessions keep the first one's block size
+        item = interleave(ident, running, timing, rng, seconds=seconds,
+                          head_ident=matched[ident] if pair else None, rounds=known.rounds if known else None)
+        run.results[ident] = merge(run.results[ident], item) if ident in run.results else item
+        failed = "; ".join(f"{s} {e}" for s, e in item.failed.items())
+        state = (f"not timed: {failed}" if failed else
+                 f"{len(item.blocks['BASE'])} block pairs of {item.rounds} rounds, {item.seconds:.0f} s")
+        say(f"xentbench ab: {label + ' ' if label else ''}{k}/{len(matched)} {ident}: {state}")
+
+
+def _until_decided(run: AbRun, running: dict[str, WorkerProcess], timing: Timing, rng: random.Random,
+                   undecided: Callable[[AbRun], list[str]] | None, budget: float | None, clock: float,
+                   say: Callable[[str], None]) -> None:
+    """More pairs for what ``undecided`` names, a further `Timing.seconds` each, within ``budget``."""
+    while undecided is not None and budget is not None:
+        again = undecided(run)
+        per = timing.seconds + 1.0  # the check and warm-up again, on both sides
+        if not again or time.monotonic() - clock + per * len(again) > budget:
+            if again:
+                say(f"xentbench ab: {len(again)} undecided; the budget leaves no time for more pairs")
+            break
+        say(f"xentbench ab: {len(again)} undecided, adding pairs: {', '.join(again)}")
+        for ident in again:
+            item = run.results[ident]
+            more = interleave(ident, running, timing, rng, head_ident=item.head_ident, rounds=item.rounds)
+            merge(item, more)

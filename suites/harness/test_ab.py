@@ -350,15 +350,18 @@ class FakeWorker:
         return {"ok": True, "wall": wall, "cpu": wall, "switches": [0] * k, "runnable": [1, 1]}
 
 
-def _run_with(monkeypatch, base, head, **kwargs):
+def _run_with(monkeypatch, base, head, started: list | None = None, **kwargs):
     import contextlib
 
     @contextlib.contextmanager
     def fake_workers(sides, out_dir, caller_dir, shared=False):
+        if started is not None:
+            started.append(shared)
         yield {"BASE": base, "HEAD": base if shared else head}
 
     monkeypatch.setattr(ab, "workers", fake_workers)
     sides = {s: ab.Side(s, s, Path("/tmp"), "python") for s in ab.SIDES}
+    kwargs.setdefault("sessions", 1)
     return ab.run_ab(sides, {}, ab.Timing(seconds=0.0, min_pairs=10), Path("/tmp"), 1, Path("/tmp"),
                      say=lambda _: None, **kwargs)
 
@@ -400,3 +403,27 @@ def test_a_side_whose_check_fails_is_not_timed(monkeypatch):
     run = _run_with(monkeypatch, base, head)
     assert run.results["c-ext-fwd"].failed == {"HEAD": "boom"}
     assert not [m for m in base.calls if m["op"] == "block"]
+
+
+def test_sessions_start_fresh_workers_and_pool_their_pairs(monkeypatch):
+    base, head = FakeWorker(["c-eager-fwd"], 1e-3), FakeWorker(["c-eager-fwd"], 1.2e-3)
+    started = []
+    run = _run_with(monkeypatch, base, head, started=started, sessions=3)
+    assert len(started) == 3 and run.sessions == 3
+    item = run.results["c-eager-fwd"]
+    assert len(item.blocks["BASE"]) == 30
+    blocks = [m["rounds"] for m in base.calls if m["op"] == "block"]
+    assert len(set(blocks)) == 1  # later sessions keep the first one's block size
+
+
+def test_a_check_failing_only_in_a_later_session_fails_the_benchmark(monkeypatch):
+    class Flaky(FakeWorker):
+        def call(self, **msg):
+            if msg["op"] == "prepare" and sum(m["op"] == "prepare" for m in self.calls) == 1:
+                self.fail = {msg["id"]}
+            return super().call(**msg)
+
+    base, head = FakeWorker(["c-ext-fwd"], 1e-3), Flaky(["c-ext-fwd"], 1e-3)
+    run = _run_with(monkeypatch, base, head, sessions=2)
+    assert run.results["c-ext-fwd"].failed == {"HEAD": "boom"}
+    assert ab_verdicts.judge_run(run, S)[0]["verdict"] == "broken"
