@@ -17,6 +17,8 @@ if ! git rev-parse --verify --quiet "${accepted}^{commit}" > /dev/null; then
   exit 0
 fi
 echo "bench-ci: HEAD (the working tree) against the accepted revision ${accepted:0:12}"
+# --instructions: callgrind's counts beside wall time (both sides at once, after the
+# timing); where valgrind is missing ab says so and judges by wall time
 exec "$PY" -m harness ab "$accepted" --fail-ratio "$FAIL_RATIO" --seconds "${AB_SECONDS:-4}" \
-  --until-decided --budget "${AB_BUDGET_MINUTES:-6}" --out out/ab \
+  --until-decided --budget "${AB_BUDGET_MINUTES:-4}" --instructions --out out/ab \
   --markdown "${GITHUB_STEP_SUMMARY:-out/ab.md}" -- -k "$FILTER"
