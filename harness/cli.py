@@ -189,7 +189,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
                  "threads": args.threads, "device": device, "contender": args.contender,
                  "binary_contender": args.binary_contender, "only": args.only}
     timing = ab.Timing(seconds=args.seconds, timeout=args.call_timeout)
-    out = _ab_out(args)
+    out = _ab_out(args).resolve()  # the workers run in the sides' directories
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
     repo = Path.cwd()

@@ -67,7 +67,9 @@ def count_side(side: Side, idents: dict[str, str], selection: dict, out_dir: Pat
                number: int = 5, repeats: int = 3) -> dict[str, list[float] | str]:
     """Instructions per call of each benchmark (``idents``: row key -> this side's benchmark
     id), one value per repeat, or the reason it was not counted."""
-    folder = Path(tempfile.mkdtemp(prefix=f"xentbench-cg-{side.label.lower()}-", dir=out_dir))
+    # absolute: valgrind runs in the side's directory (seen: a relative --out put the dumps
+    # under the BASE worktree, where valgrind could not open them)
+    folder = Path(tempfile.mkdtemp(prefix=f"xentbench-cg-{side.label.lower()}-", dir=out_dir)).resolve()
     prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
               f"--callgrind-out-file={folder / 'cg.out'}"]
     out: dict[str, list[float] | str] = {}
