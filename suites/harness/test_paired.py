@@ -100,11 +100,14 @@ def _comparisons(shift: dict[int, float], trials: int, pairs: int = 40, sigma: f
 
 def test_identical_sides_give_almost_no_false_change():
     """200 comparisons of 10 benchmarks of identical code (σ 0.08, 40 pairs): at most 1 %
-    of the comparisons show any slower or faster row, and most rows say `same`."""
+    of the comparisons show any slower or faster row; with σ 0.04 (fwd's block pairs here)
+    nearly every row can say `same`, with σ 0.08 (fwd_bwd's) most."""
     runs = _comparisons({}, 200)
     flagged = sum(any(v in ("slower", "faster") for v in run) for run in runs)
     assert flagged <= 2
-    assert np.mean([v == "same" for run in runs for v in run]) > 0.9
+    assert np.mean([v == "same" for run in runs for v in run]) > 0.6
+    steady = _comparisons({}, 50, sigma=0.04)
+    assert np.mean([v == "same" for run in steady for v in run]) > 0.95
 
 
 def test_a_ten_percent_slowdown_is_found_and_nothing_else():
