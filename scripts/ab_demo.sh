@@ -16,8 +16,9 @@
 # 256 x 1000 case a second call costs more than its share of the work (its fixed overhead:
 # "a tenth" reads 1.3-1.5x there); the ~10 % and ~25 % are measured on the LLM case
 # (256 x 32000), where a tenth of the batch is about a tenth of the time:
-#   AA=0 BUSY=0 HEADS="tenth quarter" \
-#   SELECTION="(n256-c1000 and not compiled and not fused) or (n256-c32000 and ext)" scripts/ab_demo.sh
+#   AA=0 BUSY=0 HEADS=tenth \
+#   SELECTION="(n256-c1000 and not compiled and not fused) or (n256-c32000 and ext and not fwd_bwd)" \
+#   scripts/ab_demo.sh     (about 2 min per comparison: blocks there are 3 rounds of ~150 ms)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-$(mktemp -d)}

@@ -2,7 +2,7 @@
 
 Callgrind (valgrind) executes the program on a simulated CPU and counts the instructions
 it runs: the same binary on the same inputs gives the same count whatever else the
-machine is doing (measured here: 21,652,937 and 21,648,650 instructions for ten
+machine is doing (measured here: 21,648,054 and 21,648,650 instructions for ten
 ``F.cross_entropy`` calls on 256 × 1000, idle and beside two busy loops). So a count is a
 deterministic second opinion on a wall-time verdict, as CodSpeed uses it; it cannot see
 what the memory does (cache misses, bandwidth, page faults), so on a memory-bound loss
