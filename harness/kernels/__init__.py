@@ -14,15 +14,25 @@ Execution modes (see `mode`):
 * ``"interpreter"`` — ``TRITON_INTERPRET=1`` took effect: the same kernel source runs in
   Triton's numpy interpreter on CPU tensors. It exists so CI proves the kernels correct;
   it is orders of magnitude slower and must never be timed (`interpreted()` says so).
+
+Tiles (`gpu_tiles`): compiled kernels use the GPU's tile budgets; the interpreter uses its
+own (bigger tiles, fewer programs), unless ``XENTBENCH_GPU_TILES=1`` is set or the launch
+runs inside `at_gpu_tiles()` — then it executes exactly the tile configurations a GPU
+launch would pick (`suites/harness/test_fused_gpu_tiles.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+from collections.abc import Iterator
 from functools import cache
 
 INSTALL_HINT = "triton not installed; pip install xentbench[triton]"
+GPU_TILES_ENV = "XENTBENCH_GPU_TILES"
+_TRUE = ("1", "true", "yes", "on")
+_gpu_tiles_depth = 0  # how many `at_gpu_tiles` blocks are open
 
 
 @cache
@@ -108,6 +118,28 @@ def interpreted() -> bool:
     return mode() == "interpreter"
 
 
+def gpu_tiles() -> bool:
+    """Whether kernel launches pick the GPU's tiles: always when compiled; in the
+    interpreter when ``XENTBENCH_GPU_TILES`` is set true or inside `at_gpu_tiles()`. Read
+    at each launch, so a test can switch it per call."""
+    if _gpu_tiles_depth or os.environ.get(GPU_TILES_ENV, "0").lower() in _TRUE:
+        return True
+    return mode() == "compiled"
+
+
+@contextlib.contextmanager
+def at_gpu_tiles() -> Iterator[None]:
+    """Launches inside the block use the GPU's tile budgets even in the interpreter, so
+    CI executes the tile configurations (class block 4096, multi-block loop above it)
+    that otherwise only run on a GPU."""
+    global _gpu_tiles_depth
+    _gpu_tiles_depth += 1
+    try:
+        yield
+    finally:
+        _gpu_tiles_depth -= 1
+
+
 def device_ok(device: str) -> str | None:
     """Why tensors on ``device`` cannot go through the kernels in this process, or None."""
     kind = device.split(":")[0]
@@ -118,5 +150,6 @@ def device_ok(device: str) -> str | None:
     return None
 
 
-__all__ = ["INSTALL_HINT", "device_ok", "env_interpret", "expected_devices", "interpreted", "mode",
-           "triton_missing", "unavailable_reason"]
+__all__ = ["GPU_TILES_ENV", "INSTALL_HINT", "at_gpu_tiles", "device_ok", "env_interpret",
+           "expected_devices", "gpu_tiles", "interpreted", "mode", "triton_missing",
+           "unavailable_reason"]

@@ -26,12 +26,10 @@ import torch
 import triton
 import triton.language as tl
 
-from harness.kernels import interpreted
+from harness.kernels import gpu_tiles
 from harness.kernels._jit import claim_stored_gradient, jit, launch_guard
-from harness.kernels.layout import merge_dims, next_pow2
+from harness.kernels.layout import bce_block, merge_dims
 from harness.kernels.xent import _acc, _row_index, _xent_bwd
-
-BLOCK_GPU, BLOCK_INTERP = 2048, 1 << 15
 
 
 @jit
@@ -88,8 +86,8 @@ def _count_pos(y_ptr, part_ptr, numel, R1, R2, R3, ys0, ys1, ys2, ys3, BLOCK: tl
 
 
 def _block(numel: int) -> int:
-    cap = BLOCK_INTERP if interpreted() else BLOCK_GPU
-    return max(1, min(cap, next_pow2(max(numel, 1))))
+    """Elements per program (`harness.kernels.layout.bce_block`)."""
+    return bce_block(numel, gpu=gpu_tiles())
 
 
 def _as_loadable(t: torch.Tensor) -> torch.Tensor:

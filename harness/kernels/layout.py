@@ -10,6 +10,7 @@ last, plain [N, C]) reduce to one or two dims and the kernel's index arithmetic 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 ROW_DIMS = 4  # N plus at most three spatial dims (binary: channel dim of size 1 dropped)
 
@@ -48,9 +49,66 @@ def row_strides(t, class_dim: int | None = 1) -> list[int]:
     return [s for d, s in enumerate(t.stride()) if d != class_dim]
 
 
-def tile(n_rows: int, n_cols: int, budget: int, max_cols: int) -> tuple[int, int]:
+# Tile budgets (elements per program). On a GPU a program's cost is its tile: masked lanes
+# move no memory, so the tile depends on C alone (few rows do not shrink it) and the set of
+# tiles the GPU can pick is small enough to compile ahead of time, every one
+# (`harness.kernels.aot`). The interpreter's cost is per program and per element of numpy
+# work, so it gets one big tile, no taller than the rows need. Figures are first guesses.
+GPU_TILE, GPU_MAX_BLOCK_C = 4096, 4096
+INTERP_TILE, INTERP_MAX_BLOCK_C = 1 << 15, 1 << 13
+GPU_BLOCK, INTERP_BLOCK = 2048, 1 << 15  # the binary kernel's elements per program
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One multi-class launch's tile: ``block_r`` rows by ``block_c`` classes, ``single``
+    when one class block holds every class (no online-logsumexp loop), and the warps."""
+
+    block_r: int
+    block_c: int
+    single: bool
+    num_warps: int
+
+
+def tile(n_rows: int, n_cols: int, budget: int, max_cols: int,
+         shrink_rows: bool = True) -> tuple[int, int]:
     """(BLOCK_R, BLOCK_C): a power-of-two tile of about ``budget`` elements, as wide as the
-    class dim allows (up to ``max_cols``) and no taller than the rows need."""
+    class dim allows (up to ``max_cols``) and, with ``shrink_rows``, no taller than the
+    rows need."""
     block_c = min(next_pow2(n_cols), max_cols)
-    block_r = max(1, min(budget // block_c, next_pow2(max(n_rows, 1))))
+    block_r = max(1, budget // block_c)
+    if shrink_rows:
+        block_r = max(1, min(block_r, next_pow2(max(n_rows, 1))))
     return block_r, block_c
+
+
+def warps(block_r: int, block_c: int) -> int:
+    return 8 if block_r * block_c >= 4096 else 4
+
+
+def xent_tile(n_rows: int, n_cols: int, gpu: bool) -> Tile:
+    """The multi-class kernels' tile: the GPU's (``gpu``: compiled, or the interpreter under
+    `harness.kernels.at_gpu_tiles`) or the interpreter's own."""
+    if gpu:
+        block_r, block_c = tile(n_rows, n_cols, GPU_TILE, GPU_MAX_BLOCK_C, shrink_rows=False)
+    else:
+        block_r, block_c = tile(n_rows, n_cols, INTERP_TILE, INTERP_MAX_BLOCK_C)
+    return Tile(block_r, block_c, n_cols <= block_c, warps(block_r, block_c))
+
+
+def bce_block(numel: int, gpu: bool) -> int:
+    """The binary kernels' elements per program (GPU: fixed; interpreter: no more than
+    ``numel`` needs)."""
+    if gpu:
+        return GPU_BLOCK
+    return max(1, min(INTERP_BLOCK, next_pow2(max(numel, 1))))
+
+
+def gpu_xent_tiles(max_classes: int = 1 << 20) -> list[Tile]:
+    """Every distinct tile `xent_tile` picks on the GPU for C = 1 .. ``max_classes`` (any
+    row count: the GPU tile does not depend on it), in order of C. Enumerated by trying
+    every C, so a policy change cannot leave a tile out of the ahead-of-time compile."""
+    seen: dict[Tile, None] = {}
+    for n_cols in range(1, max_classes + 1):
+        seen.setdefault(xent_tile(1, n_cols, gpu=True))
+    return list(seen)

@@ -28,14 +28,10 @@ import torch
 import triton
 import triton.language as tl
 
-from harness.kernels import interpreted
+from harness.kernels import gpu_tiles
 from harness.kernels._jit import claim_stored_gradient, jit, launch_guard
-from harness.kernels.layout import merge_dims, row_strides, tile
+from harness.kernels.layout import Tile, merge_dims, row_strides, xent_tile
 
-# Tile budgets (elements per program). The interpreter's cost is per program and per op,
-# not per element, so it gets one big tile; GPU figures are first guesses to be tuned.
-TILE_GPU, MAX_BLOCK_C_GPU = 4096, 4096
-TILE_INTERP, MAX_BLOCK_C_INTERP = 1 << 15, 1 << 13
 ACC = {torch.float64: tl.float64}
 
 
@@ -194,12 +190,10 @@ def _acc(dtype: torch.dtype):
     return ACC.get(dtype, tl.float32)
 
 
-def _budget() -> tuple[int, int]:
-    return (TILE_INTERP, MAX_BLOCK_C_INTERP) if interpreted() else (TILE_GPU, MAX_BLOCK_C_GPU)
-
-
-def _warps(block_r: int, block_c: int) -> int:
-    return 8 if block_r * block_c >= 4096 else 4
+def _tile(n_rows: int, n_cls: int) -> Tile:
+    """This launch's tile (`harness.kernels.layout.xent_tile`; GPU tiles when compiled or
+    under `harness.kernels.at_gpu_tiles`)."""
+    return xent_tile(n_rows, n_cls, gpu=gpu_tiles())
 
 
 def _check_args(x: torch.Tensor, y: torch.Tensor, weight, label_smoothing: float,
@@ -244,9 +238,8 @@ class FusedCrossEntropy(torch.autograd.Function):
         sizes, (xs, ds, ys) = merge_dims(rows, row_strides(x), row_strides(d), list(y.stride()))
         loss_rows = torch.empty(rows if reduction == "none" else (0,), dtype=x.dtype,
                                 device=x.device)
-        tile_budget, max_c = _budget()
-        block_r, block_c = tile(n_rows, n_cls, tile_budget, max_c)
-        grid = triton.cdiv(n_rows, block_r)
+        t = _tile(n_rows, n_cls)
+        grid = triton.cdiv(n_rows, t.block_r)
         parts = torch.zeros(2 * max(grid, 1), dtype=acc, device=x.device)
         w = weight.contiguous() if weight is not None else coef  # coef: a dummy pointer
         if n_rows:
@@ -254,9 +247,9 @@ class FusedCrossEntropy(torch.autograd.Function):
                 _xent_fwd[(grid,)](
                     x, y, w, coef, d, loss_rows, parts, n_rows, n_cls, ignore_index,
                     sizes[1], sizes[2], sizes[3], *xs, x.stride(1), *ds, d.stride(1), *ys,
-                    BLOCK_R=block_r, BLOCK_C=block_c, SINGLE=n_cls <= block_c,
+                    BLOCK_R=t.block_r, BLOCK_C=t.block_c, SINGLE=t.single,
                     HAS_W=weight is not None, HAS_LS=eps > 0, REDUCE_NONE=reduction == "none",
-                    ACC_T=_acc(x.dtype), num_warps=_warps(block_r, block_c))
+                    ACC_T=_acc(x.dtype), num_warps=t.num_warps)
         wsum = parts[parts.numel() // 2:].sum()
         if reduction == "none":
             loss = loss_rows
@@ -267,7 +260,7 @@ class FusedCrossEntropy(torch.autograd.Function):
             loss = torch.where(wsum == 0, torch.full_like(total, float("nan")),
                                total / wsum).to(x.dtype)
         ctx.d, ctx.y, ctx.wsum = d, y, wsum
-        ctx.meta = (ignore_index, reduction, sizes, n_rows)
+        ctx.meta = (ignore_index, reduction, t, n_rows)
         ctx.consumed = False
         return loss
 
@@ -276,22 +269,19 @@ class FusedCrossEntropy(torch.autograd.Function):
     def backward(ctx, g):
         claim_stored_gradient(ctx, "fused_triton")
         d, y = ctx.d, ctx.y
-        ignore_index, reduction, _, n_rows = ctx.meta
+        ignore_index, reduction, t, n_rows = ctx.meta
         n_cls = d.shape[1]
         rows = [d.shape[0], *d.shape[2:]]
         g_rows = list(g.stride()) if reduction == "none" else [0] * len(rows)
         g = g.expand(rows) if reduction == "none" else g.reshape(())
         sizes, (ds, gs, ys) = merge_dims(rows, row_strides(d), g_rows, list(y.stride()))
-        tile_budget, max_c = _budget()
-        block_r, block_c = tile(n_rows, n_cls, tile_budget, max_c)
         if n_rows:
-            grid = (triton.cdiv(n_rows, block_r), triton.cdiv(n_cls, block_c))
+            grid = (triton.cdiv(n_rows, t.block_r), triton.cdiv(n_cls, t.block_c))
             with launch_guard():
                 _xent_bwd[grid](
                     d, g, y, ctx.wsum, n_rows, n_cls, ignore_index, sizes[1], sizes[2],
-                    sizes[3], *ds, d.stride(1), *gs, *ys, BLOCK_R=block_r, BLOCK_C=block_c,
-                    MEAN=reduction == "mean", ACC_T=_acc(d.dtype),
-                    num_warps=_warps(block_r, block_c))
+                    sizes[3], *ds, d.stride(1), *gs, *ys, BLOCK_R=t.block_r, BLOCK_C=t.block_c,
+                    MEAN=reduction == "mean", ACC_T=_acc(d.dtype), num_warps=t.num_warps)
         ctx.d = None
         return d, None, None, None, None, None
 

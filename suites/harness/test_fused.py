@@ -62,11 +62,11 @@ def test_fused_triton_fixed_cases(case):
 ], ids=lambda c: c.id)
 def test_multi_block_online_logsumexp(case, monkeypatch):
     """Classes split over several blocks (ragged last one): the online max/sum path."""
-    from harness.kernels import xent
+    from harness.kernels import layout
 
-    monkeypatch.setattr(xent, "MAX_BLOCK_C_INTERP", 16)
-    monkeypatch.setattr(xent, "MAX_BLOCK_C_GPU", 16)
-    monkeypatch.setattr(xent, "TILE_INTERP", 64)
+    monkeypatch.setattr(layout, "INTERP_MAX_BLOCK_C", 16)
+    monkeypatch.setattr(layout, "GPU_MAX_BLOCK_C", 16)
+    monkeypatch.setattr(layout, "INTERP_TILE", 64)
     _assert_all_ok("fused_triton", case)
 
 
