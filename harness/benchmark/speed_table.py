@@ -100,8 +100,8 @@ class TableCase:
     @property
     def id(self) -> str:
         parts = [self.label, "x".join(map(str, self.shape)), self.dtype]
-        if self.weights != "none":
-            parts.append(f"w-{self.weights}")
+        if self.weights != "none":  # short: the rendered table has 35 columns for the id
+            parts.append({"given": "wgiven", "per_call": "wcall"}[self.weights])
         if self.label_smoothing:
             parts.append(f"ls{self.label_smoothing:g}")
         if self.ignore_frac:
@@ -142,7 +142,7 @@ def _case_set(seed_shape: tuple[int, ...], binary_shape: tuple[int, ...],
             for d in ("f32", "bf16")]
     vocab = [TableCase("multiclass", s, "bf16", "none", ls, 0.05, label="vocab")
              for s in (big, small) for ls in (0.0, 0.1)]
-    binary = [TableCase("binary", binary_shape, d, w, label="seed_binary")
+    binary = [TableCase("binary", binary_shape, d, w, label="bin")
               for w in ("given", "per_call") for d in ("f32", "bf16")]
     return seed[:2] + vocab[:2] + seed[2:] + binary + vocab[2:]
 
@@ -711,7 +711,9 @@ SPEEDUP_REFERENCES = ("eager", "compiled", "liger", "liger_inplace")
 @dataclass
 class SpeedRow:
     """One line of the table; its fields are the JSON's columns. Times in seconds,
-    bandwidths in GB/s (10^9 bytes), memory in bytes; None where not measured."""
+    bandwidths in GB/s (10^9 bytes), memory in bytes; None where not measured. The error
+    fields are those of the contender's one checking fwd_bwd call on the case, shared by
+    its fwd row; ``compile_s`` is that first call's time less the timed median."""
 
     case: str
     family: str
@@ -850,6 +852,7 @@ class Table:
     rows: list[SpeedRow]
     ceilings: dict = field(default_factory=dict)
     stopped: str | None = None
+    stop_signal: int | None = None  # the signal that stopped the run (SIGINT for Ctrl-C)
     started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     elapsed_s: float = 0.0
     compile_backend: str = COMPILE_BACKEND
@@ -1010,6 +1013,7 @@ def run_table(cases: Sequence[TableCase], device: str, out: str | Path | None,
         _run_rows(table, cases, entries, device, budget, clock, say)
     except (KeyboardInterrupt, Interrupted) as stop:
         table.stopped = f"interrupted ({type(stop).__name__}: {stop})"
+        table.stop_signal = int(getattr(stop, "signum", signal.SIGINT))
         _mark_unreached(table.rows, "interrupted")
     table.elapsed_s = clock.elapsed()
     table.write()
@@ -1080,21 +1084,21 @@ def render(table: Table | Sequence[SpeedRow], width: int = 100) -> str:
     of a row that was not timed). Test: test_render_one_line_per_row."""
     rows = table.rows if isinstance(table, Table) else list(table)
     fill_speedups(rows)
-    lines = [f"{'contender':<19} {'case':<34} {'mode':<7} {'ms':>9} {'%cp min':>7} {'%cp mdl':>7} "
-             f"{'x eager':>7} err"]
+    lines = [f"{'contender':<19} {'case':<35} {'mode':<7} {'ms':>8} {'%cpmin':>6} {'%cpmdl':>6} "
+             f"{'xeager':>7} err"]
     for r in rows:
-        head = f"{r.contender[:19]:<19} {r.case[:34]:<34} {r.mode:<7} "
+        head = f"{r.contender[:19]:<19} {r.case[:35]:<35} {r.mode:<7} "
         if not r.timed:
             lines.append((head + r.status)[:width])
             continue
         ok = "ok" if r.error_ok else "FAIL"
-        lines.append(f"{head}{r.median_s * 1e3:>9.3f} {_pct(r.min_bytes_pct_copy)} "
+        lines.append(f"{head}{r.median_s * 1e3:>8.3f} {_pct(r.min_bytes_pct_copy)} "
                      f"{_pct(r.model_pct_copy)} {_ratio(r.speedup.get('eager'))} {ok}")
     return "\n".join(lines)
 
 
 def _pct(v: float | None) -> str:
-    return f"{v:>7.1f}" if v is not None else f"{'-':>7}"
+    return f"{v:>6.1f}" if v is not None else f"{'-':>6}"
 
 
 def _ratio(v: float | None) -> str:
@@ -1140,10 +1144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render(table))
     print(f"{args.out}: {sum(r.timed for r in table.rows)} of {len(table.rows)} rows timed in "
           f"{table.elapsed_s:.1f} s" + (f", stopped: {table.stopped}" if table.stopped else ""))
-    if table.stopped and table.stopped.startswith("interrupted"):
-        signum = signal.SIGTERM if "Interrupted" in table.stopped else signal.SIGINT
-        return 128 + int(signum)
-    return 0
+    return 128 + table.stop_signal if table.stop_signal is not None else 0
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ def test_json_is_written_after_every_row_and_kept_on_keyboard_interrupt(tmp_path
     statuses = [r["status"] for r in data["rows"]]
     assert statuses[:4] == ["ok"] * 4
     assert statuses[4:] and all(s == "not reached: interrupted" for s in statuses[4:])
-    assert table.stopped == data["stopped"]
+    assert table.stopped == data["stopped"] and table.stop_signal == signal.SIGINT
 
 
 def test_sigint_mid_run_keeps_the_earlier_rows(tmp_path):
@@ -313,11 +313,11 @@ def test_traffic_models_give_their_stated_multiples():
 
 def test_full_cases_are_the_missions():
     ids = [c.id for c in st.full_cases()]
-    for want in ("seed-64x2x1024x1024-f32-w-given", "seed-64x2x1024x1024-bf16-w-per_call",
-                 "seed_binary-64x1x1024x1024-bf16-w-given", "vocab-4096x128256-bf16-ls0.1-ig0.05",
+    for want in ("seed-64x2x1024x1024-f32-wgiven", "seed-64x2x1024x1024-bf16-wcall",
+                 "bin-64x1x1024x1024-bf16-wgiven", "vocab-4096x128256-bf16-ls0.1-ig0.05",
                  "vocab-4096x32000-bf16-ig0.05"):
         assert want in ids
-    assert len(ids) == len(set(ids)) == 12
+    assert len(ids) == len(set(ids)) == 12 and max(map(len, ids)) <= 35  # render's column
     # the structure is the same at tiny sizes
     assert [(c.family, c.dtype, c.weights, c.label_smoothing) for c in st.tiny_cases()] == \
         [(c.family, c.dtype, c.weights, c.label_smoothing) for c in st.full_cases()]
