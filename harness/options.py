@@ -22,6 +22,7 @@ from harness.equivalence.runner import CALL_TIMEOUT_S
 
 Add = Callable[..., Any]  # argparse's add_argument or pytest's addoption / group.addoption
 DEVICES = ("auto", "cpu", "cuda")
+L2_FLUSH_CHOICES = ("auto", "on", "off")
 
 
 class DeviceError(ValueError):
@@ -105,6 +106,13 @@ def only_chosen(contenders: list, only: list[str]) -> list:
     return keep_only(contenders, only)
 
 
+def flush_l2(choice: str, device: str) -> bool:
+    """Whether timed rounds start with a flushed device cache: ``auto`` is on for CUDA (the
+    H200's 60 MB L2 holds the seed case's 48 MB working set, so a warm cache would time
+    rounds at more than the memory's bandwidth) and off for CPU."""
+    return choice == "on" or (choice == "auto" and device.startswith("cuda"))
+
+
 def add_device_option(add: Add) -> None:
     add("--device", default="auto", choices=DEVICES,
         help="where contenders run (auto: cuda when available)")
@@ -157,8 +165,14 @@ BENCH_OPTIONS = (
                                        "the round time, and pool their rounds: drift that lasts a "
                                        "process averages out (default under pytest: 3 on CPU, 1 "
                                        "on CUDA; `harness bench`: 1; make bench-ci: 3)")),
-    BenchOption("flush-l2", dict(action="store_true",
-                                 help="flush the device cache before every timed round (CUDA)")),
+    BenchOption("flush-l2", dict(default="auto", choices=L2_FLUSH_CHOICES,
+                                 help="zero a buffer larger than the device cache before every "
+                                      "timed round (auto: on for CUDA, off for CPU, whose caches "
+                                      "are per core; docs/benchmarking.md, 'CUDA timing')")),
+    BenchOption("deadline", dict(type=positive_seconds, default=None, metavar="SECONDS",
+                                 help="skip every test not started SECONDS after the session "
+                                      "began (reason 'deadline'), so that what was timed is "
+                                      "saved: a stage of a time-boxed run stops cleanly")),
 )
 
 

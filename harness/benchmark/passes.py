@@ -60,6 +60,7 @@ class FirstPass:
     together once the rounds are pooled (`pool_passes`)."""
 
     rounds: int = 0
+    calls: int = 1          # CUDA: calls per event pair (`harness.benchmark.timing.calls_per_event`)
     not_timed: str = ""
     evidence: list[Evidence] = field(default_factory=list)
 

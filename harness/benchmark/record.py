@@ -40,6 +40,14 @@ class BenchRecord:
     threads: int | None = None
     timing_method: str | None = None          # perf_counter | cuda-events
     wall_median: float | None = None          # CUDA: the wall clock's median beside the events'
+    # how CUDA rounds were timed (docs/benchmarking.md, 'CUDA timing')
+    l2_flushed: bool | None = None            # a buffer past the device cache zeroed per round
+    warmup_s: float | None = None             # seconds of calls right before the rounds
+    warmup_calls: int | None = None
+    calls_per_event: int | None = None        # back-to-back calls per CUDA event pair
+    host_median: float | None = None          # the host's enqueue time per call
+    launch_bound: bool | None = None          # host enqueue ≥ 0.8 × event time: timed the launches
+    gpu_state: dict | None = None             # NVML before and after (`harness.benchmark.gpu_state`)
     blocks: int | None = None                 # blocks of rounds on fresh input copies
     passes: int | None = None                 # passes over the selection that timed them
     processes: int | None = None              # processes pooled (`bench --processes`)

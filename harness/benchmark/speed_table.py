@@ -57,7 +57,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from harness import kernels  # noqa: E402
+from harness import kernels, options  # noqa: E402
 from harness.atomic import atomic_write_text  # noqa: E402
 from harness.benchmark.timing import (  # noqa: E402
     DEFAULT_THREADS,
@@ -1112,7 +1112,7 @@ def _raise_interrupted(signum: int, _frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    options.add_device_option(ap.add_argument)
     ap.add_argument("--out", required=True, help="the JSON file, rewritten after every row")
     ap.add_argument("--deadline", type=float, default=None,
                     help="seconds after which the run stops between rows")
@@ -1121,14 +1121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="torch.compile backend of 'compiled' (default inductor; aot_eager for "
                          "--tiny on CPU, where each inductor compile takes 4-19 s)")
     args = ap.parse_args(argv)
+    try:
+        args.device = options.resolve_device(args.device)
+    except options.DeviceError as exc:
+        print(f"speed_table: {exc}", file=sys.stderr)
+        return 2
     global COMPILE_BACKEND
     tiny_cpu = args.tiny and args.device == "cpu"
     COMPILE_BACKEND = args.compile_backend or ("aot_eager" if tiny_cpu else "inductor")
     if args.device == "cpu":
         torch.set_num_threads(DEFAULT_THREADS)  # OpenMP barriers on a shared CPU: timing.py
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("speed_table: no CUDA device; use --device cpu (with --tiny)", file=sys.stderr)
-        return 2
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         table = run_table(tiny_cases() if args.tiny else full_cases(), args.device, args.out,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
@@ -46,10 +46,17 @@ class Step:
 
 
 def make_step(contender: Contender, inputs: Inputs, mode: str, device: str,
-              flush: bool = False, events: EventRounds | None = None) -> Step:
+              flush: bool | None = None, events: EventRounds | None = None) -> Step:
+    """The benchmark's step; ``flush`` None is the default of `harness.options.flush_l2`
+    (on for CUDA). On CUDA the timed function is a round of `EventRounds`, whose calls
+    after the first clear the gradient on the host only (no flush, no synchronisation)."""
     x = inputs.logits.detach().requires_grad_(True)
     target, kwargs = inputs.target, call_args(inputs)
     upstream = inputs.grad_out
+    flush = device.startswith("cuda") if flush is None else flush
+
+    def clear() -> None:
+        x.grad = None
 
     def setup() -> None:
         x.grad = None
@@ -67,8 +74,23 @@ def make_step(contender: Contender, inputs: Inputs, mode: str, device: str,
     compute = fwd if mode == "fwd" else fwd_bwd
     if device.startswith("cuda"):
         events = events or EventRounds()
-        return Step(events.wrap(compute), setup, events)
+        return Step(events.wrap(compute, between=clear), setup, events)
     return Step(compute, setup)
+
+
+def clone_inputs(inputs: Inputs) -> Inputs:
+    """A copy of ``inputs`` in new memory with the same strides (a strided view stays a
+    strided view): what a replicate times instead of regenerating the case in float64 on
+    the CPU (`make_inputs`), which took longer than the benchmark on a GPU."""
+
+    def again(t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None:
+            return None
+        out = torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=t.device)
+        return out.copy_(t)
+
+    return replace(inputs, logits=again(inputs.logits), target=again(inputs.target),
+                   weight=again(inputs.weight), grad_out=again(inputs.grad_out))
 
 
 REPLICATES = 4  # fresh copies of the inputs per benchmark (`Replicates`)
@@ -119,7 +141,7 @@ class Replicates:
 
 
 def replicated(contender: Contender, case: Case, mode: str, device: str, first: Step, rounds: int,
-               flush: bool = False, warmup_rounds: int = 1, blocks: int | None = None) -> Replicates:
+               flush: bool | None = None, warmup_rounds: int = 1, blocks: int | None = None) -> Replicates:
     """`Replicates` of ``first`` for about ``rounds`` rounds in ``blocks`` blocks (at least
     two rounds each); by default `REPLICATES` on CPU, one on CUDA, whose caching allocator
     hands a benchmark the same blocks every round anyway. With passes
@@ -129,7 +151,8 @@ def replicated(contender: Contender, case: Case, mode: str, device: str, first: 
     per_block = max(2, math.ceil(rounds / blocks))
 
     def fresh() -> Step:
-        return make_step(contender, make_inputs(case, device), mode, device, flush, first.events)
+        return make_step(contender, clone_inputs(inputs_for(case, device)), mode, device, flush,
+                         first.events)
 
     return Replicates(fresh, first, blocks, per_block, warmup_rounds)
 
@@ -175,58 +198,37 @@ def expectation(contender: Contender, case: Case, device: str) -> Expectation:
     return _expectations[key]
 
 
-def compile_key(case: Case) -> str:
-    """The case's compile signature (the values dynamo guards on, as
-    `harness.problem.strategies.COMPILE_SIGNATURES` lists them; channels-last inputs also
-    specialise C, which the strategies hold fixed)."""
-    return (f"{case.family}-{case.dtype}-{case.reduction}-{case.weights != 'none'}-"
-            f"{case.label_smoothing}-{case.ignore_index}-{len(case.spatial)}-{case.layout}")
-
-
 @dataclass(frozen=True)
 class CompileCost:
-    """Seconds of the first call of one compile signature in one mode, in this process.
-
-    ``cold_s`` includes whatever that call compiled and one execution: for ``fwd`` the
-    graphs of a training forward (on torch 2.13 AOT autograd compiles the backward then
-    too); for ``fwd_bwd`` only what ``fwd`` left uncompiled when ``fwd`` ran first — about
-    one step's time on 2.13 (``what`` says which). ``warm_s`` is the same call after
-    torch._dynamo.reset(), served from inductor's on-disk caches — measured only when the
-    cold call compiled a dynamo graph, so a reset never runs for nothing."""
+    """Seconds of the first call of a benchmark's compiled copy (`harness.contenders.compiled.for_timing`),
+    in this process: everything its mode compiles (a training forward's graphs — on torch
+    2.13 AOT autograd compiles the backward then too — and for ``fwd_bwd`` the backward's)
+    and one execution. ``warm_s`` is the same first call of a second fresh copy, whose
+    graphs inductor serves from its on-disk caches: the cost of a process that compiled
+    this before. No `torch._dynamo.reset()`: it would reset every compiled contender of
+    the session (and did, until issue 20)."""
 
     cold_s: float
     warm_s: float | None
     what: str
 
 
-_compile_costs: dict[tuple[str, str, str], CompileCost] = {}
-
-
-def compile_cost(contender: Contender, step: Step, key: str, mode: str) -> CompileCost | None:
-    """Measure a compiled contender's compile cost once per signature and mode (None for a
-    contender that is not compiled)."""
-    counters = contender.compiled
-    if counters is None:
-        return None
-    if (contender.name, key, mode) in _compile_costs:
-        return _compile_costs[(contender.name, key, mode)]
-    forward_done = mode == "fwd_bwd" and (contender.name, key, "fwd") in _compile_costs
+def compile_cost(step: Step, mode: str, again: Callable[[], Step] | None = None,
+                 compiled_before: bool = False) -> CompileCost:
+    """Time the first call of ``step`` (a fresh compiled copy) and, when ``again`` is given,
+    the first call of the step it makes (another fresh copy). ``compiled_before``: the copy
+    already ran in another mode of the same case (its ``fwd``), so this measures what that
+    left uncompiled — about one step's time on torch 2.13."""
     what = {"fwd": "forward graph", "fwd_bwd": "forward and backward graphs"}[mode]
-    if forward_done:
+    if compiled_before:
         what = "what fwd left uncompiled (torch 2.13 compiles the backward with the forward)"
-    before = counters.compiles
     cold = _first_call_seconds(step)
-    warm = None
-    if counters.compiles > before:
-        torch._dynamo.reset()
-        warm = _first_call_seconds(step)
-    cost = CompileCost(cold, warm, what)
-    _compile_costs[(contender.name, key, mode)] = cost
-    return cost
+    warm = _first_call_seconds(again()) if again is not None else None
+    return CompileCost(cold, warm, what)
 
 
 def _first_call_seconds(step: Step) -> float:
     step.setup()
     start = time.perf_counter()
-    step.run()
+    step.run()  # on CUDA a round of `EventRounds`, which ends by waiting for the device
     return time.perf_counter() - start

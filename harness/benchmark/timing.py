@@ -13,10 +13,12 @@ as the independent timer of the fidelity check.
 
 from __future__ import annotations
 
+import math
 import os
 import resource
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -39,6 +41,12 @@ def synchronize(device: str) -> None:
 @cache
 def _flush_buffer(device: str) -> torch.Tensor:
     return torch.empty(L2_FLUSH_BYTES // 4, dtype=torch.int32, device=device)
+
+
+def reserve_flush_buffer(device: str) -> None:
+    """Allocate the flush buffer now (CUDA): at a session's start, not in a benchmark."""
+    if device.startswith("cuda"):
+        _flush_buffer(device)
 
 
 def flush_cache(device: str) -> None:
@@ -66,13 +74,15 @@ def time_calls(fn: Callable[[], object], device: str, rounds: int, warmup: int =
     synchronize(device)
     out = []
     cuda = device.startswith("cuda")
-    for _ in range(rounds):
+    events = ([(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+               for _ in range(rounds)] if cuda else [])
+    for i in range(rounds):
         if setup:
             setup()
         if flush:
             flush_cache(device)
         if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start, end = events[i]
             start.record()
             fn()
             end.record()
@@ -85,32 +95,104 @@ def time_calls(fn: Callable[[], object], device: str, rounds: int, warmup: int =
     return Samples(tuple(out), "cuda-events" if cuda else "perf_counter")
 
 
+# A round on CUDA should hold at least this much device time: one short kernel per event
+# pair after a synchronisation times the host's launch latency (tens of µs) instead.
+EVENT_ROUND_S = 200e-6
+MAX_CALLS_PER_EVENT = 100
+WARMUP_S = 0.1       # of the step, right before the rounds: an idle SM clock needs it to rise
+LAUNCH_BOUND = 0.8   # host enqueue time / event time at or above which a round was launch-bound
+
+
+def calls_per_event(once_s: float, round_s: float = EVENT_ROUND_S,
+                    most: int = MAX_CALLS_PER_EVENT) -> int:
+    """Back-to-back calls per CUDA-event pair so that a round holds ``round_s`` of work, as
+    torch.utils.benchmark's blocks do: 1 for a call of ``round_s`` or more
+    (`suites/harness/test_timing.py`)."""
+    if not once_s > 0:
+        return most
+    return int(min(max(math.ceil(round_s / once_s), 1), most))
+
+
+def warm_up(run: Callable[[], object], setup: Callable[[], object], device: str,
+            seconds: float = WARMUP_S, least: int = 2) -> tuple[int, float]:
+    """Call ``setup`` then ``run`` until ``seconds`` of them have passed (at least ``least``
+    calls); (calls, seconds spent). By time, not by count: on CUDA the first calls after the
+    CPU-side setup find the SM clock idling, and one call of a 50 µs loss does not raise it."""
+    start = time.perf_counter()
+    calls = 0
+    while calls < least or time.perf_counter() - start < seconds:
+        setup()
+        run()
+        calls += 1
+    synchronize(device)
+    return calls, time.perf_counter() - start
+
+
 class EventRounds:
     """CUDA-event timing of each round, as triton.testing.do_bench does: an event is
-    recorded before and after the call on the stream, and the round ends by waiting for
-    the second. The interval is the device's time from the first launch to the last
-    kernel's end, without the host's synchronisation latency that a wall clock around
-    ``synchronize()`` adds to every round (tens of µs against kernels of tens of µs)."""
+    recorded before and after ``calls`` back-to-back calls on the stream, and the round ends
+    by waiting for the second. The interval is the device's time from the first launch to
+    the last kernel's end, without the host's synchronisation latency that a wall clock
+    around ``synchronize()`` adds to every round; with several calls the host enqueues the
+    next while the device runs the last, so a short kernel is not timed as its launch.
+    Events come from a pool made before the rounds (`reserve`), not inside the timed call;
+    the host's enqueue time per round is kept beside (`launch_bound`)."""
 
     METHOD = "cuda-events"
 
-    def __init__(self) -> None:
+    def __init__(self, calls: int = 1) -> None:
+        self.calls = calls
         self._pairs: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+        self._pool: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+        self._host: list[float] = []
 
-    def wrap(self, fn: Callable[[], object]) -> Callable[[], None]:
+    def reserve(self, rounds: int) -> None:
+        """Make the event pairs of ``rounds`` rounds now, outside the timed calls."""
+        self._pool += [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                       for _ in range(max(rounds - len(self._pool), 0))]
+
+    def _pair(self) -> tuple[torch.cuda.Event, torch.cuda.Event]:
+        if not self._pool:
+            self.reserve(16)
+        return self._pool.pop()
+
+    def wrap(self, fn: Callable[[], object],
+             between: Callable[[], object] | None = None) -> Callable[[], None]:
+        """The timed round: ``calls`` calls of ``fn``, ``between`` (host-only, e.g. clearing
+        a gradient) before each but the first."""
+
         def timed() -> None:
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
+            start, end = self._pair()
+            t0 = time.perf_counter()
             start.record()
-            fn()
+            for i in range(self.calls):
+                if i and between is not None:
+                    between()
+                fn()
             end.record()
+            self._host.append(time.perf_counter() - t0)
             end.synchronize()
             self._pairs.append((start, end))
         return timed
 
     def seconds(self, last: int) -> list[float]:
-        """Seconds of the last ``last`` rounds (the timed ones: warmup rounds come first)."""
-        return [s.elapsed_time(e) / 1e3 for s, e in self._pairs[-last:]] if last else []
+        """Seconds per call of the last ``last`` rounds (the timed ones: warmup rounds come
+        first)."""
+        return ([s.elapsed_time(e) / 1e3 / self.calls for s, e in self._pairs[-last:]]
+                if last else [])
+
+    def host_seconds(self, last: int) -> list[float]:
+        """The host's enqueue time per call of the last ``last`` rounds."""
+        return [h / self.calls for h in self._host[-last:]] if last else []
+
+
+def launch_bound(event_s: Sequence[float], host_s: Sequence[float],
+                 share: float = LAUNCH_BOUND) -> bool:
+    """Whether the host took nearly as long to enqueue a round as the device to run it: the
+    device then waited on launches, and the time is the host's (`suites/harness/test_timing.py`)."""
+    if not event_s or not host_s:
+        return False
+    return statistics.median(host_s) >= share * statistics.median(event_s)
 
 
 def copy_samples(device: str, nbytes: int, rounds: int = 10) -> tuple[int, Samples]:
@@ -130,6 +212,8 @@ def fidelity_check(device: str, rounds: int = 400):
 
     from harness.benchmark.stability import fidelity
 
+    if device.startswith("cuda"):
+        return cuda_fidelity(device)
     logits = torch.randn(256, 1000, device=device)
     target = torch.randint(0, 1000, (256,), device=device)
 
@@ -157,6 +241,78 @@ def fidelity_check(device: str, rounds: int = 400):
     other_median = sorted(other.seconds)[len(other.seconds) // 2]
     return fidelity(median, evidence.wall if on_cpu else (), evidence.cpu if on_cpu else (),
                     other_median, evidence.runnable, evidence.cores), other.method
+
+
+COPY_CHECK_BYTES = 1 << 30  # four times the flush buffer, 17 times the H200's L2
+COPY_AGREEMENT = 1.10       # the event rounds' copy bandwidth may exceed the reference by 10 %
+
+
+def cuda_fidelity(device: str):
+    """The timer self-check on CUDA, where CPU time says nothing (the host waits for the
+    device): (1) F.cross_entropy on 256 × 1000 timed the way the benchmarks time it (event
+    rounds of `calls_per_event` calls, L2 flushed, after `warm_up`) against
+    triton.testing.do_bench (torch.utils.benchmark-style events per call where Triton is
+    missing), within the agreement factor; (2) a 1 GiB device-to-device copy timed by event
+    rounds, whose bytes over its time must not exceed the same copy's bandwidth by the
+    reference timer (`copy_samples`) by more than `COPY_AGREEMENT`: a timer that drops part
+    of the work reads as impossible bandwidth."""
+    import torch.nn.functional as F
+
+    from harness.benchmark.stability import Fidelity, fidelity
+
+    logits = torch.randn(256, 1000, device=device)
+    target = torch.randint(0, 1000, (256,), device=device)
+
+    def step() -> None:
+        F.cross_entropy(logits, target)
+
+    median, _ = event_median(step, device)
+    other, method = reference_median(step, device)
+    check = fidelity(median, (), (), other)
+    moved, reference = copy_samples(device, COPY_CHECK_BYTES)
+    src = torch.empty(COPY_CHECK_BYTES // 4, device=device)
+    dst = torch.empty_like(src)
+    copy_s, _ = event_median(lambda: dst.copy_(src), device, flush=False)
+    ratio = statistics.median(reference.seconds) / copy_s
+    problems = [check.reason] if check.reason else []
+    if not ratio <= COPY_AGREEMENT:
+        problems.append(f"a 1 GiB copy timed by event rounds ran at {ratio:.2f}× the reference "
+                        f"copy bandwidth ({moved / copy_s / 1e9:.0f} GB/s)")
+    return Fidelity(check.ratio, check.off_cpu, check.agreement, not problems,
+                    "; ".join(problems)), f"{method}; copy {ratio:.3f}× the reference"
+
+
+def event_median(fn: Callable[[], object], device: str, rounds: int = 50,
+                 flush: bool = True) -> tuple[float, int]:
+    """Median seconds per call of ``fn`` timed as a CUDA benchmark is: warmed up by time,
+    `calls_per_event` calls per event pair, the L2 flushed before each round; and the calls."""
+    events = EventRounds()
+    run = events.wrap(fn)
+
+    def setup() -> None:
+        if flush:
+            flush_cache(device)
+        synchronize(device)
+
+    setup()
+    run()
+    events.calls = calls_per_event(events.seconds(1)[0])
+    events.reserve(rounds)
+    warm_up(run, setup, device)
+    for _ in range(rounds):
+        setup()
+        run()
+    return statistics.median(events.seconds(rounds)), events.calls
+
+
+def reference_median(fn: Callable[[], object], device: str) -> tuple[float, str]:
+    """triton.testing.do_bench's median (ms → s), or events per call without Triton."""
+    try:
+        from triton.testing import do_bench
+    except ImportError:
+        samples = time_calls(fn, device, rounds=100, warmup=10, flush=True)
+        return statistics.median(samples.seconds), "cuda events per call (no Triton)"
+    return do_bench(fn, warmup=25, rep=100, return_mode="median") / 1e3, "triton.testing.do_bench"
 
 
 def independent_samples(fn: Callable[[], object], device: str) -> Samples:

@@ -144,8 +144,8 @@ def register(contender: Contender) -> Contender:
 
 
 def _load_builtins() -> None:
-    if _BUILTINS:
-        return
+    # every module, always (a no-op once imported): one of them imported on its own — the
+    # pytest session imports `compiled` — registers only its contenders
     for module in ("multiclass", "compiled", "binary", "fused"):
         importlib.import_module(f"harness.contenders.{module}")
 

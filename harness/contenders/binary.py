@@ -160,17 +160,19 @@ def bce_sigmoid_limits(inputs, oracle) -> Expectation:
     """Where BCELoss(sigmoid(x)) is predicted to depart from BCEWithLogits (see the table
     above): per element, from the case's logits, targets and effective weights."""
     from harness.problem.bce import binary_kwargs
+    from harness.problem.oracle import oracle_device
 
     case = inputs.case
     kw = binary_kwargs(inputs)
-    # On the CPU in float64, like the oracle it is compared with, whatever the device.
-    x = inputs.logits.detach().to("cpu", torch.float64).reshape(-1)
-    y = inputs.target.detach().to("cpu", torch.float64).reshape(-1)
+    # In float64 where the oracle it is compared with was computed
+    dev = oracle_device(inputs)
+    x = inputs.logits.detach().to(dev, torch.float64).reshape(-1)
+    y = inputs.target.detach().to(dev, torch.float64).reshape(-1)
     eff = as_elementwise_weight(y.reshape(inputs.logits.shape),
-                                *(None if t is None else t.to("cpu", torch.float64)
+                                *(None if t is None else t.to(dev, torch.float64)
                                   for t in (kw["weight"], kw["pos_weight"])))
     eff_w = torch.ones_like(x) if eff is None else eff.broadcast_to(inputs.logits.shape).reshape(-1)
-    g = inputs.grad_out.detach().to("cpu", torch.float64).reshape(-1)
+    g = inputs.grad_out.detach().to(dev, torch.float64).reshape(-1)
     a = g / max(x.numel(), 1) if case.reduction == "mean" else g
     loss = _loss_expect(x, y, eff_w, oracle, case)
     grad = _grad_expect(x, y, (a * eff_w).abs(), oracle, case)

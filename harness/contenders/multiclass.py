@@ -100,7 +100,8 @@ def softmax_log_limits(inputs, oracle) -> Expectation:
     exact, degraded, breaks = (REGIME_CODES[e] for e in (Expect.EXACT, Expect.DEGRADED,
                                                            Expect.BREAKS))
     valid, target = oracle.valid, oracle.target_logp
-    row_min = oracle.logp.amin(1) if oracle.logp.numel() else torch.zeros(0, dtype=torch.float64)
+    row_min = (oracle.logp.amin(1) if oracle.logp.numel()
+               else torch.zeros(0, dtype=torch.float64, device=oracle.logp.device))
 
     loss_rows = torch.full_like(target, degraded, dtype=torch.int8)
     loss_rows[~valid | (target > tn + margin)] = exact

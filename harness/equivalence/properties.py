@@ -98,29 +98,39 @@ def cancellation_rtol(oracle: OracleResult, inputs: Inputs) -> float:
     return 2 * math.sqrt(reduced_terms(inputs)) * eps * (oracle.weight_condition - 1)
 
 
-def _as64(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().to("cpu", F64)
+def _as64(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``t`` in float64 on the device of ``like`` (the oracle's: `harness.problem.oracle.oracle_device`)."""
+    return t.detach().to(like.device, F64)
+
+
+def _first_index(mask: torch.Tensor) -> list[int]:
+    """The index of ``mask``'s first True element (row-major), without `torch.nonzero`,
+    which builds an index of every True element (4.3 GB for a 134M-element mask)."""
+    flat = int(mask.reshape(-1).to(torch.uint8).argmax())
+    return [int(i) for i in torch.unravel_index(torch.tensor(flat), mask.shape)]
 
 
 def _compare(prop: str, got: torch.Tensor, want: torch.Tensor, scale: torch.Tensor,
              rtol: float, atol: float, fmax: float, only: torch.Tensor | None = None) -> Verdict:
-    got, want = _as64(got).reshape(want.shape), want
+    got, want = _as64(got, want).reshape(want.shape), want
     scale = scale.expand_as(want)
     mask = torch.isfinite(want) & torch.isfinite(got) & (want.abs() <= fmax)
     if only is not None:
         mask &= only
     if not bool(mask.any()):
         return Verdict(prop, True, "nothing finite to compare", compared=False)
-    err = (got - want).abs()[mask]
-    bound = atol + rtol * scale[mask]
-    excess = err / bound
-    worst = int(excess.argmax())
-    max_rel = float((err / scale[mask].clamp(min=atol)).max())
-    ok = bool((err <= bound).all())
-    idx = torch.nonzero(mask)[worst].tolist()
-    detail = (f"worst at index {idx}: got {float(got[mask][worst]):.8g}, oracle "
-              f"{float(want[mask][worst]):.8g}, |error| {float(err[worst]):.3g} > bound "
-              f"{float(bound[worst]):.3g}" if not ok else
+    # Full-shape tensors with the masked-out elements at 0 (never boolean indexing, which
+    # copies every compared element and needs `torch.nonzero` for the worst one's index).
+    err = torch.where(mask, (got - want).abs(), 0.0)
+    bound = atol + rtol * scale
+    excess = torch.where(mask, err / bound, 0.0)
+    flat = int(excess.reshape(-1).argmax())
+    idx = [int(i) for i in torch.unravel_index(torch.tensor(flat), want.shape)]
+    max_rel = float(torch.where(mask, err / scale.clamp(min=atol), 0.0).max())
+    ok = bool(((err <= bound) | ~mask).all())
+    detail = (f"worst at index {idx}: got {float(got.reshape(-1)[flat]):.8g}, oracle "
+              f"{float(want.reshape(-1)[flat]):.8g}, |error| {float(err.reshape(-1)[flat]):.3g} > bound "
+              f"{float(bound.reshape(-1)[flat]):.3g}" if not ok else
               f"max |error| {float(err.max()):.3g}, {float(excess.max()):.2f} of the bound")
     return Verdict(prop, ok, detail, float(err.max()), max_rel, of_bound=float(excess.max()))
 
@@ -212,7 +222,7 @@ def _check_regimes(prop: str, got: torch.Tensor, want: torch.Tensor, scale: torc
     where it says the computation breaks, leave the degraded band alone."""
     exact, breaks = codes == REGIME_CODES[Expect.EXACT], codes == REGIME_CODES[Expect.BREAKS]
     verdict = _compare(prop, got, want, scale, rtol, atol, fmax, only=exact)
-    got64 = _as64(got).reshape(want.shape)
+    got64 = _as64(got, want).reshape(want.shape)
     survived = breaks & torch.isfinite(got64)
     regime = (Expect.BREAKS if bool(breaks.any()) else
               Expect.DEGRADED if not bool(exact.all()) else Expect.EXACT)
@@ -221,7 +231,7 @@ def _check_regimes(prop: str, got: torch.Tensor, want: torch.Tensor, scale: torc
     detail = (f"{verdict.detail if bool(exact.any()) else 'nothing exact to compare'}; "
               f"{int(breaks.sum())} elements predicted to break ({reason})")
     if bool(survived.any()):
-        idx = torch.nonzero(survived)[0].tolist()
+        idx = _first_index(survived)
         detail += f" but {int(survived.sum())} are finite, e.g. at {idx}"
     return Verdict(prop, verdict.ok and not bool(survived.any()), detail, verdict.max_abs,
                    verdict.max_rel, compared=bool(exact.any()), regime=regime.value,
@@ -273,9 +283,10 @@ def _binary_partials_overflow(oracle: OracleResult, inputs: Inputs, fmax: float)
 
     shape = inputs.logits.shape
     pos_weight = binary_kwargs(inputs)["pos_weight"]
-    x = _as64(inputs.logits).reshape(-1)
-    y = _as64(inputs.target).reshape(-1)
-    pi = torch.ones_like(x) if pos_weight is None else _as64(pos_weight).broadcast_to(shape).reshape(-1)
+    x = _as64(inputs.logits, oracle.logp).reshape(-1)
+    y = _as64(inputs.target, oracle.logp).reshape(-1)
+    pi = (torch.ones_like(x) if pos_weight is None
+          else _as64(pos_weight, oracle.logp).broadcast_to(shape).reshape(-1))
     over = torch.maximum(x.abs(), (pi * y).abs() * -oracle.logp[:, 1]) > fmax
     return over.reshape(oracle.loss.shape) if inputs.case.reduction == "none" else bool(over.any())
 
@@ -286,7 +297,7 @@ def _pattern(tag: str, got: torch.Tensor, want: torch.Tensor, rtol: float, fmax:
     """The first element whose finiteness disagrees with the oracle, described; None if
     none does. ``any_nonfinite``: the oracle's NaNs stand for a division by zero, where
     ±inf is as right as NaN."""
-    got, want = _as64(got).reshape(want.shape), want
+    got, want = _as64(got, want).reshape(want.shape), want
     overflow = want.abs() > fmax * (1 + rtol)
     borderline = (want.abs() > fmax * (1 - rtol)) & ~overflow
     if may_overflow is not False:  # True, or a per-element mask
@@ -304,7 +315,7 @@ def _pattern(tag: str, got: torch.Tensor, want: torch.Tensor, rtol: float, fmax:
         if only is not None:
             bad &= only
         if bool(bad.any()):
-            idx = torch.nonzero(bad)[0].tolist()
+            idx = _first_index(bad)
             return (f"{tag}: oracle says {name} at index {idx} (oracle "
                     f"{float(want[tuple(idx)]):.6g}), got {float(got[tuple(idx)]):.6g} "
                     f"({int(bad.sum())} such elements)")

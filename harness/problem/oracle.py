@@ -65,6 +65,14 @@ class OracleResult:
     weight_abs_sum: float = 0.0
 
 
+def oracle_device(inputs) -> torch.device:
+    """Where the float64 answer is computed: on the inputs' GPU when they are on one (a
+    134M-element case took longer on the host than every benchmark of it), else the CPU.
+    Every tensor of an `OracleResult` is on this device."""
+    device = inputs.logits.device
+    return device if device.type == "cuda" else torch.device("cpu")
+
+
 def log_softmax(x: torch.Tensor) -> torch.Tensor:
     """Max-shifted log-softmax over the last dim, in the input's precision:
     ``(x - m) - log Σ exp(x - m)``. Subtracting the shifted logit and the (small) log-sum
@@ -78,7 +86,7 @@ def log_softmax(x: torch.Tensor) -> torch.Tensor:
 def _condition(x: torch.Tensor) -> torch.Tensor:
     """A row's condition number, 1 + max|x| + log C, over its finite logits: a masked
     (-inf) logit drops out of the softmax exactly and adds no rounding error."""
-    finite = torch.where(torch.isinf(x), torch.zeros((), dtype=x.dtype), x)
+    finite = torch.where(torch.isinf(x), 0.0, x)
     return 1 + finite.abs().amax(1) + torch.log(torch.tensor(float(x.shape[1]), dtype=F64))
 
 
@@ -87,20 +95,21 @@ def multiclass(inputs: Inputs) -> OracleResult:
     case = inputs.case
     if case.soft:
         return multiclass_probabilities(inputs)
-    x = class_rows(inputs.logits.detach().to("cpu", F64))
-    y = inputs.target.detach().to("cpu").reshape(-1)
-    w = (torch.ones(case.c, dtype=F64) if inputs.weight is None
-         else inputs.weight.detach().to("cpu", F64))
-    g = inputs.grad_out.detach().to("cpu", F64).reshape(-1)
+    dev = oracle_device(inputs)
+    x = class_rows(inputs.logits.detach().to(dev, F64))
+    y = inputs.target.detach().to(dev).reshape(-1)
+    w = (torch.ones(case.c, dtype=F64, device=dev) if inputs.weight is None
+         else inputs.weight.detach().to(dev, F64))
+    g = inputs.grad_out.detach().to(dev, F64).reshape(-1)
     eps, n_cls = case.label_smoothing, case.c
 
     valid = y != case.ignore_index
     y_safe = torch.where(valid, y, torch.zeros_like(y))
     logp = log_softmax(x)
     # 0 on ignored rows, which have no target: class 0 may be masked (-inf) there
-    target_logp = torch.where(valid, logp.gather(1, y_safe[:, None])[:, 0], torch.zeros((), dtype=F64))
-    w_y = torch.where(valid, w[y_safe], torch.zeros((), dtype=F64))
-    smooth = torch.where(valid, -(logp * w).sum(1), torch.zeros((), dtype=F64))
+    target_logp = torch.where(valid, logp.gather(1, y_safe[:, None])[:, 0], 0.0)
+    w_y = torch.where(valid, w[y_safe], 0.0)
+    smooth = torch.where(valid, -(logp * w).sum(1), 0.0)
     per_pos = (1 - eps) * w_y * -target_logp
     if eps:  # not 0·smooth: a masked class makes the smoothing sum inf (PyTorch skips it at ε = 0)
         per_pos = per_pos + (eps / n_cls) * smooth
@@ -121,15 +130,15 @@ def multiclass(inputs: Inputs) -> OracleResult:
     p = logp.exp()
     onehot = torch.nn.functional.one_hot(y_safe, n_cls).to(F64)
     d_row = (1 - eps) * w_y[:, None] * (p - onehot) + (eps / n_cls) * (p * w.sum() - w)
-    grad = torch.where(valid[:, None], row_factor[:, None] * d_row, torch.zeros((), dtype=F64))
-    row_scale = torch.where(valid, row_factor.abs() * row_weight, torch.zeros((), dtype=F64))
+    grad = torch.where(valid[:, None], row_factor[:, None] * d_row, 0.0)
+    row_scale = torch.where(valid, row_factor.abs() * row_weight, 0.0)
 
     grad = _restore_layout(grad, case)
     # Eager sums the nll term and the unscaled smoothing term separately, in the input
     # dtype: either partial sum can overflow a half-precision dtype before ε/C and the
     # mean's 1/W bring the result back into range.
     partial = torch.stack([(w_y * -target_logp).sum().abs(), per_pos.sum().abs(),
-                           smooth.sum().abs() if eps else torch.zeros((), dtype=F64)]).max()
+                           smooth.sum().abs() if eps else torch.zeros((), dtype=F64, device=dev)]).max()
     # Per position, the same two terms before ε/C scales the second one back.
     row_partials = torch.maximum((w_y * target_logp).abs(), smooth.abs() if eps else per_pos.abs())
     # How much a weighted mean's denominator cancels: Σ|w_y| / |Σ w_y| (1 for weights of one
@@ -150,7 +159,7 @@ def _reduced(case, per_pos: torch.Tensor, magnitude: torch.Tensor, g: torch.Tens
     if case.reduction == "sum":
         return per_pos.sum(), magnitude.sum(), g.expand_as(per_pos)
     if bool(total == 0):
-        nan = torch.tensor(float("nan"), dtype=F64)
+        nan = torch.full((), float("nan"), dtype=F64, device=per_pos.device)
         return nan, magnitude.sum(), torch.full_like(per_pos, float("nan"))
     return per_pos.sum() / total, magnitude.sum() / total.abs(), (g / total).expand_as(per_pos)
 
@@ -168,11 +177,12 @@ def multiclass_probabilities(inputs: Inputs) -> OracleResult:
     with a_n = g_n, g, g / P. Every position counts (no ignore_index); ``target_logp`` is
     the expected log-probability Σ_c t'_nc·logp_nc."""
     case = inputs.case
-    x = class_rows(inputs.logits.detach().to("cpu", F64))
-    t = class_rows(inputs.target.detach().to("cpu", F64))
-    w = (torch.ones(case.c, dtype=F64) if inputs.weight is None
-         else inputs.weight.detach().to("cpu", F64))
-    g = inputs.grad_out.detach().to("cpu", F64).reshape(-1)
+    dev = oracle_device(inputs)
+    x = class_rows(inputs.logits.detach().to(dev, F64))
+    t = class_rows(inputs.target.detach().to(dev, F64))
+    w = (torch.ones(case.c, dtype=F64, device=dev) if inputs.weight is None
+         else inputs.weight.detach().to(dev, F64))
+    g = inputs.grad_out.detach().to(dev, F64).reshape(-1)
     eps, n_cls, positions = case.label_smoothing, case.c, x.shape[0]
     t = (1 - eps) * t + eps / n_cls
     logp = log_softmax(x)
@@ -186,7 +196,7 @@ def multiclass_probabilities(inputs: Inputs) -> OracleResult:
     p = logp.exp()
     d_row = p * wt.sum(1, keepdim=True) - wt
     grad = _restore_layout(row_factor[:, None] * d_row, case)
-    valid = torch.ones(positions, dtype=torch.bool)
+    valid = torch.ones(positions, dtype=torch.bool, device=dev)
     return OracleResult(loss, grad, logp, valid, (t * logp).sum(1), row_factor.abs() * row_weight,
                         condition, loss_scale, per_pos.abs().sum(),
                         row_partials=per_pos.abs().reshape(case.target_shape),
@@ -230,12 +240,13 @@ def binary(inputs: Inputs) -> OracleResult:
     case = inputs.case
     kw = binary_kwargs(inputs)
     shape = inputs.logits.shape
-    x = inputs.logits.detach().to("cpu", F64).reshape(-1)
-    y = inputs.target.detach().to("cpu", F64).reshape(-1)
+    dev = oracle_device(inputs)
+    x = inputs.logits.detach().to(dev, F64).reshape(-1)
+    y = inputs.target.detach().to(dev, F64).reshape(-1)
     omega, pi = (torch.ones_like(x) if t is None else
-                 t.detach().to("cpu", F64).broadcast_to(shape).reshape(-1)
+                 t.detach().to(dev, F64).broadcast_to(shape).reshape(-1)
                  for t in (kw["weight"], kw["pos_weight"]))
-    g = inputs.grad_out.detach().to("cpu", F64).reshape(-1)
+    g = inputs.grad_out.detach().to(dev, F64).reshape(-1)
     numel = x.numel()
 
     neg_log_p1, neg_log_p0 = softplus(-x), softplus(x)
@@ -250,7 +261,7 @@ def binary(inputs: Inputs) -> OracleResult:
         loss, loss_scale = per_pos.sum(), (magnitude * condition).sum()
         row_factor = g.expand_as(x)
     else:
-        nan = torch.tensor(float("nan"), dtype=F64)
+        nan = torch.full((), float("nan"), dtype=F64, device=dev)
         loss = per_pos.sum() / numel if numel else nan
         loss_scale = (magnitude * condition).sum() / max(numel, 1)
         row_factor = (g / max(numel, 1)).expand_as(x)

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import statistics
+import time
 import warnings
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from harness.atomic import atomic_write_text  # noqa: E402
 from harness.benchmark import passes  # noqa: E402
 from harness.benchmark.case_sets import MODES, ROUND_TIME, bench_cases  # noqa: E402
 from harness.benchmark.record import machine_info_stamp  # noqa: E402
-from harness.benchmark.timing import copy_samples, fidelity_check  # noqa: E402
+from harness.benchmark.timing import copy_samples, fidelity_check, reserve_flush_buffer  # noqa: E402
 from harness.contenders import ContenderError  # noqa: E402
 from harness.equivalence.runner import repro_command  # noqa: E402
 from harness.equivalence.verdicts import check_contenders, defects_of  # noqa: E402
@@ -89,9 +90,20 @@ def _new_session(config: pytest.Config) -> XentSession:
                   or config.getoption("benchmark_skip", False) or config.option.collectonly)
     accuracy = (AccuracyLog(device=device, torch=torch.__version__)
                 if config.getoption("accuracy_out") else None)
+    seconds = config.getoption("bench_deadline")
     return XentSession(accuracy=accuracy, passes=passes.PassLog(passes=wanted if timing else 1),
                        call_timeout=config.getoption("call_timeout"),
-                       started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+                       started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                       deadline=time.monotonic() + seconds if seconds else None)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``--bench-deadline``: a test not started in time is skipped, so the session ends by
+    itself and pytest-benchmark saves what was timed (a killed session saves nothing)."""
+    xent = session_of(item.config)
+    if xent.past_deadline():
+        pytest.skip(f"deadline: not started within --bench-deadline "
+                    f"{item.config.getoption('bench_deadline'):g} s of the session's start")
 
 
 def resolve_device(choice: str) -> str:
@@ -282,10 +294,15 @@ def timer_fidelity(pytestconfig: pytest.Config, device: str, xent: XentSession):
 
 
 @pytest.fixture(scope="session")
-def bench_options(pytestconfig: pytest.Config) -> dict:
-    return {"size": pytestconfig.getoption("bench_size"),
-            "flush": pytestconfig.getoption("bench_flush_l2"),
-            "round_time": _round_time(pytestconfig)}
+def bench_options(pytestconfig: pytest.Config, device: str) -> dict:
+    """The session's benchmark settings; the L2 flush buffer is allocated here, at the
+    session's start, not inside the first benchmark's rounds."""
+    flush = options.flush_l2(pytestconfig.getoption("bench_flush_l2"), device)
+    if flush:
+        reserve_flush_buffer(device)
+    return {"size": pytestconfig.getoption("bench_size"), "flush": flush,
+            "round_time": _round_time(pytestconfig),
+            "timing": not pytestconfig.getoption("benchmark_disable", False)}
 
 
 def _round_time(config: pytest.Config) -> float:
@@ -311,7 +328,8 @@ def pytest_runtestloop(session: pytest.Session):
     bs.benchmarks[:] = passes.pool_passes(bs.benchmarks, session_of(config).passes)
     k = processes.wanted(config, resolve_device(config.getoption("device")))
     timed = list(dict.fromkeys(b.fullname for b in bs.benchmarks if b.stats is not None))
-    if k > 1 and timed and not session.shouldstop and not session.shouldfail:
+    if (k > 1 and timed and not session.shouldstop and not session.shouldfail
+            and not session_of(config).past_deadline()):
         xent = session_of(config)
         known = frozenset(f["name"] for f in xent.failures)
         outcome = processes.time_in_more_processes(config, bs.benchmarks, timed, k, _round_time(config),

@@ -4,13 +4,16 @@ Tests reach it through the ``xent`` fixture; nothing is kept in module globals."
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from harness.analysis.accuracy import AccuracyLog
 from harness.benchmark.passes import PassLog
+from harness.contenders.compiled import for_timing
 
 CASES_CHECKED = "xentbench_cases_checked"  # user property: generated cases one test checked
 COMPILE_STATS = "xentbench_compile_stats"  # user property: (process, contender, compiles, calls)
@@ -32,6 +35,10 @@ class XentSession:
     failed_contenders: set[str] = field(default_factory=set)  # a property test failed (--defects)
     announced_pass: int = -1                     # the last pass whose start was printed
     started: str = ""                            # UTC time the session started (the stamp's)
+    deadline: float | None = None                # --bench-deadline: time.monotonic() to stop at
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Tally what each test reported (in the controller under xdist, where the
@@ -47,6 +54,17 @@ class XentSession:
             elif key == COMPILE_STATS:
                 for worker, name, compiles, runs in value:
                     self.compiles[(worker, name)] = (compiles, runs)
+
+    timing_copies: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def timing_copy(self, contender: Any, case: Any) -> Any:
+        """The contender a benchmark of ``case`` times, made once per case and kept for the
+        session's passes and modes: a compiled contender's static copy, compiled for this
+        case alone (`harness.contenders.compiled.for_timing`); any other as it is."""
+        key = (contender.name, case.id)
+        if key not in self.timing_copies:
+            self.timing_copies[key] = for_timing(contender)
+        return self.timing_copies[key]
 
     def note(self, text: str) -> None:
         """A line for the end-of-run summary (e.g. the timer fidelity ratio)."""

@@ -22,10 +22,18 @@ def _bench_args(*argv: str) -> dict:
 
 def test_bench_forwards_only_what_differs_from_the_defaults():
     assert options.bench_flags(_bench_args()) == []
-    flags = options.bench_flags(_bench_args("--size", "full", "--passes", "2", "--flush-l2",
-                                            "--threads", "0", "--cases", "landmarks"))
+    flags = options.bench_flags(_bench_args("--size", "full", "--passes", "2", "--flush-l2", "off",
+                                            "--threads", "0", "--cases", "landmarks",
+                                            "--deadline", "30"))
     assert flags == ["--bench-size=full", "--bench-cases=landmarks", "--bench-threads=0",
-                     "--bench-passes=2", "--bench-flush-l2"]
+                     "--bench-passes=2", "--bench-flush-l2=off", "--bench-deadline=30.0"]
+
+
+@pytest.mark.parametrize(("choice", "device", "flushed"), [
+    ("auto", "cuda", True), ("auto", "cuda:1", True), ("auto", "cpu", False),
+    ("on", "cpu", True), ("off", "cuda", False)])
+def test_the_l2_is_flushed_by_default_on_cuda_only(choice, device, flushed):
+    assert options.flush_l2(choice, device) is flushed
 
 
 def test_every_bench_option_exists_under_pytest_with_its_prefix(pytestconfig):

@@ -1,0 +1,69 @@
+"""The GPU check's plumbing on CPU (issue 20): ``DEVICE=cpu scripts/gpu_check.sh OUT`` runs
+every stage of the plan at tiny sizes with the real deadlines, packing and summary, and
+under deadlines cut short it still leaves the archive and the summary holding every stage
+that finished. The GPU run itself is the same script on the lent machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from harness import gpu_check
+from harness.stages import ARCHIVE, MAX_OUTPUT_FILES, SUMMARY, stage_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _check(out: Path, scale: float) -> subprocess.CompletedProcess[str]:
+    env = {**stage_env(), "DEVICE": "cpu", "SCALE": str(scale), "PYTHON": sys.executable}
+    return subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def _members(out: Path) -> set[str]:
+    with tarfile.open(out / ARCHIVE) as tar:
+        return set(tar.getnames())
+
+
+def test_the_dry_run_passes_every_stage_and_returns_three_files(tmp_path):
+    done = _check(tmp_path, 1.0)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ARCHIVE, SUMMARY,
+                                                                 gpu_check.SPEED_TABLE])
+    summary = (tmp_path / SUMMARY).read_text()
+    for stage in gpu_check.DEADLINES:
+        assert f"[{stage}] ok" in summary, summary
+    assert {"env.json", "fused.xml", gpu_check.SPEED_TABLE, "bench-landmarks.json",
+            "aa/ab.json", SUMMARY} <= _members(tmp_path)
+    # the output ends with the summary, so the device's output tail holds the table
+    assert done.stdout.rstrip().endswith(summary.rstrip().splitlines()[-1])
+    assert "torch 2." in summary and "n256-c1000-p0.01-f32-mean-eager-fwd_bwd: " in summary
+
+
+def test_deadlines_cut_short_still_leave_every_finished_stage(tmp_path):
+    done = _check(tmp_path, 0.15)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert ARCHIVE in files and SUMMARY in files and len(files) <= MAX_OUTPUT_FILES
+    summary = (tmp_path / SUMMARY).read_text()
+    lines = [line for line in summary.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0][1:] for line in lines] == list(gpu_check.DEADLINES), summary
+    assert not any("not reached" in line for line in lines)  # every stage ran, stopped or not
+    members = _members(tmp_path)
+    assert {f"{stage}.log" for stage in gpu_check.DEADLINES} <= members
+    if "[env] ok" in summary:
+        assert "env.json" in members
+    assert done.returncode in (0, 1)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_the_plan_fits_its_budget_and_puts_the_cheap_and_telling_first(device, tmp_path):
+    stages = gpu_check.plan(device, tmp_path)
+    assert [s.name for s in stages] == ["env", "fused", "table", "landmarks", "aa"]
+    assert sum(s.deadline_s for s in stages) <= 6 * 60
+    fused = next(s for s in stages if s.name == "fused")
+    tests = [a for a in fused.argv if a.startswith("suites/")]
+    assert tests[0] == "suites/harness/test_fused_gpu_tiles.py"

@@ -1,0 +1,55 @@
+"""The CUDA timing choices that can be proven without a GPU (`harness.benchmark.timing`):
+how many calls share an event pair, when a round counts as launch-bound, warm-up by time,
+and replicate inputs cloned with their strides (`harness.benchmark.step.clone_inputs`)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from harness.benchmark import timing
+from harness.benchmark.step import clone_inputs
+from harness.problem.case import Case
+from harness.problem.inputs import make_inputs
+
+
+@pytest.mark.parametrize(("once_s", "calls"), [
+    (1e-3, 1), (200e-6, 1), (199e-6, 2), (50e-6, 4), (3e-6, 67), (1e-7, 100), (0.0, 100)])
+def test_short_calls_share_an_event_pair_until_a_round_holds_200_us(once_s, calls):
+    assert timing.calls_per_event(once_s) == calls
+
+
+def test_a_round_whose_enqueue_took_as_long_as_the_device_is_launch_bound():
+    device = [10e-6] * 9
+    assert timing.launch_bound(device, [9e-6] * 9)          # 0.9 of the device time
+    assert not timing.launch_bound(device, [2e-6] * 9)      # the host ran ahead
+    assert not timing.launch_bound([], [])
+
+
+def test_warm_up_runs_for_its_time_not_a_count():
+    calls = []
+    start = time.perf_counter()
+    n, spent = timing.warm_up(lambda: time.sleep(0.01), lambda: calls.append(1), "cpu",
+                              seconds=0.1)
+    assert spent >= 0.1 and time.perf_counter() - start >= 0.1
+    assert n == len(calls) and 5 <= n <= 11
+    n, _ = timing.warm_up(lambda: None, lambda: None, "cpu", seconds=0.0)
+    assert n == 2  # at least two calls, however short the time
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_a_replicate_is_a_copy_in_new_memory_with_the_same_strides(layout):
+    case = Case(n=2, c=3, spatial=(4, 5), p=0.2, layout=layout, weights="inverse_freq")
+    original = make_inputs(case)
+    copy = clone_inputs(original)
+    for name in ("logits", "target", "weight", "grad_out"):
+        a, b = getattr(original, name), getattr(copy, name)
+        assert torch.equal(a, b) and a.stride() == b.stride(), name
+        assert a.data_ptr() != b.data_ptr(), name
+    assert copy.case == original.case
+
+
+def test_the_flush_buffer_outsizes_the_largest_l2_it_must_evict():
+    assert timing.L2_FLUSH_BYTES >= 4 * 60 * 10**6  # the H200's 60 MB, four times over
