@@ -62,6 +62,22 @@ def _matcher(ident: str):
     return match
 
 
+
+def _copier(case, device: str):
+    """Fresh inputs for a block: on CUDA cloned from the side's cached device copy (making
+    the seed's large case in float64 on the CPU took longer than its blocks), where the
+    side's harness has `clone_inputs`; else made anew from the case, as every revision can."""
+    from harness.problem.inputs import make_inputs
+
+    if device.startswith("cuda"):
+        try:
+            from harness.benchmark.step import clone_inputs, inputs_for
+        except ImportError:  # an older side
+            pass
+        else:
+            return lambda: clone_inputs(inputs_for(case, device))
+    return lambda: make_inputs(case, device)
+
 class Worker:
     def __init__(self) -> None:
         self.items: dict[str, tuple] = {}
@@ -117,8 +133,6 @@ class Worker:
     def prepare(self, msg: dict) -> dict:
         from harness.benchmark.step import check_before_timing, make_step
         from harness.benchmark.traffic import min_bytes
-        from harness.problem.inputs import make_inputs
-
         case, contender, mode, device = self.items[msg["id"]]
         known = {"case": case.fields(), "case_id": case.id, "contender": contender.name,
                  "family": contender.family, "mode": mode, "dtype": case.dtype, "device": device}
@@ -132,8 +146,10 @@ class Worker:
             return {**known, "ok": False,
                     "error": "wrong against the oracle, not timed: " + "; ".join(wrong)}
 
+        copies = _copier(case, device)
+
         def fresh():
-            step = make_step(contender, make_inputs(case, device), mode, device)
+            step = make_step(contender, copies(), mode, device)
             step.setup()
             step.run()  # first touch of the new copy, untimed
             return step
