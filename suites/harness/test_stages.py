@@ -39,14 +39,16 @@ def test_a_stage_that_ends_by_itself_keeps_its_exit_code_and_log(tmp_path):
 
 
 def test_a_stage_past_its_deadline_is_interrupted_and_may_clean_up(tmp_path):
+    partial = tmp_path / "partial.json"
     code = ("import time, pathlib\n"
             "try:\n    time.sleep(60)\n"
-            "except KeyboardInterrupt:\n    pathlib.Path('partial.json').write_text('{}')\n    raise\n")
+            f"except KeyboardInterrupt:\n    pathlib.Path({str(partial)!r}).write_text('{{}}')\n"
+            "    raise\n")
     start = time.monotonic()
-    outcome = run_stage(Stage("slow", [PY, "-c", code], 1.0, env={}), tmp_path, grace_s=10)
+    outcome = run_stage(Stage("slow", [PY, "-c", code], 1.0), tmp_path, grace_s=10)
     assert outcome.stopped_by == "SIGINT" and outcome.status == "deadline (SIGINT)"
     assert time.monotonic() - start < 10
-    assert Path("partial.json").exists() or (tmp_path / "slow.log").exists()
+    assert partial.read_text() == "{}"  # its KeyboardInterrupt handler ran: a clean stop
 
 
 def test_a_stage_that_ignores_sigint_is_terminated_after_the_grace(tmp_path):
@@ -84,8 +86,8 @@ def test_pytest_stopped_by_the_deadline_still_writes_its_junit_xml(tmp_path):
     assert outcome.stopped_by == "SIGINT"
     from harness.gpu_check import junit_lines
 
-    assert junit_lines(xml)[0].startswith("1 tests") or "tests" in junit_lines(xml)[0]
     assert 'name="test_quick"' in xml.read_text()
+    assert junit_lines(xml)[0].endswith("0 failures, 0 errors, 0 skipped")
 
 
 def test_every_finished_stage_is_packed_and_summarised_before_the_next_starts(tmp_path):
