@@ -15,10 +15,157 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import multiprocessing
 import os
 import sys
+import time
+from dataclasses import dataclass
+from functools import cache
 
-SIZE_ARGS = ("n_rows", "numel")
+# Element types of the logits, by width: a tile's code differs between widths (vector
+# sizes, registers), hardly between bf16 and f16 (one conversion), so the 2-byte pair
+# shares a width and the two alternate across tiles. (logits, accumulator, ACC_T)
+WIDTHS = (("half", "*fp32", "fp32"), ("*fp32", "*fp32", "fp32"), ("*fp64", "*fp64", "fp64"))
+HALVES = ("*bf16", "*fp16")
+# (FLAT, IDX64): every index mode meets every width through the flag combinations.
+INDEX_MODES = ((False, True), (True, True), (False, False), (True, False))
+SIZE_NAMES = ("n_rows", "numel", "C", "ignore_index", "R1", "R2", "R3")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One specialisation to compile: kernel ``module.name`` with pointer types, constexprs
+    and warps. ``launch_like``: the specialisations a typical CUDA launch gets (16-byte
+    aligned pointers, unit class stride made a constant), else none (generic strides)."""
+
+    label: str
+    module: str
+    kernel: str
+    pointers: tuple[tuple[str, str], ...]
+    constexprs: tuple[tuple[str, object], ...]
+    num_warps: int
+    launch_like: bool
+    unit_strides: tuple[str, ...] = ()
+
+
+def _elem(width: str, i: int) -> str:
+    return HALVES[i % 2] if width == "half" else width
+
+
+def _acc_t(name: str) -> str:
+    """ACC_T by name ("fp32", "fp64"): variants travel to worker processes as plain data."""
+    return name
+
+
+def _constexpr(name: str, value):
+    import triton.language as tl
+
+    if name == "ACC_T":
+        return {"fp32": tl.float32, "fp64": tl.float64}[value]
+    return value
+
+
+def _xent_fwd(tile, elem, acc, acc_t, flags, index, launch_like) -> Variant:
+    has_w, has_ls, none = flags
+    flat, idx64 = index
+    consts = dict(BLOCK_R=tile.block_r, BLOCK_C=tile.block_c, SINGLE=tile.single, HAS_W=has_w,
+                  HAS_LS=has_ls, REDUCE_NONE=none, ACC_T=acc_t, FLAT=flat, IDX64=idx64)
+    ptrs = dict(x_ptr=elem, y_ptr="*i64", w_ptr=elem, coef_ptr=acc, d_ptr=elem, loss_ptr=elem,
+                part_ptr=acc)
+    label = (f"xent_fwd {elem[1:]} {tile.block_r}x{tile.block_c} single={tile.single} "
+             f"w={has_w} ls={has_ls} none={none} flat={flat} int64={idx64}"
+             + (" launch-like" if launch_like else ""))
+    return Variant(label, "xent", "_xent_fwd", tuple(ptrs.items()), tuple(consts.items()),
+                   tile.num_warps, launch_like, ("xsc", "dsc") if launch_like else ())
+
+
+def _xent_bwd(block_r, block_c, elem, y, mean, acc_t, index, warps, launch_like, what) -> Variant:
+    flat, idx64 = index
+    consts = dict(BLOCK_R=block_r, BLOCK_C=block_c, MEAN=mean, ACC_T=acc_t, FLAT=flat,
+                  IDX64=idx64)
+    acc = "*fp64" if elem == "*fp64" else "*fp32"
+    ptrs = dict(d_ptr=elem, g_ptr=elem, y_ptr=y, wsum_ptr=acc)
+    label = (f"xent_bwd ({what}) {elem[1:]} {block_r}x{block_c} mean={mean} flat={flat} "
+             f"int64={idx64}" + (" launch-like" if launch_like else ""))
+    return Variant(label, "xent", "_xent_bwd", tuple(ptrs.items()), tuple(consts.items()), warps,
+                   launch_like, ("dsc",) if launch_like and what == "multi-class" else ())
+
+
+@cache
+def variants() -> tuple[Variant, ...]:
+    """Every specialisation worth compiling, as a covering design (the full product of tiles,
+    widths, flags and index modes is about 3,000 compiles, an hour on 2 cores):
+
+    * every tile the GPU can pick (`layout.gpu_xent_tiles`, C = 1 .. 2**20) × every width
+      (2-byte, fp32, fp64), the forward with every option on, launch-like (contiguous
+      [N, C]: flat rows, 32-bit offsets, aligned pointers, unit class stride); the backward
+      once per tile, the widths in rotation;
+    * at the two tiles of the class-block boundary (one block of 4096; the multi-block
+      loop), every flag combination of the forward, generic strides, widths and index
+      modes (flat or not × 32- or 64-bit) in rotation; the backward in every index mode,
+      with and without 'mean';
+    * the binary kernels at their one GPU block: every flag combination they launch, widths,
+      index modes and target types (uint8/bool, float) in rotation; the backward (the
+      multi-class one with one class) and the positive count likewise.
+
+    A width, a flag combination or an index mode that fails to compile shows up somewhere
+    in the set; `suites/harness/test_fused.py` runs it and checks the coverage."""
+    from harness.kernels import layout
+
+    out: list[Variant] = []
+    tiles = layout.gpu_xent_tiles(1 << 20)
+    flag_sets = [(w, ls, none) for w in (True, False) for ls in (True, False)
+                 for none in (True, False)]
+    for i, tile in enumerate(tiles):
+        for width, acc, acc_name in WIDTHS:
+            out.append(_xent_fwd(tile, _elem(width, i), acc, _acc_t(acc_name),
+                                 (True, True, True), (True, False), True))
+        width, _, acc_name = WIDTHS[i % 3]  # the backward: one pass of a scaling, any width
+        out.append(_xent_bwd(tile.block_r, tile.block_c, _elem(width, i // 3), "*i64", True,
+                             _acc_t(acc_name), (True, False), tile.num_warps, True,
+                             "multi-class"))
+    edge = [t for t in tiles if t.block_c == layout.GPU_MAX_BLOCK_C]
+    for e, tile in enumerate(edge):
+        for k, flags in enumerate(flag_sets):
+            width, acc, acc_name = WIDTHS[(k + e) % 3]
+            out.append(_xent_fwd(tile, _elem(width, k // 3), acc, _acc_t(acc_name), flags,
+                                 INDEX_MODES[(k + e) % 4], False))
+    tile = edge[0]
+    for k, (mean, index) in enumerate((m, ix) for m in (True, False) for ix in INDEX_MODES):
+        width, _, acc_name = WIDTHS[k % 3]
+        out.append(_xent_bwd(tile.block_r, tile.block_c, _elem(width, k // 3), "*i64", mean,
+                             _acc_t(acc_name), index, tile.num_warps, False, "multi-class"))
+    block = layout.bce_block(1, gpu=True)
+    bce_flags = [(w, pw, False, none) for w in (True, False) for pw in (True, False)
+                 for none in (True, False)] + [(False, False, True, none) for none in (True, False)]
+    for k, (has_w, has_pw, class_w, none) in enumerate(bce_flags):
+        width, acc, acc_name = WIDTHS[k % 3]
+        elem = _elem(width, k // 2)  # both halves, with float targets and with uint8 ones
+        y = "*u8" if class_w or k % 2 else elem  # uint8/bool or float targets
+        flat, idx64 = INDEX_MODES[k % 4]
+        consts = dict(BLOCK=block, HAS_W=has_w, HAS_PW=has_pw, CLASS_W=class_w,
+                      REDUCE_NONE=none, ACC_T=_acc_t(acc_name), FLAT=flat, IDX64=idx64)
+        ptrs = dict(x_ptr=elem, y_ptr=y, w_ptr=elem, pw_ptr=elem, cw_ptr=acc, d_ptr=elem,
+                    loss_ptr=elem, part_ptr=acc)
+        out.append(Variant(f"bce_fwd {elem[1:]} y={y[1:]} w={has_w} pw={has_pw} "
+                           f"class_w={class_w} none={none} flat={flat} int64={idx64}",
+                           "bce", "_bce_fwd", tuple(ptrs.items()), tuple(consts.items()), 4,
+                           k % 3 == 0))
+    for k, (mean, index) in enumerate(((True, INDEX_MODES[0]), (False, INDEX_MODES[1]),
+                                       (True, INDEX_MODES[2]), (False, INDEX_MODES[3]))):
+        width, _, acc_name = WIDTHS[k % 3]
+        elem = _elem(width, k)
+        out.append(_xent_bwd(block, 1, elem, elem, mean, _acc_t(acc_name), index, 4, k % 2 == 0,
+                             "binary"))
+    for k, y in enumerate(("*u8", "*bf16", "*fp32")):
+        flat, idx64 = INDEX_MODES[k % 4]
+        out.append(Variant(f"count_pos y={y[1:]} flat={flat} int64={idx64}", "bce", "_count_pos",
+                           (("y_ptr", y), ("part_ptr", "*i64")),
+                           (("BLOCK", block), ("FLAT", flat), ("IDX64", idx64)), 4, k % 2 == 0))
+    unique: dict[str, Variant] = {}
+    for v in out:  # the backward has no SINGLE: both 1x4096 tiles are one variant
+        unique.setdefault(v.label, v)
+    return tuple(unique.values())
 
 
 def _force_compiled_mode() -> None:
@@ -32,72 +179,80 @@ def _force_compiled_mode() -> None:
     kernels.interpreted = lambda: False
 
 
-def _signature(fn, pointers: dict[str, str], constexprs: dict) -> dict[str, str]:
-    sig = {}
-    for name in inspect.signature(fn.fn).parameters:
-        if name in constexprs:
+def _source(v: Variant, backend):
+    """The ASTSource of ``v``: ints typed i64 where the variant indexes in 64 bits (a
+    launch past 2**31 passes such sizes), pointers aligned and unit strides constant when
+    ``launch_like``."""
+    import importlib
+
+    from triton.compiler import ASTSource
+
+    fn = getattr(importlib.import_module(f"harness.kernels.{v.module}"), v.kernel)
+    consts = {k: _constexpr(k, val) for k, val in v.constexprs}
+    pointers = dict(v.pointers)
+    wide = consts.get("IDX64", False)
+    sig, attrs = {}, {}
+    for i, name in enumerate(inspect.signature(fn.fn).parameters):
+        if name in consts:
             sig[name] = "constexpr"
+        elif name in v.unit_strides:
+            sig[name] = "constexpr"
+            consts[name] = 1
+        elif name in pointers:
+            sig[name] = pointers[name]
+            if v.launch_like:
+                attrs[(i,)] = backend.parse_attr("D")
         else:
-            sig[name] = pointers.get(name, "i64" if name in SIZE_ARGS else "i32")
-    return sig
+            sig[name] = "i64" if wide and name not in ("ignore_index",) else "i32"
+    return ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs)
 
 
-def variants():
-    """(label, kernel, pointer types, constexprs) for each specialisation worth compiling."""
-    import triton.language as tl
-
-    from harness.kernels import bce, xent
-
-    for acc, xt, at in ((tl.float32, "*bf16", "*fp32"), (tl.float64, "*fp64", "*fp64")):
-        for single in (True, False):
-            for ls, none in ((True, True), (False, False)):
-                consts = dict(BLOCK_R=64 if single else 1, BLOCK_C=4 if single else 1024,
-                              SINGLE=single, HAS_W=True, HAS_LS=ls, REDUCE_NONE=none, ACC_T=acc)
-                ptrs = dict(x_ptr=xt, y_ptr="*i64", w_ptr=xt, coef_ptr=at, d_ptr=xt,
-                            loss_ptr=xt, part_ptr=at)
-                yield f"xent_fwd {xt[1:]} single={single} ls={ls} none={none}", \
-                    xent._xent_fwd, ptrs, consts
-    for mean, yt in ((True, "*i64"), (False, "*i64"), (True, "*bf16")):
-        consts = dict(BLOCK_R=64, BLOCK_C=4 if yt == "*i64" else 1, MEAN=mean, ACC_T=tl.float32)
-        yield f"xent_bwd mean={mean} y={yt[1:]}", xent._xent_bwd, \
-            dict(d_ptr="*bf16", g_ptr="*bf16", y_ptr=yt, wsum_ptr="*fp32"), consts
-    for has_w, has_pw, class_w in ((True, True, False), (False, False, True)):
-        consts = dict(BLOCK=1024, HAS_W=has_w, HAS_PW=has_pw, CLASS_W=class_w,
-                      REDUCE_NONE=False, ACC_T=tl.float32)
-        ptrs = dict(x_ptr="*bf16", y_ptr="*u8", w_ptr="*bf16", pw_ptr="*bf16", cw_ptr="*fp32",
-                    d_ptr="*bf16", loss_ptr="*bf16", part_ptr="*fp32")
-        yield f"bce_fwd w={has_w} pw={has_pw} class_w={class_w}", bce._bce_fwd, ptrs, consts
-    yield "count_pos", bce._count_pos, dict(y_ptr="*u8", part_ptr="*i64"), dict(BLOCK=1024)
-
-
-def compile_all(arch: int = 90) -> list[tuple[str, str | None]]:
-    """(label, error or None) per variant."""
+def _compile_one(args: tuple[Variant, int]) -> tuple[str, str | None]:
+    v, arch = args
     _force_compiled_mode()
     import triton
     from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    from triton.compiler.compiler import make_backend
 
     target = GPUTarget("cuda", arch, 32)
-    results = []
-    for label, fn, ptrs, consts in variants():
-        src = ASTSource(fn=fn, signature=_signature(fn, ptrs, consts), constexprs=consts)
-        try:
-            triton.compile(src, target=target, options={"num_warps": 4})
-            results.append((label, None))
-        except Exception as exc:
-            results.append((label, f"{type(exc).__name__}: {str(exc)[:2000]}"))
-    return results
+    try:
+        triton.compile(_source(v, make_backend(target)), target=target,
+                       options={"num_warps": v.num_warps})
+        return v.label, None
+    except Exception as exc:
+        return v.label, f"{type(exc).__name__}: {str(exc)[:2000]}"
+
+
+def compile_all(arch: int = 90, jobs: int | None = None) -> list[tuple[str, str | None]]:
+    """(label, error or None) per variant, compiled by ``jobs`` worker processes (default:
+    one per CPU) — each variant is independent, and a 2-core CI machine halves the wait."""
+    _force_compiled_mode()
+    work = [(v, arch) for v in variants()]
+    jobs = jobs or os.cpu_count() or 1
+    if jobs == 1:
+        return [_compile_one(w) for w in work]
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
+    with ctx.Pool(jobs) as pool:
+        return pool.map(_compile_one, work, chunksize=4)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 80, 90")
+    ap.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPUs)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    started = time.monotonic()
+    results = compile_all(args.arch, args.jobs)
     failed = 0
-    for label, error in compile_all(args.arch):
+    for label, error in results:
         print(("FAIL " if error else "ok   ") + label + (f"\n     {error}" if error else ""))
         failed += error is not None
+    from harness.kernels import layout
+
+    print(f"{len(results) - failed} of {len(results)} variants compiled for sm_{args.arch} in "
+          f"{time.monotonic() - started:.0f} s ({len(layout.gpu_xent_tiles(1 << 20))} multi-class "
+          f"GPU tiles for C = 1 .. 2**20, binary block {layout.bce_block(1, gpu=True)})")
     return 1 if failed else 0
 
 

@@ -28,20 +28,20 @@ import triton.language as tl
 
 from harness.kernels import gpu_tiles
 from harness.kernels._jit import claim_stored_gradient, jit, launch_guard
-from harness.kernels.layout import bce_block, merge_dims
-from harness.kernels.xent import _acc, _row_index, _xent_bwd
+from harness.kernels.layout import bce_block, is_flat, merge_dims, needs_int64
+from harness.kernels.xent import UNSPECIALISED, _acc, _first_index, _row_index, _xent_bwd
 
 
-@jit
+@jit(do_not_specialize=UNSPECIALISED)
 def _bce_fwd(x_ptr, y_ptr, w_ptr, pw_ptr, cw_ptr, d_ptr, loss_ptr, part_ptr, numel, R1, R2, R3,
              xs0, xs1, xs2, xs3, ys0, ys1, ys2, ys3, ws0, ws1, ws2, ws3, ps0, ps1, ps2, ps3,
              ds0, ds1, ds2, ds3, BLOCK: tl.constexpr, HAS_W: tl.constexpr,
              HAS_PW: tl.constexpr, CLASS_W: tl.constexpr, REDUCE_NONE: tl.constexpr,
-             ACC_T: tl.constexpr):
+             ACC_T: tl.constexpr, FLAT: tl.constexpr, IDX64: tl.constexpr):
     pid = tl.program_id(0)
-    idx = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    idx = _first_index(pid, BLOCK, IDX64) + tl.arange(0, BLOCK)
     mask = idx < numel
-    i0, i1, i2, i3 = _row_index(idx, R1, R2, R3)
+    i0, i1, i2, i3 = _row_index(idx, R1, R2, R3, FLAT)
     x = tl.load(x_ptr + i0 * xs0 + i1 * xs1 + i2 * xs2 + i3 * xs3, mask=mask,
                 other=0.0).to(ACC_T)
     y = tl.load(y_ptr + i0 * ys0 + i1 * ys1 + i2 * ys2 + i3 * ys3, mask=mask,
@@ -74,13 +74,14 @@ def _bce_fwd(x_ptr, y_ptr, w_ptr, pw_ptr, cw_ptr, d_ptr, loss_ptr, part_ptr, num
     tl.store(part_ptr + pid, tl.sum(loss, 0))
 
 
-@jit
-def _count_pos(y_ptr, part_ptr, numel, R1, R2, R3, ys0, ys1, ys2, ys3, BLOCK: tl.constexpr):
+@jit(do_not_specialize=UNSPECIALISED)
+def _count_pos(y_ptr, part_ptr, numel, R1, R2, R3, ys0, ys1, ys2, ys3, BLOCK: tl.constexpr,
+               FLAT: tl.constexpr, IDX64: tl.constexpr):
     """Per-program count of positive targets (y > 0.5)."""
     pid = tl.program_id(0)
-    idx = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    idx = _first_index(pid, BLOCK, IDX64) + tl.arange(0, BLOCK)
     mask = idx < numel
-    i0, i1, i2, i3 = _row_index(idx, R1, R2, R3)
+    i0, i1, i2, i3 = _row_index(idx, R1, R2, R3, FLAT)
     y = tl.load(y_ptr + i0 * ys0 + i1 * ys1 + i2 * ys2 + i3 * ys3, mask=mask, other=0)
     tl.store(part_ptr + pid, tl.sum((y.to(tl.float32) > 0.5).to(tl.int64), 0))
 
@@ -133,7 +134,8 @@ class FusedBCEWithLogits(torch.autograd.Function):
                     sizes[1], sizes[2], sizes[3], *(s for st in strides for s in st),
                     BLOCK=block, HAS_W=w is not None, HAS_PW=pw is not None,
                     CLASS_W=class_weight is not None, REDUCE_NONE=reduction == "none",
-                    ACC_T=_acc(x.dtype), num_warps=4)
+                    ACC_T=_acc(x.dtype), FLAT=is_flat(sizes),
+                    IDX64=needs_int64(sizes, strides, block), num_warps=4)
         if normaliser is None:
             normaliser = torch.full((), float(numel), dtype=acc, device=x.device)  # no H2D copy
         if reduction == "none":
@@ -160,7 +162,8 @@ class FusedBCEWithLogits(torch.autograd.Function):
                 _xent_bwd[(triton.cdiv(numel, block), 1)](
                     d, g, d, ctx.normaliser, numel, 1, 0, sizes[1], sizes[2], sizes[3],
                     *ds, 0, *gs, *ds, BLOCK_R=block, BLOCK_C=1, MEAN=ctx.reduction == "mean",
-                    ACC_T=_acc(d.dtype), num_warps=4)
+                    ACC_T=_acc(d.dtype), FLAT=is_flat(sizes),
+                    IDX64=needs_int64(sizes, (ds, gs), block), num_warps=4)
         ctx.d = None
         return d, None, None, None, None, None, None
 
@@ -195,7 +198,8 @@ def count_positives(target: torch.Tensor) -> torch.Tensor:
     sizes, (ys,) = merge_dims(list(y.shape), list(y.stride()))
     if numel:
         with launch_guard():
-            _count_pos[(grid,)](y, parts, numel, sizes[1], sizes[2], sizes[3], *ys, BLOCK=block)
+            _count_pos[(grid,)](y, parts, numel, sizes[1], sizes[2], sizes[3], *ys, BLOCK=block,
+                                FLAT=is_flat(sizes), IDX64=needs_int64(sizes, (ys,), block))
     return parts.sum()
 
 

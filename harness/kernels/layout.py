@@ -112,3 +112,36 @@ def gpu_xent_tiles(max_classes: int = 1 << 20) -> list[Tile]:
     for n_cols in range(1, max_classes + 1):
         seen.setdefault(xent_tile(1, n_cols, gpu=True))
     return list(seen)
+
+
+INT32_MAX = 2**31 - 1
+
+
+def is_flat(sizes: Sequence[int]) -> bool:
+    """Whether the merged row sizes (`merge_dims`) have one dim that is not 1, the
+    innermost: the kernels' ``FLAT`` path, which indexes rows with no division."""
+    return all(s == 1 for s in sizes[:-1])
+
+
+def needs_int64(sizes: Sequence[int], strides: Sequence[Sequence[int]], block_rows: int,
+                n_cols: int = 1, block_cols: int = 1,
+                col_strides: Sequence[int] = ()) -> bool:
+    """Whether any offset a launch can form — padding lanes of the last program included —
+    may pass 2**31 - 1, so the kernels must index in 64 bits (``IDX64``). A padded row's
+    index runs up to ``block_rows`` past the last, which the outermost index (or the flat
+    one) absorbs: at most ``block_rows`` times the largest row stride more than the last
+    real row's offset. Class offsets run up to ``n_cols + block_cols - 1`` times the class
+    stride. Conservative by design: int32 is only a speed-up (`suites/harness/test_fused_int_index.py`)."""
+    n_rows = 1
+    for s in sizes:
+        n_rows *= s
+    if n_rows + block_rows > INT32_MAX or n_cols + block_cols > INT32_MAX:
+        return True
+    cols = list(col_strides) or [0] * len(strides)
+    for strd, col in zip(strides, cols, strict=True):
+        reach = sum((s - 1) * abs(st) for s, st in zip(sizes, strd, strict=True))
+        reach += block_rows * max((abs(st) for st in strd), default=0)
+        reach += (n_cols + block_cols - 1) * abs(col)
+        if reach > INT32_MAX:
+            return True
+    return False

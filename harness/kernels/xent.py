@@ -30,29 +30,61 @@ import triton.language as tl
 
 from harness.kernels import gpu_tiles
 from harness.kernels._jit import claim_stored_gradient, jit, launch_guard
-from harness.kernels.layout import Tile, merge_dims, row_strides, xent_tile
+from harness.kernels.layout import Tile, is_flat, merge_dims, needs_int64, row_strides, xent_tile
 
 ACC = {torch.float64: tl.float64}
 
 
+# Sizes whose specialisation (== 1, divisible by 16) cannot help the generated code: the
+# outer merged row sizes are only divided by, after the contiguity is lost. Not specialising
+# them spares a compile per new pattern. n_rows, C, numel and the innermost size R3 stay
+# specialised: their divisibility by 16 lets masked loads along the contiguous axis vectorise.
+UNSPECIALISED = ["R1", "R2"]
+
+
 @jit
-def _row_index(rows, R1, R2, R3):
-    """A row's index over the 4 merged row dims, from its row-major (int64) index. Offsets
-    are then i·strides per tensor: one helper call, since the interpreter pays per call."""
-    i3 = rows % R3
-    t = rows // R3
-    i2 = t % R2
-    t = t // R2
-    return t // R1, t % R1, i2, i3
+def _row_index(rows, R1, R2, R3, FLAT: tl.constexpr):
+    """A row's index over the 4 merged row dims, from its row-major index. Offsets are then
+    i·strides per tensor: one helper call, since the interpreter pays per call. ``FLAT``:
+    only the innermost merged dim is not 1 (contiguous [N, C], channels-last, a contiguous
+    binary map), so the row index is the index, with no runtime division; the zeros fold
+    away with their strides."""
+    # one return: Triton types every return of a function, dead constexpr branches included
+    if FLAT:
+        i0 = tl.zeros_like(rows)
+        i1 = i0
+        i2 = i0
+        i3 = rows
+    else:
+        i3 = rows % R3
+        t = rows // R3
+        i2 = t % R2
+        t = t // R2
+        i0 = t // R1
+        i1 = t % R1
+    return i0, i1, i2, i3
+
+
+@jit
+def _first_index(pid, BLOCK: tl.constexpr, IDX64: tl.constexpr):
+    """The program's first row (or element) index: 64-bit only when `layout.needs_int64`
+    said an offset may pass 2**31 - 1, else 32-bit (cheaper division and multiplication)."""
+    return pid.to(tl.int64) * BLOCK if IDX64 else pid * BLOCK  # one return: see _row_index
+
+
+@jit
+def _wide(i, IDX64: tl.constexpr):
+    """``i`` (an int32 arange) widened to 64 bits when offsets need them."""
+    return i.to(tl.int64) if IDX64 else i
 
 
 @jit
 def _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W: tl.constexpr,
-                ACC_T: tl.constexpr):
+                ACC_T: tl.constexpr, IDX64: tl.constexpr):
     """One [rows, classes] block of logits (-inf outside) and the classes' weights."""
     cmask = cols < C
     mask = rmask[:, None] & cmask[None, :]
-    x = tl.load(x_ptr + xrow[:, None] + cols[None, :].to(tl.int64) * xsc, mask=mask,
+    x = tl.load(x_ptr + xrow[:, None] + _wide(cols, IDX64)[None, :] * xsc, mask=mask,
                 other=float("-inf")).to(ACC_T)
     if HAS_W:
         w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(ACC_T)
@@ -61,17 +93,17 @@ def _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W: tl.constexpr,
     return x, w, cmask
 
 
-@jit
+@jit(do_not_specialize=UNSPECIALISED)
 def _xent_fwd(x_ptr, y_ptr, w_ptr, coef_ptr, d_ptr, loss_ptr, part_ptr,
               n_rows, C, ignore_index, R1, R2, R3,
               xs0, xs1, xs2, xs3, xsc, ds0, ds1, ds2, ds3, dsc, ys0, ys1, ys2, ys3,
               BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SINGLE: tl.constexpr,
               HAS_W: tl.constexpr, HAS_LS: tl.constexpr, REDUCE_NONE: tl.constexpr,
-              ACC_T: tl.constexpr):
+              ACC_T: tl.constexpr, FLAT: tl.constexpr, IDX64: tl.constexpr):
     pid = tl.program_id(0)
-    rows = pid.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    rows = _first_index(pid, BLOCK_R, IDX64) + tl.arange(0, BLOCK_R)
     rmask = rows < n_rows
-    i0, i1, i2, i3 = _row_index(rows, R1, R2, R3)
+    i0, i1, i2, i3 = _row_index(rows, R1, R2, R3, FLAT)
     xrow = i0 * xs0 + i1 * xs1 + i2 * xs2 + i3 * xs3
     drow = i0 * ds0 + i1 * ds1 + i2 * ds2 + i3 * ds3
     yrow = i0 * ys0 + i1 * ys1 + i2 * ys2 + i3 * ys3
@@ -84,7 +116,7 @@ def _xent_fwd(x_ptr, y_ptr, w_ptr, coef_ptr, d_ptr, loss_ptr, part_ptr,
     cols0 = tl.arange(0, BLOCK_C)
 
     if SINGLE:
-        x, w, cmask = _load_block(x_ptr, xrow, cols0, xsc, rmask, w_ptr, C, HAS_W, ACC_T)
+        x, w, cmask = _load_block(x_ptr, xrow, cols0, xsc, rmask, w_ptr, C, HAS_W, ACC_T, IDX64)
         m = tl.max(x, 1)
         shift = tl.where(m > float("-inf"), m, 0.0)
         s = tl.sum(tl.exp(x - shift[:, None]), 1)
@@ -105,7 +137,7 @@ def _xent_fwd(x_ptr, y_ptr, w_ptr, coef_ptr, d_ptr, loss_ptr, part_ptr,
         sw = zero
         for c0 in range(0, C, BLOCK_C):
             cols = c0 + cols0
-            x, w, cmask = _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W, ACC_T)
+            x, w, cmask = _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W, ACC_T, IDX64)
             m_new = tl.maximum(m, tl.max(x, 1))
             shift = tl.where(m_new > float("-inf"), m_new, 0.0)
             s = s * tl.exp(m - shift) + tl.sum(tl.exp(x - shift[:, None]), 1)
@@ -130,13 +162,13 @@ def _xent_fwd(x_ptr, y_ptr, w_ptr, coef_ptr, d_ptr, loss_ptr, part_ptr,
 
     if SINGLE:
         _store_grad(x, w, cols0, cmask, rmask, y, lse, a, keep * wy, eps_c, valid, d_ptr, drow,
-                    dsc, HAS_LS)
+                    dsc, HAS_LS, IDX64)
     else:
         for c0 in range(0, C, BLOCK_C):
             cols = c0 + cols0
-            x, w, cmask = _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W, ACC_T)
+            x, w, cmask = _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W, ACC_T, IDX64)
             _store_grad(x, w, cols, cmask, rmask, y, lse, a, keep * wy, eps_c, valid, d_ptr,
-                        drow, dsc, HAS_LS)
+                        drow, dsc, HAS_LS, IDX64)
 
     if REDUCE_NONE:
         tl.store(loss_ptr + rows, loss, mask=rmask)
@@ -146,7 +178,7 @@ def _xent_fwd(x_ptr, y_ptr, w_ptr, coef_ptr, d_ptr, loss_ptr, part_ptr,
 
 @jit
 def _store_grad(x, w, cols, cmask, rmask, y, lse, a, b_target, eps_c, valid, d_ptr, drow, dsc,
-                HAS_LS: tl.constexpr):
+                HAS_LS: tl.constexpr, IDX64: tl.constexpr):
     """d = p·a - ((1-ε)·w_y·[k=y] + (ε/C)·w_k), zero on ignored rows and padding."""
     p = tl.exp(x - lse[:, None])
     hit = cols[None, :] == y[:, None]
@@ -154,24 +186,24 @@ def _store_grad(x, w, cols, cmask, rmask, y, lse, a, b_target, eps_c, valid, d_p
     if HAS_LS:
         d -= eps_c * w[None, :]
     d = tl.where(valid[:, None], d, 0.0)
-    tl.store(d_ptr + drow[:, None] + cols[None, :].to(tl.int64) * dsc, d,
+    tl.store(d_ptr + drow[:, None] + _wide(cols, IDX64)[None, :] * dsc, d,
              mask=rmask[:, None] & cmask[None, :])
 
 
-@jit
+@jit(do_not_specialize=UNSPECIALISED)
 def _xent_bwd(d_ptr, g_ptr, y_ptr, wsum_ptr, n_rows, C, ignore_index, R1, R2, R3,
               ds0, ds1, ds2, ds3, dsc, gs0, gs1, gs2, gs3, ys0, ys1, ys2, ys3,
               BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, MEAN: tl.constexpr,
-              ACC_T: tl.constexpr):
+              ACC_T: tl.constexpr, FLAT: tl.constexpr, IDX64: tl.constexpr):
     """In place: d *= g_row (/ W for 'mean'); W = 0 gives NaN on non-ignored rows, 0 else."""
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
+    rows = _first_index(tl.program_id(0), BLOCK_R, IDX64) + tl.arange(0, BLOCK_R)
     cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     rmask = rows < n_rows
     mask = rmask[:, None] & (cols < C)[None, :]
-    i0, i1, i2, i3 = _row_index(rows, R1, R2, R3)
+    i0, i1, i2, i3 = _row_index(rows, R1, R2, R3, FLAT)
     drow = i0 * ds0 + i1 * ds1 + i2 * ds2 + i3 * ds3
     grow = i0 * gs0 + i1 * gs1 + i2 * gs2 + i3 * gs3
-    ptrs = d_ptr + drow[:, None] + cols[None, :].to(tl.int64) * dsc
+    ptrs = d_ptr + drow[:, None] + _wide(cols, IDX64)[None, :] * dsc
     g = tl.load(g_ptr + grow, mask=rmask, other=0.0).to(ACC_T)
     out = tl.load(ptrs, mask=mask, other=0.0).to(ACC_T) * g[:, None]
     if MEAN:
@@ -239,6 +271,8 @@ class FusedCrossEntropy(torch.autograd.Function):
         loss_rows = torch.empty(rows if reduction == "none" else (0,), dtype=x.dtype,
                                 device=x.device)
         t = _tile(n_rows, n_cls)
+        idx64 = needs_int64(sizes, (xs, ds, ys), t.block_r, n_cls, t.block_c,
+                            (x.stride(1), d.stride(1), 0))
         grid = triton.cdiv(n_rows, t.block_r)
         parts = torch.zeros(2 * max(grid, 1), dtype=acc, device=x.device)
         w = weight.contiguous() if weight is not None else coef  # coef: a dummy pointer
@@ -249,7 +283,8 @@ class FusedCrossEntropy(torch.autograd.Function):
                     sizes[1], sizes[2], sizes[3], *xs, x.stride(1), *ds, d.stride(1), *ys,
                     BLOCK_R=t.block_r, BLOCK_C=t.block_c, SINGLE=t.single,
                     HAS_W=weight is not None, HAS_LS=eps > 0, REDUCE_NONE=reduction == "none",
-                    ACC_T=_acc(x.dtype), num_warps=t.num_warps)
+                    ACC_T=_acc(x.dtype), FLAT=is_flat(sizes), IDX64=idx64,
+                    num_warps=t.num_warps)
         wsum = parts[parts.numel() // 2:].sum()
         if reduction == "none":
             loss = loss_rows
@@ -275,13 +310,15 @@ class FusedCrossEntropy(torch.autograd.Function):
         g_rows = list(g.stride()) if reduction == "none" else [0] * len(rows)
         g = g.expand(rows) if reduction == "none" else g.reshape(())
         sizes, (ds, gs, ys) = merge_dims(rows, row_strides(d), g_rows, list(y.stride()))
+        idx64 = needs_int64(sizes, (ds, gs, ys), t.block_r, n_cls, t.block_c, (d.stride(1), 0, 0))
         if n_rows:
             grid = (triton.cdiv(n_rows, t.block_r), triton.cdiv(n_cls, t.block_c))
             with launch_guard():
                 _xent_bwd[grid](
                     d, g, y, ctx.wsum, n_rows, n_cls, ignore_index, sizes[1], sizes[2],
                     sizes[3], *ds, d.stride(1), *gs, *ys, BLOCK_R=t.block_r, BLOCK_C=t.block_c,
-                    MEAN=reduction == "mean", ACC_T=_acc(d.dtype), num_warps=t.num_warps)
+                    MEAN=reduction == "mean", ACC_T=_acc(d.dtype), FLAT=is_flat(sizes),
+                    IDX64=idx64, num_warps=t.num_warps)
         ctx.d = None
         return d, None, None, None, None, None
 

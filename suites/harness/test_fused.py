@@ -211,18 +211,61 @@ def test_unavailable_reasons_are_actionable(monkeypatch):
 
 @pytest.mark.skipif(kernels.triton_missing() is not None, reason=str(kernels.triton_missing()))
 def test_kernels_compile_for_sm90_without_a_gpu():
-    """The interpreter skips Triton's compiler front end; compile every variant to a cubin
-    in a fresh process (no TRITON_INTERPRET there), so compiled-mode breakage shows in CI."""
+    """The interpreter skips Triton's compiler front end; compile every variant of
+    `harness.kernels.aot.variants` (every GPU tile, ~100 specialisations) to a cubin in a
+    fresh process (no TRITON_INTERPRET there), so compiled-mode breakage shows in CI."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
+    from harness.kernels import aot
+
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     done = subprocess.run([sys.executable, "-m", "harness.kernels.aot", "--arch", "90"],
                           cwd=Path(__file__).resolve().parents[2], env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    n = len(aot.variants())
+    assert f"{n} of {n} variants compiled" in done.stdout, done.stdout[-2000:]
+
+
+def test_aot_variants_cover_every_gpu_tile_width_flag_and_index_mode():
+    """The covering design of `harness.kernels.aot.variants`: every tile the GPU can pick
+    for C = 1 .. 2**20 in every element width (forward) and once (backward); every flag
+    combination at the class-block boundary; every index mode (flat or not, 32- or 64-bit)
+    in every kernel; every flag combination the binary kernel launches."""
+    from harness.kernels import aot, layout
+
+    def params(kernel):
+        return [dict(v.constexprs) | dict(v.pointers) | {"warps": v.num_warps}
+                for v in aot.variants() if v.kernel == kernel]
+
+    fwd, bwd = params("_xent_fwd"), params("_xent_bwd")
+    tiles = layout.gpu_xent_tiles(1 << 20)
+    assert len(tiles) == 14
+    for t in tiles:
+        at = [f for f in fwd if (f["BLOCK_R"], f["BLOCK_C"], f["SINGLE"]) == (t.block_r, t.block_c, t.single)]
+        widths = {f["x_ptr"] for f in at}
+        assert {"*fp32", "*fp64"} <= widths and widths & {"*bf16", "*fp16"}, t
+        assert all(f["warps"] == t.num_warps for f in at)
+        assert any((b["BLOCK_R"], b["BLOCK_C"]) == (t.block_r, t.block_c) for b in bwd), t
+    assert {f["x_ptr"] for f in fwd} == {"*bf16", "*fp16", "*fp32", "*fp64"}
+    for single in (True, False):
+        flags = {(f["HAS_W"], f["HAS_LS"], f["REDUCE_NONE"]) for f in fwd
+                 if f["BLOCK_C"] == layout.GPU_MAX_BLOCK_C and f["SINGLE"] == single}
+        assert len(flags) == 8, single
+    modes = {(True, True), (True, False), (False, True), (False, False)}
+    for kernel in ("_xent_fwd", "_xent_bwd", "_bce_fwd", "_count_pos"):
+        assert {(p["FLAT"], p["IDX64"]) for p in params(kernel)} >= modes - (
+            set() if kernel != "_count_pos" else {(True, False)}), kernel
+    assert {m for b in bwd for m in [b["MEAN"]]} == {True, False}
+    bce = params("_bce_fwd")
+    assert {(b["HAS_W"], b["HAS_PW"], b["CLASS_W"], b["REDUCE_NONE"]) for b in bce} == {
+        (w, pw, False, none) for w in (True, False) for pw in (True, False)
+        for none in (True, False)} | {(False, False, True, none) for none in (True, False)}
+    assert all(b["BLOCK"] == layout.GPU_BLOCK for b in bce)
+    assert {b["y_ptr"] for b in bce} >= {"*u8", "*bf16", "*fp32"}
 
 
 @needs_triton
