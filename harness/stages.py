@@ -42,6 +42,7 @@ class Stage:
     deadline_s: float
     summarise: Callable[[Path], list[str]] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    accept: tuple[int, ...] = (0,)  # exit codes that are a result, not a failure
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Outcome:
     stopped_by: str | None = None
     error: str | None = None
     lines: list[str] = field(default_factory=list)
+    accepted: bool = False  # it ended by itself with an exit code its stage accepts
 
     @property
     def status(self) -> str:
@@ -80,7 +82,8 @@ def run_stage(stage: Stage, work: Path, grace_s: float = GRACE_S) -> Outcome:
             stopped_by = _wait_or_stop(child, start + stage.deadline_s, grace_s)
     except OSError as exc:
         return Outcome(stage.name, None, 0.0, error=f"{type(exc).__name__}: {exc}")
-    return Outcome(stage.name, child.returncode, time.monotonic() - start, stopped_by)
+    return Outcome(stage.name, child.returncode, time.monotonic() - start, stopped_by,
+                   accepted=stopped_by is None and child.returncode in stage.accept)
 
 
 def stage_env() -> dict[str, str]:

@@ -69,6 +69,7 @@ from harness.benchmark.timing import (  # noqa: E402
 from harness.benchmark.traffic import min_bytes  # noqa: E402
 from harness.problem.case import DTYPES, Case  # noqa: E402
 from harness.problem.expectations import tolerance  # noqa: E402
+from harness.problem.families import FAMILIES  # noqa: E402
 from harness.problem.layout import class_rows  # noqa: E402
 from harness.problem.oracle import log_softmax, softplus  # noqa: E402
 
@@ -109,8 +110,13 @@ class TableCase:
         return "-".join(parts)
 
     @property
+    def binary(self) -> bool:
+        """One logit per position (BCE), as the family record says."""
+        return FAMILIES[self.family].elementwise
+
+    @property
     def n_classes(self) -> int:
-        return 2 if self.family == "binary" else self.shape[1]
+        return 2 if self.binary else self.shape[1]
 
     @property
     def positions(self) -> int:
@@ -128,7 +134,7 @@ class TableCase:
     def harness_case(self) -> Case:
         """The harness `Case` of the same sizes and options, for `min_bytes`."""
         weights = "none" if self.weights == "none" else "inverse_freq"
-        c = 1 if self.family == "binary" else self.shape[1]
+        c = 1 if self.binary else self.shape[1]
         return Case(n=self.shape[0], c=c, spatial=self.shape[2:], p=self.foreground,
                     dtype=self.dtype, weights=weights, label_smoothing=self.label_smoothing,
                     ignore_frac=self.ignore_frac, family=self.family)
@@ -211,7 +217,7 @@ def make_tensors(case: TableCase, device: str, seed: int = 0) -> CaseTensors:
     gen = torch.Generator(device=device).manual_seed(seed)
     dtype = case.torch_dtype
     logits = torch.randn(case.shape, generator=gen, device=device, dtype=torch.float32).to(dtype)
-    if case.family == "binary":
+    if case.binary:
         target = (torch.rand(case.shape, generator=gen, device=device) < case.foreground).to(dtype)
         weight = pos_weight = None
         if case.weights != "none":
@@ -244,7 +250,7 @@ class Reference:
 
 
 def reference(case: TableCase, t: CaseTensors) -> Reference:
-    return (binary_reference if case.family == "binary" else multiclass_reference)(case, t)
+    return (binary_reference if case.binary else multiclass_reference)(case, t)
 
 
 def multiclass_reference(case: TableCase, t: CaseTensors) -> Reference:
@@ -364,7 +370,7 @@ class Sizes:
     @classmethod
     def of(cls, case: TableCase) -> Sizes:
         b = torch.finfo(case.torch_dtype).bits // 8
-        binary = case.family == "binary"
+        binary = case.binary
         return cls(p=case.positions, c=1 if binary else case.shape[1], b=b,
                    t=b if binary else 8, smoothing=bool(case.label_smoothing),
                    per_call=case.weights == "per_call", spatial=len(case.shape) > 2)
@@ -507,7 +513,7 @@ def _bce_kwargs(case: TableCase, t: CaseTensors, dtype: torch.dtype) -> dict:
 
 
 def bind_eager(case: TableCase, t: CaseTensors, device: str) -> Bound:
-    if case.family == "binary":
+    if case.binary:
         return _leaf_bound(t, lambda x: F.binary_cross_entropy_with_logits(
             x, t.target, **_bce_kwargs(case, t, x.dtype)))
     return _leaf_bound(t, lambda x: F.cross_entropy(x, t.target, **_ce_kwargs(case, t, t.target, x.dtype)))
@@ -578,7 +584,7 @@ COMPILE_BACKEND = "inductor"  # tests may swap in "aot_eager": inductor's CPU co
 
 def bind_compiled(case: TableCase, t: CaseTensors, device: str) -> Bound:
     """The whole call compiled, per-call weights included (they are part of the loss)."""
-    binary, per_call = case.family == "binary", case.weights == "per_call"
+    binary, per_call = case.binary, case.weights == "per_call"
     if binary:
         fn = StaticCompiled(_compiled_bce_per_call if per_call else _compiled_bce, COMPILE_BACKEND)
         args = (t.target,) if per_call else (t.target, t.weight, t.pos_weight)
@@ -600,7 +606,7 @@ def _triton_skip(device: str) -> None:
 
 def bind_fused(case: TableCase, t: CaseTensors, device: str) -> Bound:
     _triton_skip(device)
-    if case.family == "binary":
+    if case.binary:
         raise Skip("fused_triton is the multi-class kernel; the binary case has fused_triton_binary")
     from harness.contenders.fused import fused_triton
 
@@ -611,7 +617,7 @@ def bind_fused_binary(case: TableCase, t: CaseTensors, device: str) -> Bound:
     """Given weights: the BCE kernel with weight/pos_weight; per call: its inverse-frequency
     variant, which counts the positives on the device (`harness.kernels.bce.inverse_freq`)."""
     _triton_skip(device)
-    if case.family != "binary":
+    if not case.binary:
         raise Skip("fused_triton_binary is the binary kernel")
     if case.weights == "per_call":
         from harness.kernels.bce import inverse_freq
@@ -641,7 +647,7 @@ def _liger_loss(out: object) -> torch.Tensor:
 
 
 def _liger_options(case: TableCase) -> None:
-    if case.family == "binary":
+    if case.binary:
         raise Skip("Liger-Kernel has no binary cross-entropy")
 
 

@@ -19,26 +19,24 @@ import pytest
 import torch
 from hypothesis import settings
 
+from harness import contenders as registry
+from harness import options
+from harness.analysis import tables
+from harness.analysis.accuracy import AccuracyLog
+from harness.atomic import atomic_write_text
+from harness.benchmark import passes
+from harness.benchmark.case_sets import MODES, ROUND_TIME, bench_cases
+from harness.benchmark.record import machine_info_stamp
+from harness.benchmark.timing import copy_samples, fidelity_check, reserve_flush_buffer
+from harness.contenders import ContenderError
+from harness.equivalence.runner import repro_command
+from harness.equivalence.verdicts import check_contenders, defects_of
 from harness.kernels import interpret_without_cuda
-
-interpret_without_cuda()  # before the imports below: torch._dynamo imports Triton
-
-from harness import contenders as registry  # noqa: E402
-from harness import options  # noqa: E402
-from harness.analysis import tables  # noqa: E402
-from harness.analysis.accuracy import AccuracyLog  # noqa: E402
-from harness.atomic import atomic_write_text  # noqa: E402
-from harness.benchmark import passes  # noqa: E402
-from harness.benchmark.case_sets import MODES, ROUND_TIME, bench_cases  # noqa: E402
-from harness.benchmark.record import machine_info_stamp  # noqa: E402
-from harness.benchmark.timing import copy_samples, fidelity_check, reserve_flush_buffer  # noqa: E402
-from harness.contenders import ContenderError  # noqa: E402
-from harness.equivalence.runner import repro_command  # noqa: E402
-from harness.equivalence.verdicts import check_contenders, defects_of  # noqa: E402
-from harness.problem import strategies  # noqa: E402
-from harness.problem.families import FAMILIES  # noqa: E402
-from harness.pytest_plugin import processes, shard  # noqa: E402
-from harness.pytest_plugin.session import (  # noqa: E402
+from harness.problem import strategies
+from harness.problem.families import FAMILIES
+from harness.pytest_plugin import processes, shard
+from harness.pytest_plugin.ownership import OWN_RUN, is_own_item, targets_own_suites
+from harness.pytest_plugin.session import (
     CASES_CHECKED,
     COMPILE_STATS,
     SESSION,
@@ -63,24 +61,65 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_run_options(group.addoption)
 
 
+def pytest_load_initial_conftests(early_config: pytest.Config, parser, args: list[str]) -> None:
+    """Before any conftest or test module is imported: is this xentbench's own run
+    (`harness.pytest_plugin.ownership`)? Only then is Triton's interpreter turned on (no
+    CUDA), which must happen before anything imports Triton. A foreign project's session
+    gets nothing of this plugin's (`suites/harness/test_foreign.py`). (The checkout's
+    conftest.py loads the plugin after this hook: it turns the interpreter on itself.)"""
+    early_config.stash[OWN_RUN] = own = targets_own_suites(args, early_config.rootpath)
+    if own:
+        interpret_without_cuda()
+
+
+def own_run(config: pytest.Config) -> bool:
+    """Whether this session runs xentbench's suites; True where the early hook did not run
+    (the plugin loaded by the checkout's conftest.py, which only xentbench's runs have)."""
+    return config.stash.get(OWN_RUN, True)
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads its options
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cuda: needs a CUDA device")
+    config.stash[SESSION] = xent = _new_session(config)
+    config.pluginmanager.register(xent, "xentbench-session")  # its hook tallies the reports
+    if not own_run(config):
+        return  # a foreign project's session: its profile, its JSON, its processes
     # Raw rounds always go into the JSON: compare's significance tests need them, and a
     # file without them used to turn an injected 3x slowdown into 'noisy'.
     if hasattr(config.option, "benchmark_save_data"):
         config.option.benchmark_save_data = True
     if not config.getoption("hypothesis_profile", None):
-        settings.load_profile(os.environ.get("XENTBENCH_PROFILE", strategies.DEFAULT_PROFILE))
-    config.addinivalue_line("markers", "cuda: needs a CUDA device")
+        settings.load_profile(own_profile(config))
     for family in FAMILIES:
         _contenders(config, family)  # a bad --contender spec is a usage error, up front
     _check_only(config)
-    config.stash[SESSION] = xent = _new_session(config)
-    config.pluginmanager.register(xent, "xentbench-session")  # its hook tallies the reports
     if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
         # n workers × n intra-op threads on n cores stall each other's OpenMP barriers
         # (a 10 µs op took 15 ms); one thread per worker. Timing never runs under xdist.
         torch.set_num_threads(1)
+
+
+def own_profile(config: pytest.Config) -> str:
+    """The Hypothesis profile xentbench's tests run under: ``--hypothesis-profile``, else
+    ``$XENTBENCH_PROFILE``, else ``ci``."""
+    return (config.getoption("hypothesis_profile", None)
+            or os.environ.get("XENTBENCH_PROFILE", strategies.DEFAULT_PROFILE))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    """A test of xentbench's in a foreign session (``pytest their_tests/ suites/``) still
+    runs under xentbench's profile; the foreign tests keep theirs."""
+    swap = not own_run(item.config) and is_own_item(item)
+    previous = strategies.profile_name() if swap else None
+    if swap:
+        settings.load_profile(own_profile(item.config))
+    try:
+        yield
+    finally:
+        if swap and previous:
+            settings.load_profile(previous)
 
 
 def _new_session(config: pytest.Config) -> XentSession:
@@ -101,7 +140,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """``--bench-deadline``: a test not started in time is skipped, so the session ends by
     itself and pytest-benchmark saves what was timed (a killed session saves nothing)."""
     xent = session_of(item.config)
-    if xent.past_deadline():
+    if xent.past_deadline() and is_own_item(item):
         pytest.skip(f"deadline: not started within --bench-deadline "
                     f"{item.config.getoption('bench_deadline'):g} s of the session's start")
 
@@ -114,6 +153,8 @@ def resolve_device(choice: str) -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    if not own_run(config):
+        return []
     device = resolve_device(config.getoption("device"))
     names = {f: [c.name for c in _contenders(config, f)] for f in FAMILIES}
     return [f"xentbench: device={device}, torch {torch.__version__}, hypothesis profile "
@@ -325,9 +366,15 @@ def pytest_runtestloop(session: pytest.Session):
     if bs is None:
         return
     config = session.config
-    bs.benchmarks[:] = passes.pool_passes(bs.benchmarks, session_of(config).passes)
+    own = {item.nodeid for item in session.items if is_own_item(item)}
+    mine = [b for b in bs.benchmarks if b.fullname in own]
+    if not mine:
+        return  # a foreign project's benchmarks: pooled, re-timed and judged by nobody
+    others = [b for b in bs.benchmarks if b.fullname not in own]
+    bs.benchmarks[:] = passes.pool_passes(mine, session_of(config).passes) + others
     k = processes.wanted(config, resolve_device(config.getoption("device")))
-    timed = list(dict.fromkeys(b.fullname for b in bs.benchmarks if b.stats is not None))
+    timed = list(dict.fromkeys(b.fullname for b in bs.benchmarks
+                               if b.stats is not None and b.fullname in own))
     if (k > 1 and timed and not session.shouldstop and not session.shouldfail
             and not session_of(config).past_deadline()):
         xent = session_of(config)
@@ -421,6 +468,8 @@ def _cases_summary(terminalreporter, xent: XentSession) -> None:
 
 # ---- pytest-benchmark's hooks: the machine and the JSON stamp --------------------------
 def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:
+    if not own_run(config):
+        return
     machine_info["torch"] = torch.__version__
     machine_info["python_implementation"] = platform.python_implementation()
     machine_info["cpu_count"] = os.cpu_count()
@@ -442,7 +491,8 @@ def _nvidia_driver() -> str | None:
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json: dict) -> None:
-    output_json["xentbench"] = run_stamp(config)
+    if own_run(config):
+        output_json["xentbench"] = run_stamp(config)
 
 
 def save_untimed_run(config: pytest.Config) -> None:

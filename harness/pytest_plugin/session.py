@@ -13,7 +13,6 @@ import pytest
 
 from harness.analysis.accuracy import AccuracyLog
 from harness.benchmark.passes import PassLog
-from harness.contenders.compiled import for_timing
 
 CASES_CHECKED = "xentbench_cases_checked"  # user property: generated cases one test checked
 COMPILE_STATS = "xentbench_compile_stats"  # user property: (process, contender, compiles, calls)
@@ -61,6 +60,8 @@ class XentSession:
         """The contender a benchmark of ``case`` times, made once per case and kept for the
         session's passes and modes: a compiled contender's static copy, compiled for this
         case alone (`harness.contenders.compiled.for_timing`); any other as it is."""
+        from harness.contenders.compiled import for_timing  # torch.compile: not at plugin import
+
         key = (contender.name, case.id)
         if key not in self.timing_copies:
             self.timing_copies[key] = for_timing(contender)

@@ -53,3 +53,44 @@ def test_a_replicate_is_a_copy_in_new_memory_with_the_same_strides(layout):
 
 def test_the_flush_buffer_outsizes_the_largest_l2_it_must_evict():
     assert timing.L2_FLUSH_BYTES >= 4 * 60 * 10**6  # the H200's 60 MB, four times over
+
+
+class _FakeEvent:
+    """A CUDA event stand-in: records the host clock, so the event rounds' arithmetic
+    (per-call seconds, the pool, the host's enqueue time) is exercised on CPU."""
+
+    made = 0
+
+    def __init__(self, enable_timing: bool = False) -> None:
+        type(self).made += 1
+        self.at: float | None = None
+
+    def record(self) -> None:
+        self.at = time.perf_counter()
+
+    def synchronize(self) -> None:
+        pass
+
+    def elapsed_time(self, end: _FakeEvent) -> float:
+        return (end.at - self.at) * 1e3  # milliseconds, as CUDA's
+
+
+def test_event_rounds_time_k_calls_per_pair_and_report_seconds_per_call(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
+    _FakeEvent.made = 0
+    events = timing.EventRounds(calls=4)
+    events.reserve(3)
+    made_before = _FakeEvent.made
+    calls, cleared = [], []
+    run = events.wrap(lambda: (calls.append(1), time.sleep(0.002)), between=lambda: cleared.append(1))
+    for _ in range(3):
+        run()
+    assert _FakeEvent.made == made_before == 6  # no event made inside the timed calls
+    assert len(calls) == 12 and len(cleared) == 9  # `between` before each call but the first
+    per_call = events.seconds(3)
+    assert len(per_call) == 3 and all(0.0019 < s < 0.02 for s in per_call)
+    host = events.host_seconds(3)
+    assert all(h >= s * 0.9 for h, s in zip(host, per_call, strict=True))  # sleeping is host time
+    assert timing.launch_bound(per_call, host)
+    run()  # past the pool: more pairs are made rather than failing
+    assert len(events.seconds(10)) == 4
