@@ -66,26 +66,31 @@ def _constexpr(name: str, value):
 
 
 def _xent_fwd(tile, elem, acc, acc_t, flags, index, launch_like) -> Variant:
-    has_w, has_ls, none = flags
+    """The forward; ``flags``: (HAS_W, HAS_LS, reduction), the reduction setting
+    REDUCE_NONE ('none') or FINAL ('mean': the gradient divided by W in the forward)."""
+    has_w, has_ls, reduction = flags
     flat, idx64 = index
+    none = reduction == "none"
     consts = dict(BLOCK_R=tile.block_r, BLOCK_C=tile.block_c, SINGLE=tile.single, HAS_W=has_w,
-                  HAS_LS=has_ls, REDUCE_NONE=none, ACC_T=acc_t, FLAT=flat, IDX64=idx64)
+                  HAS_LS=has_ls, REDUCE_NONE=none, ACC_T=acc_t, FLAT=flat, IDX64=idx64,
+                  FINAL=reduction == "mean")
     ptrs = dict(x_ptr=elem, y_ptr="*i64", w_ptr=elem, coef_ptr=acc, d_ptr=elem, loss_ptr=elem,
-                part_ptr=acc)
+                part_ptr=acc, wsum_ptr=acc)
     label = (f"xent_fwd {elem[1:]} {tile.block_r}x{tile.block_c} single={tile.single} "
-             f"w={has_w} ls={has_ls} none={none} flat={flat} int64={idx64}"
+             f"w={has_w} ls={has_ls} {reduction} flat={flat} int64={idx64}"
              + (" launch-like" if launch_like else ""))
     return Variant(label, "xent", "_xent_fwd", tuple(ptrs.items()), tuple(consts.items()),
                    tile.num_warps, launch_like, ("xsc", "dsc") if launch_like else ())
 
 
-def _xent_bwd(block_r, block_c, elem, y, mean, acc_t, index, warps, launch_like, what) -> Variant:
+def _xent_bwd(block_r, block_c, elem, scalar_g, acc_t, index, warps, launch_like,
+              what) -> Variant:
+    """The backward: ``scalar_g`` ('mean', 'sum': UNIT_SKIP) or a gradient per row ('none')."""
     flat, idx64 = index
-    consts = dict(BLOCK_R=block_r, BLOCK_C=block_c, MEAN=mean, ACC_T=acc_t, FLAT=flat,
-                  IDX64=idx64)
-    acc = "*fp64" if elem == "*fp64" else "*fp32"
-    ptrs = dict(d_ptr=elem, g_ptr=elem, y_ptr=y, wsum_ptr=acc)
-    label = (f"xent_bwd ({what}) {elem[1:]} {block_r}x{block_c} mean={mean} flat={flat} "
+    consts = dict(BLOCK_R=block_r, BLOCK_C=block_c, ACC_T=acc_t, FLAT=flat, IDX64=idx64,
+                  UNIT_SKIP=scalar_g)
+    ptrs = dict(d_ptr=elem, g_ptr=elem)
+    label = (f"xent_bwd ({what}) {elem[1:]} {block_r}x{block_c} scalar_g={scalar_g} flat={flat} "
              f"int64={idx64}" + (" launch-like" if launch_like else ""))
     return Variant(label, "xent", "_xent_bwd", tuple(ptrs.items()), tuple(consts.items()), warps,
                    launch_like, ("dsc",) if launch_like and what == "multi-class" else ())
@@ -114,14 +119,14 @@ def variants() -> tuple[Variant, ...]:
 
     out: list[Variant] = []
     tiles = layout.gpu_xent_tiles(1 << 20)
-    flag_sets = [(w, ls, none) for w in (True, False) for ls in (True, False)
-                 for none in (True, False)]
+    flag_sets = [(w, ls, r) for w in (True, False) for ls in (True, False)
+                 for r in ("none", "sum", "mean")]
     for i, tile in enumerate(tiles):
         for width, acc, acc_name in WIDTHS:
             out.append(_xent_fwd(tile, _elem(width, i), acc, _acc_t(acc_name),
-                                 (True, True, True), (True, False), True))
+                                 (True, True, "mean"), (True, False), True))
         width, _, acc_name = WIDTHS[i % 3]  # the backward: one pass of a scaling, any width
-        out.append(_xent_bwd(tile.block_r, tile.block_c, _elem(width, i // 3), "*i64", True,
+        out.append(_xent_bwd(tile.block_r, tile.block_c, _elem(width, i // 3), True,
                              _acc_t(acc_name), (True, False), tile.num_warps, True,
                              "multi-class"))
     edge = [t for t in tiles if t.block_c == layout.GPU_MAX_BLOCK_C]
@@ -133,30 +138,41 @@ def variants() -> tuple[Variant, ...]:
     tile = edge[0]
     for k, (mean, index) in enumerate((m, ix) for m in (True, False) for ix in INDEX_MODES):
         width, _, acc_name = WIDTHS[k % 3]
-        out.append(_xent_bwd(tile.block_r, tile.block_c, _elem(width, k // 3), "*i64", mean,
+        out.append(_xent_bwd(tile.block_r, tile.block_c, _elem(width, k // 3), mean,
                              _acc_t(acc_name), index, tile.num_warps, False, "multi-class"))
     block = layout.bce_block(1, gpu=True)
-    bce_flags = [(w, pw, False, none) for w in (True, False) for pw in (True, False)
-                 for none in (True, False)] + [(False, False, True, none) for none in (True, False)]
-    for k, (has_w, has_pw, class_w, none) in enumerate(bce_flags):
+    reductions = ("none", "sum", "mean")
+    bce_flags = [(w, pw, False, r) for w in (True, False) for pw in (True, False)
+                 for r in reductions] + [(False, False, True, r) for r in reductions]
+    for k, (has_w, has_pw, class_w, reduction) in enumerate(bce_flags):
         width, acc, acc_name = WIDTHS[k % 3]
         elem = _elem(width, k // 2)  # both halves, with float targets and with uint8 ones
         y = "*u8" if class_w or k % 2 else elem  # uint8/bool or float targets
         flat, idx64 = INDEX_MODES[k % 4]
         consts = dict(BLOCK=block, HAS_W=has_w, HAS_PW=has_pw, CLASS_W=class_w,
-                      REDUCE_NONE=none, ACC_T=_acc_t(acc_name), FLAT=flat, IDX64=idx64)
+                      REDUCE_NONE=reduction == "none", ACC_T=_acc_t(acc_name), FLAT=flat,
+                      IDX64=idx64, FINAL=reduction == "mean")
         ptrs = dict(x_ptr=elem, y_ptr=y, w_ptr=elem, pw_ptr=elem, cw_ptr=acc, d_ptr=elem,
-                    loss_ptr=elem, part_ptr=acc)
+                    loss_ptr=elem, part_ptr=acc, norm_ptr=acc)
         out.append(Variant(f"bce_fwd {elem[1:]} y={y[1:]} w={has_w} pw={has_pw} "
-                           f"class_w={class_w} none={none} flat={flat} int64={idx64}",
+                           f"class_w={class_w} {reduction} flat={flat} int64={idx64}",
                            "bce", "_bce_fwd", tuple(ptrs.items()), tuple(consts.items()), 4,
                            k % 3 == 0))
     for k, (mean, index) in enumerate(((True, INDEX_MODES[0]), (False, INDEX_MODES[1]),
                                        (True, INDEX_MODES[2]), (False, INDEX_MODES[3]))):
         width, _, acc_name = WIDTHS[k % 3]
         elem = _elem(width, k)
-        out.append(_xent_bwd(block, 1, elem, elem, mean, _acc_t(acc_name), index, 4, k % 2 == 0,
+        out.append(_xent_bwd(block, 1, elem, mean, _acc_t(acc_name), index, 4, k % 2 == 0,
                              "binary"))
+    for k, (has_w, (width, acc, acc_name)) in enumerate(
+            (w, wd) for w in (True, False) for wd in WIDTHS):  # 'mean''s W pre-pass
+        flat, idx64 = INDEX_MODES[k % 4]
+        elem = _elem(width, k)
+        out.append(Variant(f"target_weight_sum {elem[1:]} w={has_w} flat={flat} int64={idx64}",
+                           "xent", "_target_weight_sum",
+                           (("y_ptr", "*i64"), ("w_ptr", elem), ("part_ptr", acc)),
+                           (("BLOCK", block), ("HAS_W", has_w), ("ACC_T", acc_name),
+                            ("FLAT", flat), ("IDX64", idx64)), 4, k % 2 == 0))
     for k, y in enumerate(("*u8", "*bf16", "*fp32")):
         flat, idx64 = INDEX_MODES[k % 4]
         out.append(Variant(f"count_pos y={y[1:]} flat={flat} int64={idx64}", "bce", "_count_pos",

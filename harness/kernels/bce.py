@@ -33,11 +33,13 @@ from harness.kernels.xent import UNSPECIALISED, _acc, _first_index, _row_index, 
 
 
 @jit(do_not_specialize=UNSPECIALISED)
-def _bce_fwd(x_ptr, y_ptr, w_ptr, pw_ptr, cw_ptr, d_ptr, loss_ptr, part_ptr, numel, R1, R2, R3,
+def _bce_fwd(x_ptr, y_ptr, w_ptr, pw_ptr, cw_ptr, d_ptr, loss_ptr, part_ptr, norm_ptr, numel,
+             R1, R2, R3,
              xs0, xs1, xs2, xs3, ys0, ys1, ys2, ys3, ws0, ws1, ws2, ws3, ps0, ps1, ps2, ps3,
              ds0, ds1, ds2, ds3, BLOCK: tl.constexpr, HAS_W: tl.constexpr,
              HAS_PW: tl.constexpr, CLASS_W: tl.constexpr, REDUCE_NONE: tl.constexpr,
-             ACC_T: tl.constexpr, FLAT: tl.constexpr, IDX64: tl.constexpr):
+             ACC_T: tl.constexpr, FLAT: tl.constexpr, IDX64: tl.constexpr,
+             FINAL: tl.constexpr):
     pid = tl.program_id(0)
     idx = _first_index(pid, BLOCK, IDX64) + tl.arange(0, BLOCK)
     mask = idx < numel
@@ -67,6 +69,9 @@ def _bce_fwd(x_ptr, y_ptr, w_ptr, pw_ptr, cw_ptr, d_ptr, loss_ptr, part_ptr, num
         pos_grad = pi * pos_grad
     loss = omega * (pos_term + (1.0 - y) * (tl.maximum(x, 0.0) + l1p))
     d = omega * ((1.0 - y) * sig - pos_grad)
+    if FINAL:  # 'mean': the final gradient for an upstream 1, d / normaliser
+        norm = tl.load(norm_ptr).to(ACC_T)
+        d = d * tl.where(norm == 0, float("nan"), 1.0 / tl.where(norm == 0, 1.0, norm))
     tl.store(d_ptr + i0 * ds0 + i1 * ds1 + i2 * ds2 + i3 * ds3, d, mask=mask)
     loss = tl.where(mask, loss, 0.0)
     if REDUCE_NONE:
@@ -127,24 +132,25 @@ class FusedBCEWithLogits(torch.autograd.Function):
         loss_el = torch.empty(x.shape if reduction == "none" else (0,), dtype=x.dtype,
                               device=x.device)
         cw = class_weight if class_weight is not None else parts
+        if normaliser is None:
+            normaliser = torch.full((), float(numel), dtype=acc, device=x.device)  # no H2D copy
         if numel:
             with launch_guard():
                 _bce_fwd[(grid,)](
-                    x, y, tensors[2], tensors[3], cw, d, loss_el, parts, numel,
+                    x, y, tensors[2], tensors[3], cw, d, loss_el, parts, normaliser, numel,
                     sizes[1], sizes[2], sizes[3], *(s for st in strides for s in st),
                     BLOCK=block, HAS_W=w is not None, HAS_PW=pw is not None,
                     CLASS_W=class_weight is not None, REDUCE_NONE=reduction == "none",
                     ACC_T=_acc(x.dtype), FLAT=is_flat(sizes),
-                    IDX64=needs_int64(sizes, strides, block), num_warps=4)
-        if normaliser is None:
-            normaliser = torch.full((), float(numel), dtype=acc, device=x.device)  # no H2D copy
+                    IDX64=needs_int64(sizes, strides, block), FINAL=reduction == "mean",
+                    num_warps=4)
         if reduction == "none":
             loss = loss_el
         elif reduction == "sum":
             loss = parts.sum().to(x.dtype)
         else:
             loss = (parts.sum() / normaliser).to(x.dtype)  # 0/0 = NaN for an empty input
-        ctx.d, ctx.normaliser, ctx.reduction, ctx.consumed = d, normaliser, reduction, False
+        ctx.d, ctx.reduction, ctx.consumed = d, reduction, False
         return loss
 
     @staticmethod
@@ -160,10 +166,10 @@ class FusedBCEWithLogits(torch.autograd.Function):
         if numel:
             with launch_guard():
                 _xent_bwd[(triton.cdiv(numel, block), 1)](
-                    d, g, d, ctx.normaliser, numel, 1, 0, sizes[1], sizes[2], sizes[3],
-                    *ds, 0, *gs, *ds, BLOCK_R=block, BLOCK_C=1, MEAN=ctx.reduction == "mean",
-                    ACC_T=_acc(d.dtype), FLAT=is_flat(sizes),
-                    IDX64=needs_int64(sizes, (ds, gs), block), num_warps=4)
+                    d, g, numel, 1, sizes[1], sizes[2], sizes[3], *ds, 0, *gs,
+                    BLOCK_R=block, BLOCK_C=1, ACC_T=_acc(d.dtype), FLAT=is_flat(sizes),
+                    IDX64=needs_int64(sizes, (ds, gs), block),
+                    UNIT_SKIP=ctx.reduction != "none", num_warps=4)
         ctx.d = None
         return d, None, None, None, None, None, None
 

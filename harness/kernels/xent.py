@@ -30,7 +30,7 @@ import triton.language as tl
 
 from harness.kernels import gpu_tiles
 from harness.kernels._jit import claim_stored_gradient, jit, launch_guard
-from harness.kernels.layout import Tile, is_flat, merge_dims, needs_int64, row_strides, xent_tile
+from harness.kernels.layout import Tile, bce_block, is_flat, merge_dims, needs_int64, row_strides, xent_tile
 
 ACC = {torch.float64: tl.float64}
 
@@ -78,6 +78,23 @@ def _wide(i, IDX64: tl.constexpr):
     return i.to(tl.int64) if IDX64 else i
 
 
+@jit(do_not_specialize=UNSPECIALISED)
+def _target_weight_sum(y_ptr, w_ptr, part_ptr, n_rows, C, ignore_index, R1, R2, R3,
+                       ys0, ys1, ys2, ys3, BLOCK: tl.constexpr, HAS_W: tl.constexpr,
+                       ACC_T: tl.constexpr, FLAT: tl.constexpr, IDX64: tl.constexpr):
+    """Per-program Σ w_y over non-ignored rows: 'mean''s W, from the targets alone (t bytes
+    a row), so the forward can write the final gradient d / W. An out-of-range target adds
+    0, as in the forward, which makes its row NaN anyway."""
+    rows = _first_index(tl.program_id(0), BLOCK, IDX64) + tl.arange(0, BLOCK)
+    rmask = rows < n_rows
+    i0, i1, i2, i3 = _row_index(rows, R1, R2, R3, FLAT)
+    y = tl.load(y_ptr + i0 * ys0 + i1 * ys1 + i2 * ys2 + i3 * ys3, mask=rmask,
+                other=ignore_index).to(tl.int64)
+    hit = rmask & (y != ignore_index) & (y >= 0) & (y < C)
+    wy = tl.load(w_ptr + y, mask=hit, other=0.0) if HAS_W else tl.where(hit, 1.0, 0.0)
+    tl.store(part_ptr + tl.program_id(0), tl.sum(wy.to(ACC_T), 0))
+
+
 @jit
 def _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W: tl.constexpr,
                 ACC_T: tl.constexpr, IDX64: tl.constexpr):
@@ -94,12 +111,13 @@ def _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W: tl.constexpr,
 
 
 @jit(do_not_specialize=UNSPECIALISED)
-def _xent_fwd(x_ptr, y_ptr, w_ptr, coef_ptr, d_ptr, loss_ptr, part_ptr,
+def _xent_fwd(x_ptr, y_ptr, w_ptr, coef_ptr, d_ptr, loss_ptr, part_ptr, wsum_ptr,
               n_rows, C, ignore_index, R1, R2, R3,
               xs0, xs1, xs2, xs3, xsc, ds0, ds1, ds2, ds3, dsc, ys0, ys1, ys2, ys3,
               BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, SINGLE: tl.constexpr,
               HAS_W: tl.constexpr, HAS_LS: tl.constexpr, REDUCE_NONE: tl.constexpr,
-              ACC_T: tl.constexpr, FLAT: tl.constexpr, IDX64: tl.constexpr):
+              ACC_T: tl.constexpr, FLAT: tl.constexpr, IDX64: tl.constexpr,
+              FINAL: tl.constexpr):
     pid = tl.program_id(0)
     rows = _first_index(pid, BLOCK_R, IDX64) + tl.arange(0, BLOCK_R)
     rmask = rows < n_rows
@@ -159,15 +177,23 @@ def _xent_fwd(x_ptr, y_ptr, w_ptr, coef_ptr, d_ptr, loss_ptr, part_ptr,
     nan = zero + float("nan")
     loss = tl.where(valid, tl.where(bad, nan, loss), 0.0)
     a = tl.where(bad, nan, a)
+    b_target = keep * wy
+    eps_w = eps_c
+    if FINAL:  # 'mean': d / W, final for an upstream gradient of 1; W = 0: NaN, 0 if ignored
+        wsum = tl.load(wsum_ptr).to(ACC_T)
+        scale = tl.where(wsum == 0, float("nan"), 1.0 / tl.where(wsum == 0, 1.0, wsum))
+        a = a * scale
+        b_target = b_target * scale
+        eps_w = eps_c * scale
 
     if SINGLE:
-        _store_grad(x, w, cols0, cmask, rmask, y, lse, a, keep * wy, eps_c, valid, d_ptr, drow,
+        _store_grad(x, w, cols0, cmask, rmask, y, lse, a, b_target, eps_w, valid, d_ptr, drow,
                     dsc, HAS_LS, IDX64)
     else:
         for c0 in range(0, C, BLOCK_C):
             cols = c0 + cols0
             x, w, cmask = _load_block(x_ptr, xrow, cols, xsc, rmask, w_ptr, C, HAS_W, ACC_T, IDX64)
-            _store_grad(x, w, cols, cmask, rmask, y, lse, a, keep * wy, eps_c, valid, d_ptr,
+            _store_grad(x, w, cols, cmask, rmask, y, lse, a, b_target, eps_w, valid, d_ptr,
                         drow, dsc, HAS_LS, IDX64)
 
     if REDUCE_NONE:
@@ -191,30 +217,48 @@ def _store_grad(x, w, cols, cmask, rmask, y, lse, a, b_target, eps_c, valid, d_p
 
 
 @jit(do_not_specialize=UNSPECIALISED)
-def _xent_bwd(d_ptr, g_ptr, y_ptr, wsum_ptr, n_rows, C, ignore_index, R1, R2, R3,
-              ds0, ds1, ds2, ds3, dsc, gs0, gs1, gs2, gs3, ys0, ys1, ys2, ys3,
-              BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, MEAN: tl.constexpr,
-              ACC_T: tl.constexpr, FLAT: tl.constexpr, IDX64: tl.constexpr):
-    """In place: d *= g_row (/ W for 'mean'); W = 0 gives NaN on non-ignored rows, 0 else."""
+def _xent_bwd(d_ptr, g_ptr, n_rows, C, R1, R2, R3, ds0, ds1, ds2, ds3, dsc, gs0, gs1, gs2, gs3,
+              BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, ACC_T: tl.constexpr,
+              FLAT: tl.constexpr, IDX64: tl.constexpr, UNIT_SKIP: tl.constexpr):
+    """In place: d *= g_row ('none'). ``UNIT_SKIP`` ('mean' and 'sum', whose forward stored
+    the final d for an upstream 1, W = 0's NaN pattern included): d *= g for a scalar g,
+    and nothing at all when g = 1 — decided on the device from g, so no host sync, and d
+    is neither read nor written."""
     rows = _first_index(tl.program_id(0), BLOCK_R, IDX64) + tl.arange(0, BLOCK_R)
     cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     rmask = rows < n_rows
     mask = rmask[:, None] & (cols < C)[None, :]
     i0, i1, i2, i3 = _row_index(rows, R1, R2, R3, FLAT)
     drow = i0 * ds0 + i1 * ds1 + i2 * ds2 + i3 * ds3
-    grow = i0 * gs0 + i1 * gs1 + i2 * gs2 + i3 * gs3
     ptrs = d_ptr + drow[:, None] + _wide(cols, IDX64)[None, :] * dsc
-    g = tl.load(g_ptr + grow, mask=rmask, other=0.0).to(ACC_T)
-    out = tl.load(ptrs, mask=mask, other=0.0).to(ACC_T) * g[:, None]
-    if MEAN:
-        wsum = tl.load(wsum_ptr).to(ACC_T)
-        if wsum == 0:
-            yrow = i0 * ys0 + i1 * ys1 + i2 * ys2 + i3 * ys3
-            y = tl.load(y_ptr + yrow, mask=rmask, other=ignore_index)
-            out = tl.where((y != ignore_index)[:, None], float("nan"), tl.zeros_like(out))
-        else:
-            out = out / wsum
-    tl.store(ptrs, out, mask=mask)
+    if UNIT_SKIP:
+        g_all = tl.load(g_ptr).to(ACC_T)
+        if g_all != 1.0:
+            out = tl.load(ptrs, mask=mask, other=0.0).to(ACC_T) * g_all
+            tl.store(ptrs, out, mask=mask)
+    else:
+        grow = i0 * gs0 + i1 * gs1 + i2 * gs2 + i3 * gs3
+        g = tl.load(g_ptr + grow, mask=rmask, other=0.0).to(ACC_T)
+        out = tl.load(ptrs, mask=mask, other=0.0).to(ACC_T) * g[:, None]
+        tl.store(ptrs, out, mask=mask)
+
+
+def _target_weight_total(y: torch.Tensor, weight: torch.Tensor | None, n_rows: int, n_cls: int,
+                         ignore_index: int, acc: torch.dtype) -> torch.Tensor:
+    """W = Σ w_y over non-ignored rows, a 0-dim device tensor (no host sync): a pre-pass
+    over the targets (`_target_weight_sum`) and a sum of its per-program partials."""
+    rows = list(y.shape) or [1]
+    sizes, (ys,) = merge_dims(rows, list(y.stride()) or [1])
+    block = bce_block(n_rows, gpu=gpu_tiles())
+    grid = triton.cdiv(n_rows, block)
+    parts = torch.empty(grid, dtype=acc, device=y.device)
+    with launch_guard():
+        _target_weight_sum[(grid,)](
+            y, weight if weight is not None else parts, parts, n_rows, n_cls, ignore_index,
+            sizes[1], sizes[2], sizes[3], *ys, BLOCK=block, HAS_W=weight is not None,
+            ACC_T=ACC.get(acc, tl.float32), FLAT=is_flat(sizes),
+            IDX64=needs_int64(sizes, (ys,), block), num_warps=4)
+    return parts.sum()
 
 
 def _acc(dtype: torch.dtype):
@@ -276,16 +320,21 @@ class FusedCrossEntropy(torch.autograd.Function):
         grid = triton.cdiv(n_rows, t.block_r)
         parts = torch.zeros(2 * max(grid, 1), dtype=acc, device=x.device)
         w = weight.contiguous() if weight is not None else coef  # coef: a dummy pointer
+        final = reduction == "mean"
+        wsum = (_target_weight_total(y, w if weight is not None else None, n_rows, n_cls,
+                                     ignore_index, acc) if final and n_rows else None)
         if n_rows:
             with launch_guard():
                 _xent_fwd[(grid,)](
-                    x, y, w, coef, d, loss_rows, parts, n_rows, n_cls, ignore_index,
+                    x, y, w, coef, d, loss_rows, parts, wsum if final else parts, n_rows, n_cls,
+                    ignore_index,
                     sizes[1], sizes[2], sizes[3], *xs, x.stride(1), *ds, d.stride(1), *ys,
                     BLOCK_R=t.block_r, BLOCK_C=t.block_c, SINGLE=t.single,
                     HAS_W=weight is not None, HAS_LS=eps > 0, REDUCE_NONE=reduction == "none",
-                    ACC_T=_acc(x.dtype), FLAT=is_flat(sizes), IDX64=idx64,
+                    ACC_T=_acc(x.dtype), FLAT=is_flat(sizes), IDX64=idx64, FINAL=final,
                     num_warps=t.num_warps)
-        wsum = parts[parts.numel() // 2:].sum()
+        if wsum is None:
+            wsum = parts[parts.numel() // 2:].sum()
         if reduction == "none":
             loss = loss_rows
         elif reduction == "sum":
@@ -294,8 +343,8 @@ class FusedCrossEntropy(torch.autograd.Function):
             total = parts[:parts.numel() // 2].sum()
             loss = torch.where(wsum == 0, torch.full_like(total, float("nan")),
                                total / wsum).to(x.dtype)
-        ctx.d, ctx.y, ctx.wsum = d, y, wsum
-        ctx.meta = (ignore_index, reduction, t, n_rows)
+        ctx.d = d
+        ctx.meta = (reduction, t, n_rows)
         ctx.consumed = False
         return loss
 
@@ -303,22 +352,23 @@ class FusedCrossEntropy(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
         claim_stored_gradient(ctx, "fused_triton")
-        d, y = ctx.d, ctx.y
-        ignore_index, reduction, t, n_rows = ctx.meta
+        d = ctx.d
+        reduction, t, n_rows = ctx.meta
         n_cls = d.shape[1]
         rows = [d.shape[0], *d.shape[2:]]
+        # 'mean' and 'sum' stored the final d: only a scalar g != 1 scales it (UNIT_SKIP)
         g_rows = list(g.stride()) if reduction == "none" else [0] * len(rows)
         g = g.expand(rows) if reduction == "none" else g.reshape(())
-        sizes, (ds, gs, ys) = merge_dims(rows, row_strides(d), g_rows, list(y.stride()))
-        idx64 = needs_int64(sizes, (ds, gs, ys), t.block_r, n_cls, t.block_c, (d.stride(1), 0, 0))
+        sizes, (ds, gs) = merge_dims(rows, row_strides(d), g_rows)
+        idx64 = needs_int64(sizes, (ds, gs), t.block_r, n_cls, t.block_c, (d.stride(1), 0))
         if n_rows:
             grid = (triton.cdiv(n_rows, t.block_r), triton.cdiv(n_cls, t.block_c))
             with launch_guard():
                 _xent_bwd[grid](
-                    d, g, y, ctx.wsum, n_rows, n_cls, ignore_index, sizes[1], sizes[2],
-                    sizes[3], *ds, d.stride(1), *gs, *ys, BLOCK_R=t.block_r, BLOCK_C=t.block_c,
-                    MEAN=reduction == "mean", ACC_T=_acc(d.dtype), FLAT=is_flat(sizes),
-                    IDX64=idx64, num_warps=t.num_warps)
+                    d, g, n_rows, n_cls, sizes[1], sizes[2], sizes[3], *ds, d.stride(1), *gs,
+                    BLOCK_R=t.block_r, BLOCK_C=t.block_c, ACC_T=_acc(d.dtype),
+                    FLAT=is_flat(sizes), IDX64=idx64, UNIT_SKIP=reduction != "none",
+                    num_warps=t.num_warps)
         ctx.d = None
         return d, None, None, None, None, None
 

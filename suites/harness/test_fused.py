@@ -85,6 +85,29 @@ def test_weighted_mean_zero_pattern():
 
 
 @needs_triton
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("upstream", [1.0, -2.5])
+def test_mean_and_sum_store_the_final_gradient_in_the_forward(reduction, upstream):
+    """'mean' and 'sum' write the gradient for an upstream 1 in the forward ('mean': d / W,
+    W from the targets' pre-pass); the backward scales it only when g is not 1 (decided on
+    the device). Both against float64 autograd of `F.cross_entropy`."""
+    from harness.kernels.xent import cross_entropy
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 9, generator=gen, dtype=torch.float64)
+    y = torch.tensor([0, 8, -100, 3, 3, 5])
+    w = torch.rand(9, generator=gen, dtype=torch.float64) + 0.5
+    kw = dict(weight=w.to(DEVICE), reduction=reduction, label_smoothing=0.2)
+    ref = x.clone().requires_grad_()
+    F.cross_entropy(ref, y, weight=w, reduction=reduction, label_smoothing=0.2).backward()
+    mine = x.to(DEVICE).requires_grad_()
+    loss = cross_entropy(mine, y.to(DEVICE), **kw)
+    torch.testing.assert_close(loss.grad_fn.d.cpu(), ref.grad, rtol=1e-12, atol=1e-14)
+    loss.backward(torch.tensor(upstream, dtype=torch.float64, device=DEVICE))
+    torch.testing.assert_close(mine.grad.cpu(), upstream * ref.grad, rtol=1e-12, atol=1e-14)
+
+
+@needs_triton
 def test_does_not_touch_logits_and_backward_once():
     from harness.kernels.xent import cross_entropy
 
@@ -252,18 +275,22 @@ def test_aot_variants_cover_every_gpu_tile_width_flag_and_index_mode():
         assert any((b["BLOCK_R"], b["BLOCK_C"]) == (t.block_r, t.block_c) for b in bwd), t
     assert {f["x_ptr"] for f in fwd} == {"*bf16", "*fp16", "*fp32", "*fp64"}
     for single in (True, False):
-        flags = {(f["HAS_W"], f["HAS_LS"], f["REDUCE_NONE"]) for f in fwd
+        flags = {(f["HAS_W"], f["HAS_LS"], f["REDUCE_NONE"], f["FINAL"]) for f in fwd
                  if f["BLOCK_C"] == layout.GPU_MAX_BLOCK_C and f["SINGLE"] == single}
-        assert len(flags) == 8, single
+        assert flags == {(w, ls, r == "none", r == "mean") for w in (True, False)
+                         for ls in (True, False) for r in ("none", "sum", "mean")}, single
     modes = {(True, True), (True, False), (False, True), (False, False)}
-    for kernel in ("_xent_fwd", "_xent_bwd", "_bce_fwd", "_count_pos"):
+    for kernel in ("_xent_fwd", "_xent_bwd", "_bce_fwd", "_count_pos", "_target_weight_sum"):
         assert {(p["FLAT"], p["IDX64"]) for p in params(kernel)} >= modes - (
-            set() if kernel != "_count_pos" else {(True, False)}), kernel
-    assert {m for b in bwd for m in [b["MEAN"]]} == {True, False}
+            set() if kernel not in ("_count_pos",) else {(True, False)}), kernel
+    assert {b["UNIT_SKIP"] for b in bwd} == {True, False}
+    assert {(p["HAS_W"], p["ACC_T"]) for p in params("_target_weight_sum")} == {
+        (w, acc) for w in (True, False) for acc in ("fp32", "fp64")}
     bce = params("_bce_fwd")
-    assert {(b["HAS_W"], b["HAS_PW"], b["CLASS_W"], b["REDUCE_NONE"]) for b in bce} == {
-        (w, pw, False, none) for w in (True, False) for pw in (True, False)
-        for none in (True, False)} | {(False, False, True, none) for none in (True, False)}
+    reductions = {(True, False), (False, False), (False, True)}  # none, sum, mean (FINAL)
+    assert {(b["HAS_W"], b["HAS_PW"], b["CLASS_W"], b["REDUCE_NONE"], b["FINAL"]) for b in bce} == {
+        (w, pw, False, *r) for w in (True, False) for pw in (True, False) for r in reductions
+    } | {(False, False, True, *r) for r in reductions}
     assert all(b["BLOCK"] == layout.GPU_BLOCK for b in bce)
     assert {b["y_ptr"] for b in bce} >= {"*u8", "*bf16", "*fp32"}
 
