@@ -37,6 +37,8 @@ def _save(fig, path: Path) -> Path:
 # from a hash of its name. A new built-in needs its slot here (test_figures). Two forms of one
 # computation share a hue, dark and light: eager/module, log_softmax+nll/softmax→log,
 # the two compiled multi-class ones.
+# The slots the built-ins had when figures were first committed (so committed figures and
+# new ones agree); a built-in added later needs no entry: it takes a spare colour by name.
 FIXED_COLOURS = {
     "eager": 0, "module": 1, "logsoftmax_nll": 2, "softmax_log_nll": 3, "scratch": 4,
     "compiled_eager": 6, "compiled_logsoftmax_nll": 7, "fused_triton": 8, "liger": 10,

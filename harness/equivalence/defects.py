@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import HypothesisException, NoSuchExample
 
 from harness.contenders import Contender
+from harness.equivalence import properties as checks
 from harness.problem import strategies
 from harness.problem.case import Case, CaseError
 from harness.problem.families import family
@@ -180,8 +181,20 @@ EVERY = "any case"  # the class of a contender that fails everything
 # findings about the values, each family with the features that may name its classes:
 # MONAI's float32 output on float64 and half inputs otherwise joined its reduction defects
 # into classes named by neither.
-FAMILIES_OF_PROPERTIES = ((("loss", "grad", "nonfinite", "inputs"), FEATURES),
-                          (("meta",), META_FEATURES))
+META_PROPERTIES = ("meta",)
+
+
+def property_families(properties: tuple[str, ...] | None = None) -> tuple[tuple[tuple[str, ...], dict], ...]:
+    """(properties, features) per family, derived from ``properties``: `meta` apart, every
+    other property — a new one too, with no edit here — a finding about the values
+    (`suites/harness/test_defects.py`)."""
+    if properties is None:
+        properties = checks.PROPERTIES  # read now: a property added since import is included
+    values = tuple(p for p in properties if p not in META_PROPERTIES)
+    metas = tuple(p for p in properties if p in META_PROPERTIES)
+    return tuple((props, features) for props, features in ((values, FEATURES), (metas, META_FEATURES))
+                 if props)
+
 
 
 def distinct_defects(contender: Contender, results: list[tuple[Case, dict]],
@@ -192,10 +205,10 @@ def distinct_defects(contender: Contender, results: list[tuple[Case, dict]],
     once (a sum that returns the mean fails loss and gradient, and nonfinite where all
     targets are ignored), so cases are grouped by whether any of them fails, each class
     naming the properties that fail in it; `meta` is grouped on its own
-    (`FAMILIES_OF_PROPERTIES`)."""
+    (`property_families`)."""
     out: list[DefectClass] = []
     present = list(results[0][1]) if results else []
-    for family_props, features in FAMILIES_OF_PROPERTIES:
+    for family_props, features in property_families():
         props = tuple(p for p in family_props if p in present)
         if props:
             out += _classes(contender, results, props, features, fails)

@@ -4,11 +4,14 @@ counts, per-class weights and the upstream gradient, on a device and in a memory
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from harness.problem.case import Case
 from harness.problem.weights import class_weights
+
+if TYPE_CHECKING:  # annotations only: case.py reaches this module through families.py
+    from harness.problem.case import Case
 
 
 # ---- tensors --------------------------------------------------------------------------

@@ -70,3 +70,16 @@ def test_a_float32_result_for_every_other_dtype_is_one_meta_class() -> None:
     failed = [Case(n=4, c=3, dtype=d, seed=s) for d in ("f64", "f16", "bf16") for s in range(3)]
     passed = [Case(n=4, c=3, seed=s) for s in range(4)]
     assert classify(failed, passed, META_FEATURES) == [("a dtype other than float32", failed)]
+
+
+def test_a_new_property_joins_the_value_findings_without_an_edit_here(monkeypatch) -> None:
+    """The README's recipe adds a property to `PROPERTIES` and its check; the defect report
+    then groups it with loss, gradient, non-finite and inputs, and `meta` stays apart."""
+    from harness.equivalence import properties
+    from harness.equivalence.defects import FEATURES, property_families
+
+    monkeypatch.setattr(properties, "PROPERTIES", (*properties.PROPERTIES, "calibration"))
+    families = property_families()
+    assert families == ((("loss", "grad", "nonfinite", "inputs", "calibration"), FEATURES),
+                        (("meta",), META_FEATURES))
+    assert property_families(("loss",)) == ((("loss",), FEATURES),)
