@@ -1,7 +1,8 @@
 """The benchmark record and the run's stamp: what every timed benchmark keeps in pytest-benchmark's
 ``extra_info``, declared once. The benchmark procedure writes it
 (`harness.benchmark.fixture`, run by ``suites/contenders/test_bench.py``), the loader reads
-its fields as columns (`harness.analysis.load`), and the fake runs of the harness's tests build it too, so a new column is one field here.
+its fields as columns (`harness.analysis.load`), and the fake runs of the harness's tests
+build it too, so a new column is one field here.
 
 Fields typed ``float`` or ``int`` become numeric columns; ``case`` (the case's fields)
 is expanded into ``case_*`` columns; dict-valued fields are stored as JSON text."""
