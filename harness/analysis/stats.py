@@ -38,7 +38,9 @@ def median(x: ArrayLike) -> float:
 
 
 def quartiles(x: ArrayLike) -> tuple[float, float]:
-    """(Q1, Q3) by linear interpolation, the convention pytest-benchmark uses too."""
+    """(Q1, Q3) by linear interpolation (numpy's default). Not pytest-benchmark's own: its
+    ``q1``/``q3`` take the median of each half (an even count) or a weighted pair of
+    neighbours (an odd one), so its IQR can differ from this one on a few rounds."""
     a = _arr(x)
     if not a.size:
         return math.nan, math.nan

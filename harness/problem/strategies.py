@@ -26,12 +26,11 @@ from harness.problem.weights import NEGATIVE_WEIGHT_SCHEMES, SCHEMES, is_defined
 from harness.rounding import round_sig
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-settings.register_profile("ci", max_examples=200, derandomize=True, database=None, deadline=None,
-                          print_blob=True, suppress_health_check=_SLOW_OK)
-settings.register_profile("dev", max_examples=60, deadline=None, print_blob=True,
-                          suppress_health_check=_SLOW_OK)
-settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True,
-                          suppress_health_check=_SLOW_OK)
+# What every profile shares; each profile says only how it differs (Hypothesis's parent=).
+_BASE = settings(deadline=None, print_blob=True, suppress_health_check=_SLOW_OK)
+settings.register_profile("ci", parent=_BASE, max_examples=200, derandomize=True, database=None)
+settings.register_profile("dev", parent=_BASE, max_examples=60)
+settings.register_profile("thorough", parent=_BASE, max_examples=2000)
 DEFAULT_PROFILE = "ci"
 # Compiled contenders: examples per property per profile (each is a real compiled call).
 COMPILED_EXAMPLES = {"ci": 30, "dev": 15, "thorough": 150}
