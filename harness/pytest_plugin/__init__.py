@@ -1,19 +1,19 @@
 """The pytest layer, hooks and fixtures only: options (written once in `harness.options`),
-parametrisation by contender and benchmark item, the run's state in one `XentSession` on
-the config (``xent`` fixture), passes and shards of the collection, the JSON stamp and the
-end-of-run summary. The only package of the harness that pytest hooks live in."""
+whether the run is xentbench's (`ownership`), parametrisation by contender and benchmark
+item, passes and shards of the collection, pooling. What the hooks call lives beside them:
+the run's state and its behaviour in one `XentSession` on the config (``xent`` fixture,
+`session`), the end-of-run summaries and the defect search (`summary`), extra processes
+(`processes`). The only module of the harness that pytest hooks live in."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 import platform
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,20 +21,15 @@ from hypothesis import settings
 
 from harness import contenders as registry
 from harness import options
-from harness.analysis import tables
 from harness.analysis.accuracy import AccuracyLog
-from harness.atomic import atomic_write_text
 from harness.benchmark import passes
 from harness.benchmark.case_sets import MODES, ROUND_TIME, bench_cases
-from harness.benchmark.record import machine_info_stamp
 from harness.benchmark.timing import copy_samples, fidelity_check, reserve_flush_buffer
 from harness.contenders import ContenderError
-from harness.equivalence.runner import repro_command
-from harness.equivalence.verdicts import check_contenders, defects_of
 from harness.kernels import interpret_without_cuda
 from harness.problem import strategies
 from harness.problem.families import FAMILIES
-from harness.pytest_plugin import processes, shard
+from harness.pytest_plugin import processes, shard, summary
 from harness.pytest_plugin.ownership import OWN_RUN, is_own_item, targets_own_suites
 from harness.pytest_plugin.session import (
     CASES_CHECKED,
@@ -130,7 +125,8 @@ def _new_session(config: pytest.Config) -> XentSession:
     accuracy = (AccuracyLog(device=device, torch=torch.__version__)
                 if config.getoption("accuracy_out") else None)
     seconds = config.getoption("bench_deadline")
-    return XentSession(accuracy=accuracy, passes=passes.PassLog(passes=wanted if timing else 1),
+    return XentSession(accuracy=accuracy, device=device,
+                       passes=passes.PassLog(passes=wanted if timing else 1),
                        call_timeout=config.getoption("call_timeout"),
                        started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        deadline=time.monotonic() + seconds if seconds else None)
@@ -398,7 +394,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Each process (xdist worker or not) writes its own accuracy file into the folder;
     `python -m harness report --accuracy DIR` merges them. A run whose every benchmark
     failed still writes its JSON (`save_untimed_run`)."""
-    save_untimed_run(session.config)
+    session_of(session.config).save_untimed_run(session.config)
     out = session.config.getoption("accuracy_out", None)
     log = session_of(session.config).accuracy
     if log is None or not out or not log.cells:
@@ -409,61 +405,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    """After pytest-benchmark's tables: the cases checked, the benchmark notes, and one
-    warning naming every benchmark whose timing cannot be trusted, and why."""
+    """After pytest-benchmark's tables: the run's summaries (`harness.pytest_plugin.summary`)."""
     xent = session_of(config)
-    _cases_summary(terminalreporter, xent)
-    if config.getoption("defects") and xent.failed_contenders:
-        _defects_summary(terminalreporter, config, xent)
-    if not xent.unstable:
-        return
-    terminalreporter.section("xentbench: unstable benchmarks", yellow=True)
-    for name, reason in xent.unstable:
-        terminalreporter.write_line(f"{name}: {reason}")
-    terminalreporter.write_line(
-        f"WARNING: {len(xent.unstable)} benchmark(s) unstable: their medians may be wrong; "
-        "rerun on a quiet machine (see docs/benchmarking.md, 'Timing you can trust')",
-        yellow=True, bold=True)
-
-
-def _defects_summary(terminalreporter, config: pytest.Config, xent: XentSession) -> None:
-    """``--defects``: one Hypothesis counterexample per property hides a second defect;
-    here every contender that failed is checked on its option grid and 60 generated cases
-    and each distinct defect is shrunk to its own case (`harness.equivalence.defects`)."""
-    device = resolve_device(config.getoption("device"))
-    terminalreporter.section("xentbench: every distinct defect")
-    for contender in (c for f in FAMILIES for c in _contenders(config, f)
-                      if c.name in xent.failed_contenders):
-        results = check_contenders([contender], [], 60, device, timeout=xent.call_timeout)
-        classes = defects_of(contender, results, device, xent.call_timeout)
-        terminalreporter.write_line(tables.defect_report(
-            contender.name, classes, lambda case, c=contender: repro_command(c, case)))
-
-
-def _cases_summary(terminalreporter, xent: XentSession) -> None:
-    if xent.notes or xent.failures:
-        terminalreporter.section("xentbench: benchmark notes")
-        for line in xent.notes:
-            terminalreporter.write_line(line)
-        for f in xent.failures:
-            terminalreporter.write_line(f"FAILED {f['contender']} on {f['case_id']} {f['mode']}: "
-                                        f"{f['error']}")
-    if not xent.cases_checked:
-        return
-    terminalreporter.section("xentbench: generated cases checked per test")
-    for nodeid, n in sorted(xent.cases_checked.items()):
-        terminalreporter.write_line(f"{n:6d}  {nodeid.split('::', 1)[-1]}")
-    totals: dict[str, list[int]] = {}
-    for (_, name), (compiles, runs) in xent.compiles.items():
-        total = totals.setdefault(name, [0, 0, 0])
-        total[0] += compiles
-        total[1] += max(compiles - 1, 0)
-        total[2] += runs
-    processes = len({worker for worker, _ in xent.compiles})
-    for name, (compiles, recompiles, runs) in sorted(totals.items()):
-        terminalreporter.write_line(
-            f"{name}: {compiles} compiles ({recompiles} recompiles), {runs} compiled calls, "
-            f"in {processes} process(es) (a fallback to eager fails its test)")
+    contenders = [c for f in FAMILIES for c in _contenders(config, f)] if own_run(config) else []
+    summary.write(terminalreporter, xent, contenders, resolve_device(config.getoption("device")),
+                  search_defects=config.getoption("defects"))
 
 
 # ---- pytest-benchmark's hooks: the machine and the JSON stamp --------------------------
@@ -492,42 +438,4 @@ def _nvidia_driver() -> str | None:
 
 def pytest_benchmark_update_json(config, benchmarks, output_json: dict) -> None:
     if own_run(config):
-        output_json["xentbench"] = run_stamp(config)
-
-
-def save_untimed_run(config: pytest.Config) -> None:
-    """pytest-benchmark saves nothing when no benchmark was timed ("Not saving anything"),
-    so a run whose every contender failed its check left no record of why. Then the JSON
-    asked for holds no benchmarks and the stamp with the failures: `report` and `compare`
-    show them, `harness bench` prints its summary, a pooled run's extra process tells the
-    parent. (Runs after pytest-benchmark's own save: its hook wraps this one.)"""
-    bs = getattr(config, "_benchmarksession", None)
-    failures = session_of(config).failures
-    if bs is None or not bs.json or bs.benchmarks or bs.disabled or not failures:
-        return
-    # pytest-benchmark's own sequence of hooks (its handle_saving), our stamp included
-    commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
-    config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
-    doc = config.hook.pytest_benchmark_generate_json(config=config, benchmarks=[], include_data=True,
-                                                     machine_info=bs.get_machine_info(),
-                                                     commit_info=commit_info)
-    config.hook.pytest_benchmark_update_json(config=config, benchmarks=[], output_json=doc)
-    atomic_write_text(Path(bs.json), json.dumps(doc, indent=1, default=str))
-
-
-def run_stamp(config: pytest.Config) -> dict:
-    """The ``xentbench`` key of the run's JSON: machine, options, failures, notes, timer
-    check, unstable count."""
-    xent = session_of(config)
-    run_id = config.getoption("run_id") or os.environ.get("XENTBENCH_RUN_ID")
-    return {
-        **machine_info_stamp(run_id, config.getoption("shard")),
-        "bench_size": config.getoption("bench_size"),
-        "device": resolve_device(config.getoption("device")),
-        "failures": list(xent.failures),
-        "notes": list(xent.notes),
-        "threads": xent.threads if xent.threads is not None else torch.get_num_threads(),
-        "fidelity": xent.fidelity,
-        "unstable": len(xent.unstable),
-        "started": xent.started,  # pytest-benchmark's "datetime" is when the file was saved
-    }
+        output_json["xentbench"] = session_of(config).stamp(config)

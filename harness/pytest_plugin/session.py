@@ -1,18 +1,25 @@
 """The run's state, one object per pytest session kept on the config (as pytest-benchmark
-keeps its ``BenchmarkSession``): what the end-of-run summary and the JSON stamp report.
-Tests reach it through the ``xent`` fixture; nothing is kept in module globals."""
+keeps its ``BenchmarkSession``), with its behaviour: tallying reports, the JSON stamp,
+saving a run nothing was timed in. Tests reach it through the ``xent`` fixture; nothing is
+kept in module globals."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from harness.analysis.accuracy import AccuracyLog
+from harness.atomic import atomic_write_text
 from harness.benchmark.passes import PassLog
+from harness.benchmark.record import machine_info_stamp
 
 CASES_CHECKED = "xentbench_cases_checked"  # user property: generated cases one test checked
 COMPILE_STATS = "xentbench_compile_stats"  # user property: (process, contender, compiles, calls)
@@ -35,6 +42,7 @@ class XentSession:
     announced_pass: int = -1                     # the last pass whose start was printed
     started: str = ""                            # UTC time the session started (the stamp's)
     deadline: float | None = None                # --bench-deadline: time.monotonic() to stop at
+    device: str = "cpu"                          # where this session's contenders run
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -76,6 +84,42 @@ class XentSession:
         """A benchmark that raised or failed its check: kept in the JSON and the summary."""
         self.failures.append({"name": nodeid, "contender": contender, "case_id": case_id,
                               "mode": mode, "error": error})
+
+
+    def stamp(self, config: pytest.Config) -> dict:
+        """The ``xentbench`` key of the run's JSON: machine, options, failures, notes, timer
+        check, unstable count."""
+        run_id = config.getoption("run_id") or os.environ.get("XENTBENCH_RUN_ID")
+        return {
+            **machine_info_stamp(run_id, config.getoption("shard")),
+            "bench_size": config.getoption("bench_size"),
+            "device": self.device,
+            "failures": list(self.failures),
+            "notes": list(self.notes),
+            "threads": self.threads if self.threads is not None else torch.get_num_threads(),
+            "fidelity": self.fidelity,
+            "unstable": len(self.unstable),
+            "started": self.started,  # pytest-benchmark's "datetime" is when the file was saved
+        }
+
+    def save_untimed_run(self, config: pytest.Config) -> None:
+        """pytest-benchmark saves nothing when no benchmark was timed ("Not saving
+        anything"), so a run whose every contender failed its check left no record of why.
+        Then the JSON asked for holds no benchmarks and the stamp with the failures: `report`
+        and `compare` show them, `harness bench` prints its summary, a pooled run's extra
+        process tells the parent. (Runs after pytest-benchmark's own save: its hook wraps
+        the caller's.)"""
+        bs = getattr(config, "_benchmarksession", None)
+        if bs is None or not bs.json or bs.benchmarks or bs.disabled or not self.failures:
+            return
+        # pytest-benchmark's own sequence of hooks (its handle_saving), our stamp included
+        commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
+        config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
+        doc = config.hook.pytest_benchmark_generate_json(config=config, benchmarks=[], include_data=True,
+                                                         machine_info=bs.get_machine_info(),
+                                                         commit_info=commit_info)
+        config.hook.pytest_benchmark_update_json(config=config, benchmarks=[], output_json=doc)
+        atomic_write_text(Path(bs.json), json.dumps(doc, indent=1, default=str))
 
 
 SESSION = pytest.StashKey[XentSession]()
