@@ -139,14 +139,24 @@ def _validated(family: str, caps: Capabilities | None, sizes: Sizes) -> None:
         raise TypeError(f"sizes={sizes!r}: pass a strategies.Sizes, e.g. strategies.SMALL")
 
 
+# What only the drawn tensors tell, so the strategies cannot honour it while drawing:
+# `for_contender` filters it after the draw (`Contender.case_gaps`' wording).
+FILTERED_AFTER_DRAW = ("a per-element weight",)
+
+
+def unfiltered_for_contender(contender, sizes: Sizes = SMALL) -> st.SearchStrategy[Case]:
+    """`for_contender` before its after-draw filter: what the strategies draw from the
+    contender's capabilities alone (`test_capability_gaps_are_visible` holds them to it)."""
+    if getattr(contender, "compiled", None) is not None:
+        return SIGNATURE_CASES[contender.family](caps=contender.caps, sizes=sizes)
+    return cases(family=contender.family, caps=contender.caps, sizes=sizes)
+
+
 def for_contender(contender, sizes: Sizes = SMALL) -> st.SearchStrategy[Case]:
     """The cases ``contender`` (anything with ``family``, ``caps`` and ``compiled``)
     declares it handles: `cases` for an eager one, the compile signatures for a compiled
     one (`signature_cases`, `binary_signature_cases`)."""
-    if getattr(contender, "compiled", None) is not None:
-        drawn = SIGNATURE_CASES[contender.family](caps=contender.caps, sizes=sizes)
-    else:
-        drawn = cases(family=contender.family, caps=contender.caps, sizes=sizes)
+    drawn = unfiltered_for_contender(contender, sizes)
     gaps = getattr(contender, "case_gaps", None)
     # what only the drawn tensors tell (a binary weight's form) is filtered after the draw
     return drawn.filter(lambda case: not gaps(case)) if gaps else drawn

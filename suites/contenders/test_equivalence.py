@@ -12,6 +12,7 @@ import pytest
 
 from harness.equivalence.properties import PROPERTIES
 from harness.equivalence.runner import property_search
+from harness.problem import strategies
 
 
 @pytest.mark.parametrize("prop", PROPERTIES)
@@ -22,8 +23,15 @@ def test_multiclass_property(contender, prop, device, count_case, xent):
 
 
 def test_capability_gaps_are_visible(contender, device):
-    """Cases outside a contender's declared capabilities are never generated for it;
-    this test makes the gap visible as a skip with its reason."""
+    """The strategies honour a contender's declared capabilities while drawing (only
+    `strategies.FILTERED_AFTER_DRAW` is left to the filter after the draw): 20 cases
+    drawn for it fall in none of its gaps. Then the gaps are shown as a skip with their
+    reason."""
+    drawn = strategies.draw_cases(strategies.unfiltered_for_contender(contender), 20)
+    outside = [(case.id, gaps) for case in drawn
+               if (gaps := [g for g in contender.case_gaps(case)
+                            if g not in strategies.FILTERED_AFTER_DRAW])]
+    assert not outside, outside[:3]
     gaps = contender.caps.gaps()
     if why := contender.unavailable(device):
         gaps.insert(0, why)
