@@ -7,17 +7,20 @@ and π = pos_weight broadcast to x (1 where None),
     d_n = ω_n·[(1 - y_n)·σ(x_n) - π_n·y_n·σ(-x_n)]              (∂l_n/∂x_n)
     none: l_n    sum: Σ l_n    mean: Σ l_n / numel
 
-One forward kernel writes l (or per-program partial sums) and d; the backward is the
-multi-class scaling kernel with one class. Broadcast ω and π are read through stride-0
-views, never materialised. ``softplus`` and σ are built from e = exp(-|x|) alone (log1p via
-log(1+e)·e/((1+e)-1), exact for e ≤ 1): libdevice's log1p is unavailable in the interpreter.
+One forward kernel writes l (or per-program partial sums) and the gradient — for 'mean'
+d / normaliser, the final gradient for an upstream 1 — and the backward is the multi-class
+scaling kernel with one class, which does nothing when a scalar upstream g is 1.
+Broadcast ω and π are read through stride-0 views, never materialised. ``softplus`` and σ
+are built from e = exp(-|x|) alone (log1p via log(1+e)·e/((1+e)-1), exact for e ≤ 1):
+libdevice's log1p is unavailable in the interpreter.
 
 `inverse_freq` adds the seed's per-batch weights computed on the device: a pre-pass counts
 positives (1 byte per pixel for uint8 targets), [w0, w1] = `harness.problem.weights.inverse_freq` of
 those counts is formed with tensor ops (no host sync), and the main kernel weights each
 element by w_{y_n}. Traffic per pixel (b = logit bytes, t = target bytes): pre-pass t,
-forward b + t + b (write d), backward 2b — for bf16 logits and uint8 targets 10 bytes, vs
-2·(2·b) + 8 + 4·b = 24 for 2-class `cross_entropy` with int64 targets done the same way.
+forward b + t + b (write d), backward 2b only when g != 1 — for bf16 logits, uint8
+targets and `loss.backward()` 6 bytes, vs 2·(2·b) + 8 = 16 for 2-class `cross_entropy`
+with int64 targets done the same way.
 """
 
 from __future__ import annotations

@@ -4,10 +4,12 @@ then fwd+bwd time, achieved bandwidth (by the traffic model) against a measured 
     python -m harness.kernels.microbench            # CUDA: the real check (~1-2 minutes)
     TRITON_INTERPRET=1 python -m harness.kernels.microbench --smoke   # CPU: tiny, untimed
 
-Traffic model `fused_bytes` (bytes per call, fwd + bwd; P positions, C classes, b logit
-bytes, t target bytes): what the fused kernels' two passes move, so re-reads (the second
-class pass when C > one block) count against the kernel: fused_triton 4·P·C·b + P·t;
-inverse-frequency variant 4·P·b + 2·P·t. It is not the reports' model
+Traffic model `fused_bytes` (bytes per call, fwd + bwd with 'mean' and an upstream
+gradient of 1, as timed here; P positions, C classes, b logit bytes, t target bytes): what
+the fused kernels move, so re-reads (the second class pass when C > one block) count
+against the kernel: fused_triton 2·P·C·b + 2·P·t (W's pre-pass over the targets, then one
+pass writing the final gradient; the backward moves nothing); inverse-frequency variant
+2·P·b + 2·P·t (the positive count's pre-pass, then the same). It is not the reports' model
 (`harness.benchmark.traffic.min_bytes`, the least any implementation must move), so this
 script's "% of peak" and a report's are not comparable; rows say which they use.
 """
@@ -23,9 +25,10 @@ import torch.nn.functional as F
 
 
 def fused_bytes(positions: int, classes: int, logit_bytes: int, target_bytes: int) -> int:
-    """Bytes one fused fwd+bwd call moves (module docstring): logits read twice, the
-    gradient written and read back once more, targets read once."""
-    return 4 * positions * classes * logit_bytes + positions * target_bytes
+    """Bytes one fused fwd+bwd call moves under 'mean' with an upstream gradient of 1
+    (module docstring): the targets read twice (pre-pass, forward), the logits read once
+    and the final gradient written once; the backward only reads g."""
+    return 2 * positions * classes * logit_bytes + 2 * positions * target_bytes
 
 
 def _time_ms(fn, reps: int) -> float:
@@ -104,7 +107,7 @@ def binary_rows(shapes, dtype, device, reps, smoke, p=0.05):
             y64 = y8.long()
             row["two_class_eager_ms"] = _time_ms(
                 _fwd_bwd(F.cross_entropy, two, y64, weight=w.to(dtype)), reps)
-            row["traffic_bytes"] = fused_bytes(positions, 1, x.element_size(), 2)
+            row["traffic_bytes"] = fused_bytes(positions, 1, x.element_size(), y8.element_size())
             row["traffic_model"] = "fused_bytes"
             row["bw_bytes_per_s"] = row["traffic_bytes"] / (row["ms"] * 1e-3)
         out.append(row)

@@ -1,5 +1,5 @@
 r"""Fused multi-class cross-entropy: one forward kernel writes the per-row loss (or its
-partial sums) *and* the unscaled gradient; the backward kernel only scales it.
+partial sums) *and* the gradient; the backward kernel scales it only when it must.
 
 For row n with target y, class weights w (ones when absent), smoothing ε, C classes and
 lse = logsumexp_c x_nc (computed online over class blocks, in fp32 — fp64 for fp64 input):
@@ -7,17 +7,21 @@ lse = logsumexp_c x_nc (computed online over class blocks, in fp32 — fp64 for 
     loss_n = (1-ε)·w_y·(lse - x_y) + (ε/C)·(Σ_c w_c · lse - Σ_c w_c x_c)
     d_nk   = p_nk·[(1-ε)·w_y + (ε/C)·Σ_c w_c] - [(1-ε)·w_y·[k=y] + (ε/C)·w_k],  p = e^{x-lse}
 
-both zero on ignored rows. The forward stores d (the gradient of Σ loss_n, in the logits'
-dtype) in a buffer of its own, never in the logits. Backward multiplies d by the row's
-factor: the upstream gradient g_n ('none'), g ('sum') or g / W ('mean', W = Σ w_y over
-non-ignored rows, reduced from per-program partials — deterministic, no atomics). When
-W = 0 the backward kernel, branching on W read from device memory (no host sync), writes
-NaN on non-ignored rows and 0 on ignored ones: PyTorch's contract.
+both zero on ignored rows. The forward stores the gradient in the logits' dtype in a
+buffer of its own, never in the logits: for 'sum' d itself, for 'mean' d / W (W = Σ w_y
+over non-ignored rows, from a pre-pass over the targets, `_target_weight_sum`, reduced
+from per-program partials — deterministic, no atomics), which are the final gradients
+for an upstream gradient of 1. When W = 0 the forward, branching on W read from device
+memory (no host sync), writes NaN on non-ignored rows and 0 on ignored ones: PyTorch's
+contract. For 'none' it stores d. The backward multiplies in place by the upstream
+gradient: g_n per row ('none'), or a scalar g ('sum', 'mean'), skipped on the device
+when g = 1 (the kernel reads g and stops: `loss.backward()` moves no gradient bytes).
 
-Traffic per position (b = bytes of a logit, t = bytes of a target), C classes:
-forward reads C·b + t, writes C·b (+ b for 'none'); backward reads and writes C·b in
-place (+ t only when W = 0). Total ≈ 4·C·b + t. When C > BLOCK_C the forward reads the
-logits twice (two passes over class blocks), ≈ 5·C·b + t.
+Traffic per position (b = bytes of a logit, t = bytes of a target), C classes: forward
+reads C·b + t, writes C·b (+ b for 'none'); 'mean''s pre-pass reads t (and w_y); the
+backward reads and writes C·b in place unless g = 1 ('sum', 'mean'). With g = 1:
+'mean' ≈ 2·C·b + 2·t, 'sum' ≈ 2·C·b + t; 'none' ≈ 4·C·b + t. When C > BLOCK_C the forward
+reads the logits twice (two passes over class blocks), + C·b.
 """
 
 from __future__ import annotations
