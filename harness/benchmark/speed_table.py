@@ -421,20 +421,20 @@ def compiled_bytes(s: Sizes, mode: str) -> int:
 
 
 def fused_bytes(s: Sizes, mode: str) -> int:
-    """harness.kernels.xent as its docstring states: the forward reads the logits and
-    targets and writes the unscaled gradient (2·PCb + Pt; the logits read twice when
-    C > FUSED_BLOCK_C, +PCb); the backward scales that gradient in place (2·PCb). fwd_bwd
-    ≈ 4·PCb + Pt, 5·PCb + Pt above one class block. Binary (harness.kernels.bce): forward
-    reads x and y and writes d (E·(2b + t)), backward scales d (2·E·b): 4·E·b + E·t; the
-    per-call inverse-frequency pre-pass reads the targets once more (+E·t). Multi-class
-    per-call weights come from the eager helper: C·P·t."""
+    """harness.kernels.xent as its docstring states, for the table's reductions ('mean',
+    'sum') and ``loss.backward()`` (an upstream gradient of 1): the forward reads the
+    logits and targets and writes the final gradient (2·PCb + Pt; the logits read twice
+    when C > FUSED_BLOCK_C, +PCb), after a pre-pass over the targets that sums W for
+    'mean' (+Pt); the backward reads g, finds 1 and moves nothing. fwd_bwd ≈ 2·PCb + 2·Pt,
+    3·PCb + 2·Pt above one class block. Binary (harness.kernels.bce): pre-pass E·t,
+    forward reads x and y and writes d (E·(2b + t)), backward nothing: 2·E·b + 2·E·t; the
+    per-call inverse-frequency weights come from that same pre-pass. Multi-class per-call
+    weights come from the eager helper: C·P·t. fwd alone runs the same kernels."""
     pcb = s.p * s.c * s.b
     if s.c == 1:
-        fwd, per_call = s.p * (2 * s.b + s.t), s.p * s.t if s.per_call else 0
-    else:
-        fwd = (3 if s.c > FUSED_BLOCK_C else 2) * pcb + s.p * s.t
-        per_call = s.c * s.p * s.t if s.per_call else 0
-    return fwd + per_call + (2 * pcb if mode == "fwd_bwd" else 0)
+        return s.p * (2 * s.b + 2 * s.t)
+    fwd = (3 if s.c > FUSED_BLOCK_C else 2) * pcb + 2 * s.p * s.t
+    return fwd + (s.c * s.p * s.t if s.per_call else 0)
 
 
 def liger_inplace_bytes(s: Sizes, mode: str) -> int:
