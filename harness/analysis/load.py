@@ -10,6 +10,10 @@ Shards are recognised so: files that carry the same explicit run id (the
 ``machine_info["xentbench"]["run_id"]`` stamp, see `machine_info_stamp`), or, without a
 stamp, the same commit, torch version and hardware, with disjoint benchmark names. Two
 full runs of one commit overlap, so they stay two runs.
+
+Loading only: the frame goes out as ``runs.csv`` / ``runs.parquet`` through
+`harness.analysis.writers`, and which contender a speedup is relative to is
+`harness.analysis.report`'s (`is_reference`).
 """
 
 from __future__ import annotations
@@ -23,24 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.atomic import atomic_path, atomic_write_text
 from harness.benchmark import record
 from harness.benchmark.record import SCHEMA_VERSION, STAMP_KEY, stamp_of
-from harness.problem.families import FAMILIES, MULTICLASS
-
-
-def reference_of(family) -> str:
-    """The reference contender of a family (`Family.reference`; the multi-class one when
-    the family is unknown, as in files from before the binary family)."""
-    return FAMILIES.get(family, MULTICLASS).reference if isinstance(family, str) else MULTICLASS.reference
-
-
-def is_reference(df: pd.DataFrame) -> pd.Series:
-    """Rows whose contender is the reference of their own family: `eager` for multi-class
-    cases, `bce_logits` (BCEWithLogitsLoss) for binary ones."""
-    families = df["family"] if "family" in df else pd.Series(None, index=df.index, dtype=object)
-    return df["contender"] == families.map(reference_of)
-
 
 STAT_KEYS = ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3", "rounds",
              "iterations", "ops", "total")
@@ -363,38 +351,3 @@ def runs_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def _join_unique(values: pd.Series) -> str:
     return ",".join(str(v) for v in dict.fromkeys(values.dropna()))
-
-
-# ---- writing -------------------------------------------------------------------------
-def _flat(df: pd.DataFrame) -> pd.DataFrame:
-    """Lists (raw rounds) as JSON text, so that CSV and Parquet hold plain columns."""
-    out = df.copy()
-    out["data"] = [json.dumps(d) if isinstance(d, list) else None for d in out["data"]]
-    return out
-
-
-def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
-    """``runs.csv``: the tidy frame, raw rounds as JSON text in the ``data`` column."""
-    return atomic_write_text(path, _flat(df).to_csv(index=False))
-
-
-def write_parquet(df: pd.DataFrame, path: str | Path) -> Path | None:
-    """``runs.parquet`` when pyarrow is installed; None (and nothing written) otherwise."""
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return None
-    flat = _flat(df)
-    for col in flat.columns:  # mixed-type object columns are not Parquet-able
-        if flat[col].dtype == object:
-            flat[col] = flat[col].map(lambda v: None if v is None else str(v))
-    with atomic_path(path) as tmp:
-        flat.to_parquet(tmp, index=False)
-    return Path(path)
-
-
-def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read back a ``runs.csv`` with raw rounds as lists again."""
-    df = pd.read_csv(path)
-    df["data"] = [json.loads(d) if isinstance(d, str) else None for d in df["data"]]
-    return df

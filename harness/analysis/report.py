@@ -2,9 +2,10 @@
 several machines side by side, as ``tables.md``, ``runs.csv`` (+ Parquet with pyarrow)
 and PNG plots.
 
-This module derives the numbers (noise, speedups, winners, the points to plot); the
-markdown text itself comes from `harness.analysis.tables` and the figures from `harness.analysis.plots`,
-which compute nothing.
+This module derives the numbers (noise, speedups against the family's reference, winners,
+the points to plot); the markdown text itself comes from `harness.analysis.tables`, the
+page from `harness.analysis.html`, the figures from `harness.analysis.plots` and the CSV
+and Parquet files from `harness.analysis.writers`, which compute nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import stats, tables
-from harness.analysis.load import is_reference, load, runs_table, write_csv, write_parquet
+from harness.analysis.html import html_page
+from harness.analysis.load import load, runs_table
 from harness.analysis.plots import (
     plot_accuracy,
     plot_bandwidth,
@@ -24,8 +26,27 @@ from harness.analysis.plots import (
     plot_speedup,
     plot_time_vs_size,
 )
+from harness.analysis.writers import write_csv, write_parquet
 from harness.atomic import atomic_write_text
 from harness.benchmark.case_sets import landmark_names, landmarks
+from harness.problem.families import FAMILIES, MULTICLASS
+
+
+# ---- the reference every speedup is relative to ---------------------------------------
+# Here, beside `enrich` and `speedup_points`, its only users: which contender a speedup is
+# relative to is part of deriving speedups, not of loading files.
+def reference_of(family) -> str:
+    """The reference contender of a family (`Family.reference`; the multi-class one when
+    the family is unknown, as in files from before the binary family)."""
+    return FAMILIES.get(family, MULTICLASS).reference if isinstance(family, str) else MULTICLASS.reference
+
+
+def is_reference(df: pd.DataFrame) -> pd.Series:
+    """Rows whose contender is the reference of their own family: `eager` for multi-class
+    cases, `bce_logits` (BCEWithLogitsLoss) for binary ones
+    (test_each_family_has_its_own_reference)."""
+    families = df["family"] if "family" in df else pd.Series(None, index=df.index, dtype=object)
+    return df["contender"] == families.map(reference_of)
 
 
 # ---- derived numbers -----------------------------------------------------------------
@@ -383,5 +404,5 @@ def write_report(paths: list[str], out: str | Path, accuracy_paths: list[str] | 
     written += [parquet] if parquet else []
     written += figures
     written.append(atomic_write_text(out / "report.html",
-                                     tables.html_page(markdown, [(f.name, f.read_bytes()) for f in figures])))
+                                     html_page(markdown, [(f.name, f.read_bytes()) for f in figures])))
     return written

@@ -69,6 +69,7 @@ def test_a_click_on_a_header_sorts_the_table_by_value(tmp_path):
     """Times sort by value across units, a dash last; a second click reverses, the dash
     still last. The page's own script runs in the browser; the click is scripted."""
     from harness.analysis import tables
+    from harness.analysis.html import html_page
 
     md = tables.md_table(["contender", "median", "× ref"],
                          [["a", "1.2 s", "×0.5"], ["b", "36 ms", "×2"], ["c", "-", "-"],
@@ -77,7 +78,7 @@ def test_a_click_on_a_header_sorts_the_table_by_value(tmp_path):
     orders = []
     for n in (1, 2):
         page = tmp_path / f"sorted{n}.html"
-        page.write_text(tables.html_page(md, []).replace(
+        page.write_text(html_page(md, []).replace(
             "</body>", f"<script>{clicks * n}</script></body>"))
         dom = subprocess.run([BROWSER, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
                               page.as_uri()], check=True, capture_output=True, text=True, timeout=120).stdout

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from fakes import CASES, SPEED, make_run, write_run
 
-from harness.analysis import load
+from harness.analysis import load, writers
 from harness.atomic import atomic_path, atomic_write_text
 from harness.benchmark import record
 from harness.cli import main
@@ -125,7 +125,7 @@ def test_truncated_file_exits_2_with_one_line(tmp_path, capsys):
 
 def test_csv_round_trip_keeps_raw_rounds(tmp_path):
     df = load.load([write_run(tmp_path / "a.json", make_run())])
-    back = load.read_csv(load.write_csv(df, tmp_path / "runs.csv"))
+    back = writers.read_csv(writers.write_csv(df, tmp_path / "runs.csv"))
     assert back["data"].iloc[0] == pytest.approx(df["data"].iloc[0])
     pd.testing.assert_series_equal(back["median"], df["median"])
 
@@ -138,11 +138,3 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
     atomic_write_text(path, "new")
     assert path.read_text() == "new"
-
-
-def test_each_family_has_its_own_reference():
-    """eager normalises multi-class benchmarks, bce_logits binary ones."""
-    df = pd.DataFrame({"contender": ["eager", "bce_logits", "eager", "bce_logits", "scratch"],
-                       "family": ["multiclass", "binary", "binary", "multiclass", None]})
-    assert load.is_reference(df).tolist() == [True, True, False, False, False]
-    assert load.reference_of("binary") == "bce_logits" and load.reference_of(None) == "eager"

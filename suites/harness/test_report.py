@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 
 import matplotlib.image
+import pandas as pd
 import pytest
 from fakes import CASES, make_run, write_run
 
 from harness.analysis import report, tables
 from harness.analysis.accuracy import AccuracyLog, load_accuracy, scale_band
-from harness.analysis.load import ResultsError, load, read_csv
+from harness.analysis.load import ResultsError, load
+from harness.analysis.writers import read_csv
 from harness.cli import main
 from harness.equivalence.properties import Verdict
 from harness.problem.case import Case
@@ -186,8 +188,6 @@ def test_report_html_holds_every_figure_and_the_tables(tmp_path, two_machines):
 def test_a_tie_in_wins_goes_to_the_higher_geometric_mean_speedup():
     """One case each: the contender that is 0.04× as fast as the reference elsewhere is not
     crowned because its name sorts first."""
-    import pandas as pd
-
     rows = []
     for case, medians in (("c1", {"eager": 1.0, "aaa": 0.9, "zzz": 1.1}),
                           ("c2", {"eager": 1.0, "aaa": 25.0, "zzz": 0.8})):
@@ -197,3 +197,11 @@ def test_a_tie_in_wins_goes_to_the_higher_geometric_mean_speedup():
                              speedup=1.0 / median, size=100))
     summary = report.fastest_summary(pd.DataFrame(rows))
     assert list(summary["fastest"]) == ["zzz"] and list(summary["wins"]) == [1]
+
+
+def test_each_family_has_its_own_reference():
+    """eager normalises multi-class benchmarks, bce_logits binary ones."""
+    df = pd.DataFrame({"contender": ["eager", "bce_logits", "eager", "bce_logits", "scratch"],
+                       "family": ["multiclass", "binary", "binary", "multiclass", None]})
+    assert report.is_reference(df).tolist() == [True, True, False, False, False]
+    assert report.reference_of("binary") == "bce_logits" and report.reference_of(None) == "eager"
