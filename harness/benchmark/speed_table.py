@@ -426,13 +426,14 @@ def fused_bytes(s: Sizes, mode: str) -> int:
     logits and targets and writes the final gradient (2·PCb + Pt; the logits read twice
     when C > FUSED_BLOCK_C, +PCb), after a pre-pass over the targets that sums W for
     'mean' (+Pt); the backward reads g, finds 1 and moves nothing. fwd_bwd ≈ 2·PCb + 2·Pt,
-    3·PCb + 2·Pt above one class block. Binary (harness.kernels.bce): pre-pass E·t,
-    forward reads x and y and writes d (E·(2b + t)), backward nothing: 2·E·b + 2·E·t; the
-    per-call inverse-frequency weights come from that same pre-pass. Multi-class per-call
-    weights come from the eager helper: C·P·t. fwd alone runs the same kernels."""
+    3·PCb + 2·Pt above one class block. Binary (harness.kernels.bce): the forward reads x
+    and y and writes d (E·(2b + t)), the mean's normaliser is the element count, the
+    backward moves nothing: 2·E·b + E·t; per-call inverse-frequency weights add a pre-pass
+    counting the positives (+E·t). Multi-class per-call weights come from the eager
+    helper: C·P·t. fwd alone runs the same kernels."""
     pcb = s.p * s.c * s.b
     if s.c == 1:
-        return s.p * (2 * s.b + 2 * s.t)
+        return s.p * (2 * s.b + (2 if s.per_call else 1) * s.t)
     fwd = (3 if s.c > FUSED_BLOCK_C else 2) * pcb + 2 * s.p * s.t
     return fwd + (s.c * s.p * s.t if s.per_call else 0)
 
