@@ -152,6 +152,18 @@ def unfiltered_for_contender(contender, sizes: Sizes = SMALL) -> st.SearchStrate
     return cases(family=contender.family, caps=contender.caps, sizes=sizes)
 
 
+def drawn_in_gaps(contender, count: int = 20) -> list[tuple[str, list[str]]]:
+    """(case id, gaps) of the cases among ``count`` drawn from the contender's capabilities
+    alone that fall in one of its gaps, those only the tensors tell aside: empty when the
+    strategies honour the declaration (`test_capability_gaps_are_visible`)."""
+    found = []
+    for case in draw_cases(unfiltered_for_contender(contender), count):
+        gaps = [g for g in contender.case_gaps(case) if g not in FILTERED_AFTER_DRAW]
+        if gaps:
+            found.append((case.id, gaps))
+    return found
+
+
 def for_contender(contender, sizes: Sizes = SMALL) -> st.SearchStrategy[Case]:
     """The cases ``contender`` (anything with ``family``, ``caps`` and ``compiled``)
     declares it handles: `cases` for an eager one, the compile signatures for a compiled

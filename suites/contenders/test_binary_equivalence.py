@@ -27,10 +27,7 @@ def test_capability_gaps_are_visible(binary_contender, device):
     `strategies.FILTERED_AFTER_DRAW` is left to the filter after the draw): 20 cases
     drawn for it fall in none of its gaps. Then the gaps are shown as a skip with their
     reason."""
-    drawn = strategies.draw_cases(strategies.unfiltered_for_contender(binary_contender), 20)
-    outside = [(case.id, gaps) for case in drawn
-               if (gaps := [g for g in binary_contender.case_gaps(case)
-                            if g not in strategies.FILTERED_AFTER_DRAW])]
+    outside = strategies.drawn_in_gaps(binary_contender)
     assert not outside, outside[:3]
     gaps = binary_contender.caps.gaps()
     if why := binary_contender.unavailable(device):

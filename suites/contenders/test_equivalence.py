@@ -27,10 +27,7 @@ def test_capability_gaps_are_visible(contender, device):
     `strategies.FILTERED_AFTER_DRAW` is left to the filter after the draw): 20 cases
     drawn for it fall in none of its gaps. Then the gaps are shown as a skip with their
     reason."""
-    drawn = strategies.draw_cases(strategies.unfiltered_for_contender(contender), 20)
-    outside = [(case.id, gaps) for case in drawn
-               if (gaps := [g for g in contender.case_gaps(case)
-                            if g not in strategies.FILTERED_AFTER_DRAW])]
+    outside = strategies.drawn_in_gaps(contender)
     assert not outside, outside[:3]
     gaps = contender.caps.gaps()
     if why := contender.unavailable(device):
