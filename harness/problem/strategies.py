@@ -26,11 +26,18 @@ from harness.problem.weights import NEGATIVE_WEIGHT_SCHEMES, SCHEMES, is_defined
 from harness.rounding import round_sig
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-# What every profile shares; each profile says only how it differs (Hypothesis's parent=).
-_BASE = settings(deadline=None, print_blob=True, suppress_health_check=_SLOW_OK)
-settings.register_profile("ci", parent=_BASE, max_examples=200, derandomize=True, database=None)
-settings.register_profile("dev", parent=_BASE, max_examples=60)
-settings.register_profile("thorough", parent=_BASE, max_examples=2000)
+
+
+def register_profiles() -> None:
+    """Register the three profiles (idempotent). Called by xentbench's own runs only (the
+    plugin, for a run of its suites): registering them at import replaced Hypothesis's own
+    ``ci`` profile in every project of the environment — under ``CI=true`` a foreign
+    project's Hypothesis tests ran 200 examples instead of 100 (`test_foreign.py`). What
+    every profile shares is one parent; each says only how it differs."""
+    base = settings(deadline=None, print_blob=True, suppress_health_check=_SLOW_OK)
+    settings.register_profile("ci", parent=base, max_examples=200, derandomize=True, database=None)
+    settings.register_profile("dev", parent=base, max_examples=60)
+    settings.register_profile("thorough", parent=base, max_examples=2000)
 DEFAULT_PROFILE = "ci"
 # Compiled contenders: examples per property per profile (each is a real compiled call).
 COMPILED_EXAMPLES = {"ci": 30, "dev": 15, "thorough": 150}

@@ -84,6 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # file without them used to turn an injected 3x slowdown into 'noisy'.
     if hasattr(config.option, "benchmark_save_data"):
         config.option.benchmark_save_data = True
+    strategies.register_profiles()  # before Hypothesis's configure loads --hypothesis-profile
     if not config.getoption("hypothesis_profile", None):
         settings.load_profile(own_profile(config))
     for family in FAMILIES:
@@ -109,6 +110,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
     swap = not own_run(item.config) and is_own_item(item)
     previous = strategies.profile_name() if swap else None
     if swap:
+        strategies.register_profiles()
         settings.load_profile(own_profile(item.config))
     try:
         yield
