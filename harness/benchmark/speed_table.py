@@ -65,6 +65,7 @@ from harness.benchmark.timing import (  # noqa: E402
     peak_extra_memory,
     synchronize,
     time_calls,
+    warm_up,
 )
 from harness.benchmark.traffic import min_bytes  # noqa: E402
 from harness.problem.case import DTYPES, Case  # noqa: E402
@@ -793,24 +794,12 @@ def _step(bound: Bound, mode: str) -> Callable[[], None]:
     return lambda: bound.forward().backward()
 
 
-def _warm(fn: Callable[[], None], setup: Callable[[], None], device: str, seconds: float) -> float:
-    """Run untimed calls for at least ``seconds`` (one at least); seconds per call."""
-    start, calls = time.perf_counter(), 0
-    while True:
-        setup()
-        fn()
-        synchronize(device)
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return elapsed / calls
-
-
 def time_step(bound: Bound, mode: str, device: str, budget: Budget) -> tuple[list[float], int, str]:
     """Two repeats of ``rounds`` timed calls (sized from the warm-up's time per call), the
     L2 flushed before each on CUDA: their medians, the rounds and the method."""
     fn = _step(bound, mode)
-    per_call = _warm(fn, bound.setup, device, budget.warmup_s)
+    calls, spent = warm_up(fn, bound.setup, device, budget.warmup_s, least=1)
+    per_call = spent / calls
     rounds = int(min(max(budget.seconds / max(per_call, 1e-9), budget.min_rounds), budget.max_rounds))
     flush = device.startswith("cuda")
     medians, method = [], ""

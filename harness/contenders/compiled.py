@@ -81,7 +81,6 @@ class CompiledFunction:
         self.name = name
         self.smoothing = smoothing
         self.stats = CompileStats()
-        self.dynamic = dynamic
         self._body = fn
         self._copies = 0
         raise_recompile_limit()
