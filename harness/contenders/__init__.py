@@ -29,7 +29,6 @@ from harness.contenders import declare
 from harness.problem.capabilities import Capabilities
 from harness.problem.case import Case
 from harness.problem.families import FAMILIES, family
-from harness.problem.weights import NEGATIVE_WEIGHT_SCHEMES
 
 
 class ContenderError(ValueError):
@@ -79,55 +78,14 @@ class Contender:
 
     def case_gaps(self, case: Case, device: str | None = None) -> list[str]:
         """What of ``case`` lies outside the declared capabilities (and ``device``, when
-        given), in words; empty when the contender handles it."""
-        caps, cannot = self.caps, []
-        if case.family != self.family:
-            cannot.append(f"it is a {self.family} contender and this is a {case.family} case")
-        if case.weights != "none" and not caps.weights:
-            cannot.append("class weights")
-        if case.ignore_frac and not caps.ignore_index:
-            cannot.append("ignore_index")
-        if case.label_smoothing and not caps.label_smoothing:
-            cannot.append("label_smoothing")
-        if case.soft and not caps.soft_targets:
-            cannot.append("soft (probability) targets")
-        if not case.batched and not caps.unbatched:
-            cannot.append("unbatched [C] inputs")
-        if (case.masked or case.masked_target) and not caps.masked_logits:
-            cannot.append("masked (-inf) logits")
-        if len(case.spatial) not in caps.spatial_dims:
-            cannot.append(f"{len(case.spatial)}-D spatial inputs")
-        if case.dtype not in caps.dtypes:
-            cannot.append(f"dtype {case.dtype}")
-        if device is not None and device.split(":")[0] not in caps.devices:
-            cannot.append(f"device {device}")
-        if case.reduction not in caps.reductions:
-            cannot.append(f"reduction={case.reduction}")
-        if case.layout not in caps.layouts:
-            cannot.append(f"layout {case.layout}")
-        if caps.max_classes is not None and case.c > caps.max_classes:
-            cannot.append(f"more than {caps.max_classes} classes")
-        if caps.label_smoothing_below is not None and case.label_smoothing >= caps.label_smoothing_below:
-            cannot.append(f"label_smoothing >= {caps.label_smoothing_below:g}")
-        if case.weights in NEGATIVE_WEIGHT_SCHEMES and not caps.negative_weights:
-            cannot.append(f"negative class weights (scheme {case.weights})")
-        if not caps.elementwise_weight and _needs_elementwise_weight(case):
-            cannot.append("a per-element weight")
-        return cannot
+        given), in words; empty when the contender handles it (`Capabilities.case_gaps`
+        reads each capability's entry)."""
+        cannot = [] if case.family == self.family else [
+            f"it is a {self.family} contender and this is a {case.family} case"]
+        return cannot + self.caps.case_gaps(case, device)
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
-
-
-def _needs_elementwise_weight(case: Case) -> bool:
-    """Whether the case's call passes a per-element ``weight`` rather than pos_weight's
-    form (`harness.problem.bce.binary_kwargs`): known only from the case's weights."""
-    if case.weights == "none" or case.spec.index_targets:
-        return False
-    from harness.problem.inputs import make_inputs  # builds tensors: only for this question
-
-    inputs = make_inputs(case)
-    return case.spec.call_kwargs(inputs).get("pos_weight") is None
 
 
 _BUILTINS: dict[str, Contender] = {}

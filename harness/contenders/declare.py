@@ -7,16 +7,11 @@ The syntax, on the command line and in an entry point's ``xentbench_caps`` attri
     NAME=MODULE:Class(gamma=0, eps=1e-6)   an nn.Module loss, with constructor arguments
     ...@no-label-smoothing,dtypes=f32+f64  what it does not handle, after an '@'
 
-Clauses, separated by commas (`CLAUSES` has the list ``--help`` prints):
-
-* ``no-weights``, ``no-ignore-index``, ``no-label-smoothing``, ``no-soft-targets``,
-  ``no-unbatched``, ``no-masked-logits``, ``no-negative-weights``,
-  ``no-elementwise-weight`` (binary: ``pos_weight`` but no per-element ``weight``);
-* ``label-smoothing<X`` (timm asserts smoothing < 1), ``max-classes=N``;
-* ``dtypes=``, ``reductions=``, ``spatial=``, ``layouts=``, ``devices=``, values joined by
-  ``+`` (``dtypes=f32+f64``, ``spatial=0+1+2``);
-* ``float32-output``: returns float32 for half-precision inputs by design, so `meta`
-  expects float32 there.
+Clauses, separated by commas, each one capability's (`harness.problem.capabilities`
+declares them; `CLAUSES` has the list ``--help`` prints): ``no-label-smoothing`` for a
+flag, ``dtypes=f32+f64`` or ``spatial=0+1+2`` for a set, ``max-classes=N`` and
+``label-smoothing<X`` for a bound, ``float32-output`` (returns float32 for half-precision
+inputs by design, so `meta` expects float32 there).
 
 An nn.Module class's constructor decides the rest: a parameter it lacks (``weight``,
 ``ignore_index``, ``label_smoothing``, ``pos_weight``, ``reduction``) is a capability it
@@ -28,31 +23,30 @@ from __future__ import annotations
 
 import ast
 import inspect
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
 
-from harness.problem.capabilities import SPATIAL_RANKS, Capabilities
-from harness.problem.case import DTYPES, LAYOUTS, REDUCTIONS
+from harness.problem import capabilities as caps_record
+from harness.problem.capabilities import Capabilities
 
 
 class DeclarationError(ValueError):
     """A declaration that cannot be read; the message says what is wrong and the fix."""
 
 
-FLAGS = ("weights", "ignore_index", "label_smoothing", "soft_targets", "unbatched",
-         "masked_logits", "negative_weights", "elementwise_weight")
+# Every clause is an entry's (`harness.problem.capabilities`): a flag's ``no-<name>``, a
+# set's ``<clause>=A+B``, a bound's ``max-classes=N`` / ``label-smoothing<X``, a trait.
+FLAGS = tuple(c.name for c in caps_record.of_kind("flag"))
 SETS: dict[str, tuple[str, Any]] = {  # clause -> (Capabilities field, allowed values)
-    "dtypes": ("dtypes", tuple(DTYPES)),
-    "reductions": ("reductions", REDUCTIONS),
-    "spatial": ("spatial_dims", SPATIAL_RANKS),
-    "layouts": ("layouts", tuple(LAYOUTS)),
-    "devices": ("devices", ("cpu", "cuda")),
-}
-CLAUSES = ([f"no-{f.replace('_', '-')}" for f in FLAGS]
-           + ["label-smoothing<X", "max-classes=N", "float32-output"]
-           + [f"{k}=A+B" for k in SETS])
+    c.clause: (c.name, c.values) for c in caps_record.of_kind("set")}
+BOUNDS: dict[str, tuple[str, type]] = {  # clause before its number -> (field, number type)
+    c.clause.partition("{")[0]: (c.name, c.number) for c in caps_record.of_kind("bound")}
+TRAITS = {c.clause: c.name for c in caps_record.of_kind("trait")}
+CLAUSES = ([caps_record.BY_NAME[f].clause for f in FLAGS]
+           + [f"{prefix}{'N' if kind is int else 'X'}" for prefix, (_, kind) in BOUNDS.items()]
+           + list(TRAITS) + [f"{k}=A+B" for k in SETS])
 
 
 def parse_caps(text: str, base: Capabilities | None = None) -> Capabilities:
@@ -68,18 +62,18 @@ def _apply(clause: str, caps: Capabilities) -> Capabilities:
     flag = clause.removeprefix("no-").replace("-", "_")
     if clause.startswith("no-") and flag in FLAGS:
         return replace(caps, **{flag: False})
-    if clause == "float32-output":
-        return replace(caps, float32_output=True)
-    if clause.startswith("label-smoothing<"):
-        below = _number(clause, clause.partition("<")[2], float)
-        return replace(caps, label_smoothing_below=_tighter(caps.label_smoothing_below, below))
+    if clause in TRAITS:
+        return replace(caps, **{TRAITS[clause]: True})
+    for prefix, (field, kind) in BOUNDS.items():
+        if clause.startswith(prefix):
+            bound = _number(clause, clause.removeprefix(prefix), kind)
+            return replace(caps, **{field: _tighter(getattr(caps, field), bound)})
     key, eq, value = clause.partition("=")
-    if eq and key == "max-classes":
-        return replace(caps, max_classes=_tighter(caps.max_classes, _number(clause, value, int)))
     if eq and key in SETS:
         field, allowed = SETS[key]
         chosen = [v.strip() for v in value.split("+") if v.strip()]
-        typed = [int(v) if field == "spatial_dims" and v.isdigit() else v for v in chosen]
+        typed = [int(v) if v.isdigit() and all(isinstance(a, int) for a in allowed) else v
+                 for v in chosen]
         bad = [v for v in typed if v not in allowed]
         if bad or not typed:
             raise DeclarationError(f"capability {clause!r}: {key} takes values from "
@@ -108,17 +102,17 @@ def _number(clause: str, text: str, kind: type) -> Any:
 def format_caps(caps: Capabilities) -> str:
     """The clauses that declare ``caps`` (empty for everything): the inverse of
     `parse_caps`."""
-    full = Capabilities()
-    out = [f"no-{f.replace('_', '-')}" for f in FLAGS if not getattr(caps, f)]
-    if caps.label_smoothing_below is not None:
-        out.append(f"label-smoothing<{caps.label_smoothing_below:g}")
-    if caps.max_classes is not None:
-        out.append(f"max-classes={caps.max_classes}")
-    if caps.float32_output:
-        out.append("float32-output")
-    for key, (field, allowed) in SETS.items():
-        if getattr(caps, field) != getattr(full, field):
-            out.append(f"{key}=" + "+".join(str(v) for v in allowed if v in getattr(caps, field)))
+    full, out = Capabilities(), []
+    for entry in caps_record.CAPABILITIES:
+        value = getattr(caps, entry.name)
+        if value == getattr(full, entry.name):
+            continue
+        if entry.kind in ("flag", "trait"):
+            out.append(entry.clause)
+        elif entry.kind == "bound":
+            out.append(entry.clause.format(value))
+        else:
+            out.append(f"{entry.clause}=" + "+".join(str(v) for v in entry.values if v in value))
     return ",".join(out)
 
 
@@ -217,8 +211,3 @@ def _unused_ignore_index(key: str, value: Any, target: torch.Tensor) -> bool:
 def _is_default(key: str, value: Any) -> bool:
     default = _DEFAULTS.get(key, object())
     return value is default or (not isinstance(value, torch.Tensor) and value == default)
-
-
-def declared_fields() -> tuple[str, ...]:
-    """Every `Capabilities` field a declaration can set (for the tests' completeness check)."""
-    return tuple(f.name for f in fields(Capabilities))

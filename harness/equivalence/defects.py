@@ -27,25 +27,15 @@ from hypothesis.errors import HypothesisException, NoSuchExample
 from harness.contenders import Contender
 from harness.equivalence import properties as checks
 from harness.problem import strategies
+from harness.problem.capabilities import feature_tests
 from harness.problem.case import Case, CaseError
 from harness.problem.families import family
 
 Feature = Callable[[Case], bool]
+# The kinds of case each capability names (`harness.problem.capabilities`: a new one
+# appears here without an edit), then those no capability governs.
 FEATURES: dict[str, Feature] = {
-    "reduction='mean'": lambda c: c.reduction == "mean",
-    "reduction='sum'": lambda c: c.reduction == "sum",
-    "reduction='none'": lambda c: c.reduction == "none",
-    "class weights": lambda c: c.weights != "none",
-    "ignored targets": lambda c: c.n_ignored > 0,
-    "label smoothing": lambda c: c.label_smoothing > 0,
-    "probability targets": lambda c: c.soft,
-    "half precision": lambda c: c.dtype in ("f16", "bf16"),
-    "float64": lambda c: c.dtype == "f64",
-    "spatial dims": lambda c: len(c.spatial) > 0,
-    "unbatched input": lambda c: not c.batched,
-    "masked logits": lambda c: c.masked > 0 or c.masked_target,
-    "non-contiguous logits": lambda c: c.layout != "contiguous",
-    "more than 64 classes": lambda c: c.c > 64,
+    **feature_tests(),
     "large logits (|x| >= 100)": lambda c: c.scale >= 100,
 }
 # What comes back (`meta`) has one more: a loss computed in float32 returns float32 for

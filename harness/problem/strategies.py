@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from harness.problem.capabilities import SPATIAL_RANKS, Capabilities
+from harness.problem.capabilities import Capabilities
 from harness.problem.case import DEFAULT_IGNORE_INDEX, Case, CaseError, class_shares
 from harness.problem.families import FAMILIES
 from harness.problem.weights import NEGATIVE_WEIGHT_SCHEMES, SCHEMES, is_defined
@@ -181,6 +181,30 @@ def for_contender(contender, sizes: Sizes = SMALL) -> st.SearchStrategy[Case]:
     return drawn.filter(lambda case: not gaps(case)) if gaps else drawn
 
 
+# The case fields drawn each on its own, in this order (changing the order changes every
+# draw): a strategy, or a tuple of values that the contender's capabilities narrow
+# (`Capabilities.allowed`); a field a lacking flag governs takes that flag's plain value
+# (`Capabilities.off_fields`). A new case field's values go here.
+FIELD_VALUES: dict[str, st.SearchStrategy | tuple] = {
+    "p": PROBABILITIES,
+    "seed": st.integers(0, 2**16),
+    "scale": SCALES,
+    "dtype": ("f32", "f64", "bf16", "f16"),
+    "reduction": ("mean", "sum", "none"),
+    "layout": ("contiguous", "channels_last", "strided"),
+}
+
+
+def _within(caps: Capabilities, name: str, values: st.SearchStrategy | tuple) -> st.SearchStrategy:
+    if isinstance(values, st.SearchStrategy):
+        return values
+    allowed = caps.allowed(name, values)
+    if not allowed:
+        raise ValueError(f"the capabilities leave no value of case field {name!r} out of "
+                         f"{values}: declare at least one")
+    return st.sampled_from(allowed)
+
+
 @st.composite
 def cases(draw, *, family: str = "multiclass", caps: Capabilities | None = None,
           sizes: Sizes = SMALL) -> Case:
@@ -192,20 +216,14 @@ def cases(draw, *, family: str = "multiclass", caps: Capabilities | None = None,
 
     Simple values come first, so a failure shrinks to a readable case."""
     _validated(family, caps, sizes)
-    ranks = sorted(caps.spatial_dims) if caps else list(SPATIAL_RANKS)
-    rank = draw(st.sampled_from(ranks))
+    caps = caps or Capabilities()
+    rank = draw(st.sampled_from(sorted(caps.spatial_dims)))
     n = draw(st.integers(1, sizes.max_n))
     spatial = draw(_spatial(rank, sizes, n, 1))
-    fields = dict(
-        n=n, spatial=spatial, p=draw(PROBABILITIES), seed=draw(st.integers(0, 2**16)),
-        scale=draw(SCALES),
-        dtype=draw(st.sampled_from(_allowed(["f32", "f64", "bf16", "f16"], caps.dtypes) if caps
-                                   else ["f32", "f64", "bf16", "f16"])),
-        reduction=draw(st.sampled_from(_allowed(["mean", "sum", "none"], caps.reductions) if caps
-                                       else ["mean", "sum", "none"])),
-        layout=draw(st.sampled_from(_allowed(["contiguous", "channels_last", "strided"], caps.layouts)
-                                    if caps else ["contiguous", "channels_last", "strided"])),
-    )
+    fields = dict(n=n, spatial=spatial)
+    off = caps.off_fields()
+    for name, values in FIELD_VALUES.items():
+        fields[name] = off[name] if name in off else draw(_within(caps, name, values))
     spec = FAMILIES[family]
     if spec.fixed_c is not None:
         fields.update(c=spec.fixed_c, family=family)
@@ -221,35 +239,35 @@ def cases(draw, *, family: str = "multiclass", caps: Capabilities | None = None,
         fields["channel_dim"] = draw(st.booleans())
         if fields["layout"] == "channels_last" and not fields["channel_dim"]:
             fields["layout"] = "contiguous"
-    if spec.label_smoothing and (caps is None or caps.label_smoothing):
-        below = caps.label_smoothing_below if caps is not None else None
+    if spec.label_smoothing and caps.handles("label_smoothing"):
+        below = caps.label_smoothing_below
         fields["label_smoothing"] = draw(SMOOTHING if below is None
                                          else SMOOTHING.filter(lambda v: v < below))
-    if caps is None or caps.soft_targets:
+    if caps.handles("soft_targets"):
         fields["soft"] = draw(st.booleans())
-    if spec.ignore_index and (caps is None or caps.ignore_index) and not fields.get("soft"):
+    if spec.ignore_index and caps.handles("ignore_index") and not fields.get("soft"):
         fields["ignore_frac"] = draw(IGNORED)
         # PyTorch takes any integer: padding (-100, -1), a class ignored as background
         # (0, or the last), or a label outside the classes (255: Pascal VOC, Cityscapes)
         candidates = [DEFAULT_IGNORE_INDEX, -1, 0, fields["c"] - 1, 255]
         fields["ignore_index"] = draw(st.sampled_from(
             [i for i in candidates if _keeps_a_target(fields["c"], fields["p"], i)]))
-    if rank == 0 and spec.unbatched and (caps is None or caps.unbatched) and draw(st.booleans()):
+    if rank == 0 and spec.unbatched and caps.handles("unbatched") and draw(st.booleans()):
         fields.update(batched=False, n=1)  # one sample: [C] logits, a 0-d target
         if spec.channel_dim_optional:  # binary: one 0-d logit
             fields.update(channel_dim=False, layout="contiguous")
         if fields["layout"] == "channels_last":
             fields["layout"] = "contiguous"
-    if spec.masked_logits and (caps is None or caps.masked_logits) and not fields.get("soft"):
+    if spec.masked_logits and caps.handles("masked_logits") and not fields.get("soft"):
         fields["masked"] = draw(MASKED) if draw(st.integers(0, 3)) == 3 else 0.0
         positions = fields["n"] * math.prod(spatial)
         kept = positions - round(fields.get("ignore_frac", 0.0) * positions)
         fields["masked_target"] = bool(fields["masked"]) and kept > 0 and draw(st.booleans())
     fields["weights"] = "none"
-    if caps is None or caps.weights:
+    if caps.handles("weights"):
         probe = Case(**fields)
         schemes = [s for s in SCHEMES if _defined(s, probe)
-                   and (caps is None or caps.negative_weights or s not in NEGATIVE_WEIGHT_SCHEMES)]
+                   and (caps.negative_weights or s not in NEGATIVE_WEIGHT_SCHEMES)]
         fields["weights"] = draw(st.sampled_from(schemes))
     return Case(**fields)
 

@@ -170,3 +170,34 @@ def test_a_declared_bound_only_narrows() -> None:
     base = Capabilities(max_classes=4096, label_smoothing_below=0.5)
     assert parse_caps("max-classes=100000,label-smoothing<1", base) == base
     assert parse_caps("max-classes=64", base).max_classes == 64
+
+
+def test_every_capability_is_declared_once_with_a_clause_that_reads_back() -> None:
+    """Each `Capabilities` field carries its entry: a clause that narrows exactly that
+    field (read back by `format_caps`), and, for a limit, words a skip reason shows."""
+    from dataclasses import fields
+
+    from harness.problem.capabilities import CAPABILITIES
+
+    assert [c.name for c in CAPABILITIES] == [f.name for f in fields(Capabilities)]
+    full = Capabilities()
+    for cap in CAPABILITIES:
+        clause = (f"{cap.clause}={cap.values[0]}" if cap.kind == "set"
+                  else cap.clause.format(3) if cap.kind == "bound" else cap.clause)
+        narrowed = parse_caps(clause)
+        changed = [f.name for f in fields(Capabilities)
+                   if getattr(narrowed, f.name) != getattr(full, f.name)]
+        assert changed == [cap.name], (clause, changed)
+        assert format_caps(narrowed) == clause
+        assert cap.kind == "trait" or cap.words, cap.name
+
+
+@pytest.mark.parametrize(("kwargs", "says"), [
+    ({"dtypes": frozenset({"f8"})}, "dtypes holds f8: use values from f64, f32, bf16, f16"),
+    ({"max_classes": 0}, "max_classes must be above 0"),
+    ({"weights": "yes"}, "weights must be True or False"),
+])
+def test_a_capabilities_record_is_checked_when_made(kwargs: dict, says: str) -> None:
+    with pytest.raises(ValueError, match="invalid Capabilities") as info:
+        Capabilities(**kwargs)
+    assert says in str(info.value)
