@@ -19,9 +19,10 @@ import torch
 from harness.benchmark.case_sets import CASE_SETS, SIZES
 from harness.benchmark.timing import DEFAULT_THREADS
 from harness.equivalence.runner import CALL_TIMEOUT_S
+from harness.problem import capabilities
 
 Add = Callable[..., Any]  # argparse's add_argument or pytest's addoption / group.addoption
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", *capabilities.DEVICES)  # the devices a contender may declare, or auto
 L2_FLUSH_CHOICES = ("auto", "on", "off")
 
 

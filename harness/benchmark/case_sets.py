@@ -4,6 +4,7 @@ draw of generated ones, per size preset (``small`` keeps a 2-core CPU run to min
 from __future__ import annotations
 
 from harness.problem import strategies
+from harness.problem.capabilities import DEVICES
 from harness.problem.case import Case
 
 MODES = ("fwd", "fwd_bwd")
@@ -39,7 +40,7 @@ def landmarks(size: str, device: str) -> dict[str, Case]:
 def landmark_names() -> dict[str, str]:
     """Every landmark's case id and name, over every size preset and device kind: how a
     report, which reads runs of any preset, knows a landmark when it sees one."""
-    return {case.id: name for size in SIZES for device in ("cpu", "cuda")
+    return {case.id: name for size in SIZES for device in DEVICES
             for name, case in landmarks(size, device).items()}
 
 
