@@ -8,7 +8,7 @@ The syntax, on the command line and in an entry point's ``xentbench_caps`` attri
     ...@no-label-smoothing,dtypes=f32+f64  what it does not handle, after an '@'
 
 Clauses, separated by commas, each one capability's (`harness.problem.capabilities`
-declares them; `CLAUSES` has the list ``--help`` prints): ``no-label-smoothing`` for a
+declares them; `CLAUSES` has the list an unknown clause's error prints): ``no-label-smoothing`` for a
 flag, ``dtypes=f32+f64`` or ``spatial=0+1+2`` for a set, ``max-classes=N`` and
 ``label-smoothing<X`` for a bound, ``float32-output`` (returns float32 for half-precision
 inputs by design, so `meta` expects float32 there).

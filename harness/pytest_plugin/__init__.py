@@ -186,7 +186,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for family in FAMILIES.values():
         if family.fixture in metafunc.fixturenames:
             found = _contenders(metafunc.config, family.name)
+            if not found:  # e.g. --only NAME of the other family: deselected, not skipped
+                metafunc.config.stash.setdefault(_NO_CONTENDER, set()).add(metafunc.definition.nodeid)
             metafunc.parametrize(family.fixture, found, ids=[c.name for c in found])
+
+
+# node ids (without parameters) of tests whose family has no contender in this run
+_NO_CONTENDER = pytest.StashKey[set]()
 
 
 def _parametrize_benchmarks(metafunc: pytest.Metafunc) -> None:
@@ -204,6 +210,11 @@ def _parametrize_benchmarks(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(trylast=True)  # after -k and -m deselected: only the selection is repeated
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if empty := config.stash.get(_NO_CONTENDER, set()):
+        dropped = [i for i in items if i.nodeid.partition("[")[0] in empty]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [i for i in items if i.nodeid.partition("[")[0] not in empty]
     if spec := config.getoption("shard"):
         keep, dropped = shard.split(items, spec)
         if dropped:

@@ -1,7 +1,7 @@
 """The binary family's machinery: the BCE conversions of `harness.problem.bce`, both
 families' strategies reaching every regime and scheme, and BCELoss-on-sigmoid's known
 limits asserted where theory predicts them. The binary property suite itself is
-``suites/contenders/test_binary_equivalence.py``."""
+``suites/contenders/test_equivalence.py`` (``test_binary_property``)."""
 
 from __future__ import annotations
 

@@ -219,7 +219,6 @@ def test_installed_package_registers_contenders_by_entry_point(tmp_path: Path) -
     assert re.search(r"^viaep\s+multiclass\s", listed.stdout, re.M), show(listed)
     assert re.search(r"^viaep_bin\s+binary\s", listed.stdout, re.M), show(listed)
     collected = run(["-m", "pytest", "suites/contenders/test_equivalence.py",
-                     "suites/contenders/test_binary_equivalence.py",
                      "--collect-only", "-q", "-p", "no:cacheprovider", "-k", "viaep"],
                     pythonpath=tmp_path)
     assert "test_multiclass_property[viaep-loss]" in collected.stdout, show(collected)
