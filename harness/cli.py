@@ -31,9 +31,11 @@ from harness.benchmark import ab, counts  # noqa: E402
 from harness.benchmark.ab_record import side_document  # noqa: E402
 from harness.benchmark.runner import NoResults, default_output, run_benchmarks  # noqa: E402
 from harness.contenders import ecosystem  # noqa: E402
+from harness.equivalence.progress import Ticker  # noqa: E402
 from harness.equivalence.properties import PROPERTIES  # noqa: E402
-from harness.equivalence.runner import repro_command  # noqa: E402
+from harness.equivalence.runner import CALL_TIMEOUT_S, repro_command  # noqa: E402
 from harness.equivalence.verdicts import check_contenders, defects_of, summarise  # noqa: E402
+from harness.problem import strategies  # noqa: E402
 from harness.problem.case import CaseError  # noqa: E402
 
 COMPARE_HELP = comparing.__doc__
@@ -77,27 +79,50 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.ecosystem:
         print(tables.board_header(chosen, device) + "\n")
         chosen = [c for c in chosen if not c.unavailable(device)]
-    results = check_contenders(chosen, args.case, args.cases, device, timeout=args.call_timeout)
+    results: list = []
+    with Ticker() as progress:
+        try:
+            check_contenders(chosen, args.case, args.cases, device, timeout=args.call_timeout,
+                             progress=progress, into=results, seed=args.seed)
+        except KeyboardInterrupt as exc:  # what finished, then the CLI's one line (exit 130)
+            progress("interrupted")
+            print(tables.verdict_table(summarise(results, PROPERTIES), PROPERTIES, device)
+                  + "\n(interrupted: the table holds the cases that finished)")
+            raise exc
+        classes = _defects(args, chosen, results, device, progress)
     print(tables.verdict_table(summarise(results, PROPERTIES), PROPERTIES, device))
-    failures = [r for r in results if r.verdicts is not None and not r.ok]
+    if not args.case:
+        print(f"(generated cases drawn with --seed {args.seed})")
+    failures = [r for r in results if r.failure is not None or (r.verdicts is not None and not r.ok)]
     by_name = {c.name: c for c in chosen}
     if args.case:  # the cases asked for, each
         for r in failures[:20]:
             print(f"\nFAIL {r.contender} on {r.case.id}")
-            for v in (v for v in r.verdicts.values() if not v.ok):
+            if r.failure is not None:
+                print(f"  {r.failure.kind}: {r.failure.detail}")
+            for v in (v for v in (r.verdicts or {}).values() if not v.ok):
                 print(f"  {v.prop}: {v.detail}")
             print(f"  reproduce: {repro_command(by_name[r.contender], r.case)}")
-    else:  # generated cases: every distinct defect, each with its minimal case
-        for name in dict.fromkeys(r.contender for r in failures):
-            contender = by_name[name]
-            classes = defects_of(contender, results, device, args.call_timeout)
-            print("\n" + tables.defect_report(name, classes,
-                                               lambda case, c=contender: repro_command(c, case)))
+    for name, found in classes.items():
+        contender = by_name[name]
+        print("\n" + tables.defect_report(name, found, lambda case, c=contender: repro_command(c, case)))
     if args.case:
         for r in results:
             if r.skipped:
                 print(f"skip {r.contender}: {r.skipped}")
     return 1 if failures else 0
+
+
+def _defects(args, chosen, results, device: str, progress) -> dict[str, list]:
+    """Generated cases: every distinct defect of each failing contender, with its minimal
+    case (explicit cases are reported one by one instead)."""
+    if args.case:
+        return {}
+    failing = dict.fromkeys(r.contender for r in results
+                            if r.failure is not None or (r.verdicts is not None and not r.ok))
+    by_name = {c.name: c for c in chosen}
+    return {name: defects_of(by_name[name], results, device, args.call_timeout, progress)
+            for name in failing}
 
 
 # ---- bench --------------------------------------------------------------------------------
@@ -188,7 +213,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     selection = {"select": selection_of(args.pytest_args), "size": args.size, "cases": args.cases,
                  "threads": args.threads, "device": device, "contender": args.contender,
                  "binary_contender": args.binary_contender, "only": args.only}
-    timing = ab.Timing(seconds=args.seconds, timeout=args.call_timeout)
+    timing = ab.Timing(seconds=args.seconds, timeout=args.call_timeout or CALL_TIMEOUT_S)
     out = _ab_out(args).resolve()  # the workers run in the sides' directories
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
@@ -325,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case", nargs="*", help="case ids to check (default: a fixed generated set)")
     p.add_argument("--cases", type=options.whole_number(1, "cases"), default=60,
                    help="generated cases per contender (compiled ones: at most 8)")
+    p.add_argument("--seed", type=options.whole_number(0, "seed"), default=strategies.DEFAULT_SEED,
+                   help="the seed the generated cases are drawn with (default "
+                        f"{strategies.DEFAULT_SEED}): the same seed draws the same cases on any "
+                        "commit that leaves the strategies alone")
     p.add_argument("--ecosystem", action="store_true",
                    help="check other libraries' cross-entropy and BCE losses (MONAI, kornia, timm, "
                         "smp, pytorch_toolbelt, torchvision) instead of the built-ins: the board "

@@ -69,9 +69,11 @@ def add_contender_options(add: Add) -> None:
     add("--only", action="append", default=[], metavar="NAME",
         help="run only the contender named exactly NAME (repeatable); a name that does not "
              "exist is an error listing the known ones")
-    add("--call-timeout", type=positive_seconds, default=CALL_TIMEOUT_S, metavar="SECONDS",
+    add("--call-timeout", type=positive_seconds, default=None, metavar="SECONDS",
         help=f"a contender call (forward and backward) running longer is recorded as a "
-             f"failure with its case, and the run goes on (default {CALL_TIMEOUT_S:g})")
+             f"failure with its case, and the run goes on (default: check derives it from "
+             f"the reference's time on the case, at least 5 s, +120 s on a first compile; "
+             f"pytest, bench and ab: {CALL_TIMEOUT_S:g})")
 
 
 def positive_seconds(text: str) -> float:

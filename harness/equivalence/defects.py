@@ -57,9 +57,12 @@ class DefectClass:
     example: Case
     minimal: Case
     detail: str
+    outcome: str = ""  # a call that gave no verdict: its headline ("hangs on ...")
 
     @property
     def headline(self) -> str:
+        if self.outcome:
+            return self.outcome
         what = ", ".join(self.props) + (" fail" if len(self.props) > 1 else " fails")
         if not self.feature:
             return f"{what} on {self.failing} other cases"

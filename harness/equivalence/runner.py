@@ -150,10 +150,17 @@ def judge(contender: Contender, inputs: Inputs, props: tuple[str, ...] = PROPERT
     """Run the contender on ``inputs`` and judge the properties against the oracle: what
     `verify` does once the tensors exist (PyTorch's samples bring their own)."""
     truth = solve(inputs)
+    return judge_outcome(contender, inputs, truth, evaluate(contender, inputs, timeout=timeout), props)
+
+
+def judge_outcome(contender: Contender, inputs: Inputs, truth, outcome: Outcome,
+                  props: tuple[str, ...] = PROPERTIES) -> dict[str, Verdict]:
+    """The properties of what one call did (``outcome``), against the oracle's ``truth``
+    and what theory expects of this contender on ``inputs``."""
     expect = contender.limits(inputs, truth) if contender.limits else EXACT
     if contender.caps.float32_output and inputs.logits.dtype in (torch.float16, torch.bfloat16):
         expect = replace(expect, output_dtype=torch.float32)
-    return check_all(evaluate(contender, inputs, timeout=timeout), truth, inputs, expect, props)
+    return check_all(outcome, truth, inputs, expect, props)
 
 
 def repro_command(contender: Contender, case) -> str:
@@ -188,4 +195,8 @@ def property_search(contender: Contender, prop: str, device: str,
             f"{contender.name}: property '{prop}' fails on case {case.id}\n  {verdict.detail}\n"
             f"  reproduce: {repro_command(contender, case)}")
 
-    return property_holds
+    def search() -> None:  # the draw must not depend on which modules are loaded
+        with strategies.without_local_constants():
+            property_holds()
+
+    return search

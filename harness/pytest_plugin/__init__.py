@@ -26,6 +26,7 @@ from harness.benchmark import passes
 from harness.benchmark.case_sets import MODES, ROUND_TIME, bench_cases
 from harness.benchmark.timing import copy_samples, fidelity_check, reserve_flush_buffer
 from harness.contenders import ContenderError
+from harness.equivalence.runner import CALL_TIMEOUT_S
 from harness.kernels import interpret_without_cuda
 from harness.problem import strategies
 from harness.problem.families import FAMILIES
@@ -129,7 +130,7 @@ def _new_session(config: pytest.Config) -> XentSession:
     seconds = config.getoption("bench_deadline")
     return XentSession(accuracy=accuracy, device=device,
                        passes=passes.PassLog(passes=wanted if timing else 1),
-                       call_timeout=config.getoption("call_timeout"),
+                       call_timeout=config.getoption("call_timeout") or CALL_TIMEOUT_S,
                        started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        deadline=time.monotonic() + seconds if seconds else None)
 

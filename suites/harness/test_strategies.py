@@ -5,6 +5,8 @@ everything ignored, every weighting scheme, dtype, layout and spatial rank)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import replace
@@ -227,3 +229,42 @@ def test_a_misused_strategy_says_how_to_fix_it():
         strategies.cases(family="ternary").example()
     with pytest.raises(TypeError):
         strategies.cases(registry.get("eager"))  # positional: use for_contender
+
+
+# The cases `draw_cases` draws with the default seed: a change here changes what `check`
+# runs and every README figure taken from it, so it is a reviewed change, not a surprise.
+PINNED = {
+    "eager": ["n1-c2-p0.5-f32-mean", "n1-c2-1x1x1x1-p0.5-f32-mean",
+              "n3-c30-2x1x2x2-p0.381-f16-sum-wbalanced-ls1-ig0.52-ii255-z0.019-s133",
+              "n5-c255-2x2x2x1x1-p0-f16-sum-ls1-s8615-soft",
+              "n1-c2049-12x3-p0.01-f32-mean-wbalanced-ls0.08-z1000-s2884-soft",
+              "n1-c30-2x6x7-p0.00282-f16-sum-wrandom-ig1-ii255-z10000-s32194"],
+    "bce_logits": ["bin1-n1-c1-p0.5-f32-mean", "bin1-n1-c1-1x1x1x1-p0.5-f32-mean",
+                   "bin1-n3-c1-2x1x2x2-p0.381-f16-sum-wseed_inverse_freq-z0.019-s133",
+                   "bin-n1-c1-4x2x1x1-p4.73e-155-bf16-sum-weffective_number-z1400-s168"],
+}
+
+
+def test_the_draw_is_pinned():
+    for name, ids in PINNED.items():
+        drawn = strategies.draw_cases(strategies.for_contender(registry.get(name)), len(ids))
+        assert [c.id for c in drawn] == ids, name
+
+
+def test_the_draw_does_not_depend_on_the_modules_loaded(tmp_path, monkeypatch):
+    """Hypothesis draws now and then a literal from any local module loaded
+    (`strategies.without_local_constants`): a module full of new numbers, imported between
+    two draws, must not change the second."""
+    before = [c.id for c in strategies.draw_cases(strategies.for_contender(registry.get("eager")), 60)]
+    (tmp_path / "literals_xb.py").write_text(  # numbers the strategies' ranges admit
+        "NUMBERS = [" + ", ".join(str((7919 * k + 13) % 65536) for k in range(200)) + "]\n"
+        "FLOATS = [" + ", ".join(f"{0.0037 * k + 0.0011:.4f}" for k in range(200)) + "]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("literals_xb")
+    after = [c.id for c in strategies.draw_cases(strategies.for_contender(registry.get("eager")), 60)]
+    assert after == before
+    monkeypatch.setattr(strategies, "without_local_constants", contextlib.nullcontext)
+    unguarded = [c.id for c in strategies.draw_cases(strategies.for_contender(registry.get("eager")), 60)]
+    assert unguarded != before  # what the guard is for: the module's numbers were drawn
+    assert strategies.draw_cases(strategies.for_contender(registry.get("eager")), 30, seed=1) != \
+        strategies.draw_cases(strategies.for_contender(registry.get("eager")), 30)  # the seed matters

@@ -1,0 +1,262 @@
+"""Judging a contender without trusting it: each call under a limit that fits it, and an
+untrusted contender (``--contender``, an entry point) in a worker process the harness
+watches, so that a hang in native code, a segmentation fault, an ``abort()`` or an
+allocation without bound ends that call, not the run.
+
+* `call_limit`: the seconds one call may take, derived from the family's reference
+  contender on the same case (`REFERENCE_FACTOR` × its time, at least `FLOOR_S`), plus
+  `COMPILE_ALLOWANCE_S` on a compiled contender's first call per compile signature (and on
+  a worker's first call: imports, lazy initialisation, a JIT). ``--call-timeout`` replaces
+  the derived limit.
+* `InProcess`: the built-ins (and the harness's own tests), where isolation cannot matter:
+  the call runs here under SIGALRM (`runner.time_limit`).
+* `Isolated`: one worker per contender (``python -m harness.equivalence.worker``), JSON
+  lines over a pipe, restarted after a death; the worker's address space is capped
+  (`memory_limit`, RLIMIT_AS, CPU only: CUDA reserves address space by the terabyte). A
+  worker that does not answer within the limit (plus `KILL_MARGIN_S`) is killed.
+
+Either judge answers a case with its verdicts or a `Failure`: ``hang``, ``crash`` (the
+signal or exit code, the last lines the worker wrote), or ``not run`` (a case of a kind
+that already hung or crashed: `kind_of`). Tests: ``suites/harness/test_isolation.py``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from harness.contenders import Contender
+from harness.equivalence.properties import Verdict
+from harness.equivalence.runner import CallTimeout, evaluate, judge_outcome, solve
+from harness.problem.case import Case
+from harness.problem.families import family
+from harness.problem.inputs import make_inputs
+
+FLOOR_S = 5.0               # the least a call may take: a first call allocates, warms caches
+REFERENCE_FACTOR = 200.0    # × the reference's time on the same case
+COMPILE_ALLOWANCE_S = 120.0  # a first compile on a 2-core CPU takes about a minute
+KILL_MARGIN_S = 2.0          # past the limit, before a worker that did not stop itself is killed
+WORKER_START_S = 120.0       # importing torch and the contender's module
+TAIL_LINES = 6               # of the worker's stderr, shown with a crash
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A call that gave no verdict: ``kind`` is 'hang', 'crash' or 'not run'; ``detail``
+    says how (the limit, the signal, the case that hung first)."""
+
+    kind: str
+    detail: str
+
+
+def memory_limit() -> int:
+    """Bytes of address space a CPU worker may take: half the machine's memory, at least
+    4 GiB (importing torch takes about 1.5 GiB of it). ``XENTBENCH_WORKER_MEMORY`` (GiB)
+    overrides."""
+    if given := os.environ.get("XENTBENCH_WORKER_MEMORY"):
+        return int(float(given) * (1 << 30))
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 16 << 30
+    return max(4 << 30, total // 2)
+
+
+def is_untrusted(contender: Contender) -> bool:
+    """Whether ``contender`` is the user's code (``--contender``, an entry point): it is
+    judged in a worker process. Built-ins and the ecosystem's losses run in process."""
+    return contender.source.startswith(("external ", "entry point "))
+
+
+def reference_seconds(case: Case, device: str) -> float:
+    """The family's reference contender's wall time on ``case`` (forward and backward)."""
+    from harness import contenders as registry
+
+    reference = registry.get(family(case.family).reference)
+    inputs = make_inputs(case, device)
+    started = time.perf_counter()
+    evaluate(reference, inputs, timeout=None)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def call_limit(case: Case, device: str, *, first_compile: bool, given: float | None) -> float:
+    """Seconds one call may take: ``given`` (``--call-timeout``) when set, else derived from
+    the reference on the same case; a first compile gets `COMPILE_ALLOWANCE_S` more."""
+    base = given if given is not None else max(FLOOR_S, REFERENCE_FACTOR * reference_seconds(case, device))
+    return base + (COMPILE_ALLOWANCE_S if first_compile else 0.0)
+
+
+def kind_of(case: Case, completed: list[Case]) -> tuple[str, ...]:
+    """The kind of case that hung or crashed, as far as the cases that came back tell: the
+    defect features (`defects.FEATURES`) of ``case`` that none of ``completed`` has. Later
+    cases with every one of them are not called (empty: nothing singles it out)."""
+    from harness.equivalence.defects import FEATURES
+
+    return tuple(name for name, test in FEATURES.items()
+                 if test(case) and not any(test(c) for c in completed))
+
+
+def of_kind(case: Case, kind: tuple[str, ...]) -> bool:
+    from harness.equivalence.defects import FEATURES
+
+    return bool(kind) and all(FEATURES[name](case) for name in kind)
+
+
+class InProcess:
+    """Calls the contender here, under SIGALRM: for code the harness trusts."""
+
+    def __init__(self, contender: Contender, device: str):
+        self.contender, self.device = contender, device
+
+    def verdicts(self, case: Case, props: tuple[str, ...], limit: float) -> dict[str, Verdict] | Failure:
+        inputs = make_inputs(case, self.device)
+        truth = solve(inputs)
+        outcome = evaluate(self.contender, inputs, timeout=limit)
+        if outcome.error and outcome.error.startswith(CallTimeout.__name__):
+            return Failure("hang", f"no answer within {limit:.1f} s")
+        return judge_outcome(self.contender, inputs, truth, outcome, props)
+
+    def close(self) -> None:
+        pass
+
+
+class Isolated:
+    """One worker process for one contender, started on first use and again after it died."""
+
+    def __init__(self, contender: Contender, device: str, progress: Progress | None = None):
+        self.contender, self.device, self.progress = contender, device, progress
+        self.proc: subprocess.Popen | None = None
+        self.log: Path | None = None
+        self.fresh = True  # the next call is a new worker's first: it gets the allowance
+
+    # ---- the worker ----------------------------------------------------------------
+    def _spec(self) -> dict:
+        c = self.contender
+        target = c.source.removeprefix("external ") if c.source.startswith("external ") else None
+        return {"name": c.name, "family": c.family, "target": target, "device": self.device,
+                "memory": memory_limit() if self.device == "cpu" else None}
+
+    def _start(self) -> Failure | None:
+        fd, log = tempfile.mkstemp(prefix=f"xentbench-worker-{self.contender.name}-", suffix=".log")
+        os.close(fd)
+        self.log = Path(log)
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (root, os.getcwd(), os.environ.get("PYTHONPATH", "")) if p)}
+        with open(self.log, "w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.equivalence.worker", json.dumps(self._spec())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+                start_new_session=True)  # a Ctrl-C reaches the harness, which stops the worker
+        reply = self._reply(WORKER_START_S, "starting its worker")
+        if isinstance(reply, Failure):
+            return reply
+        if not reply.get("ok"):
+            self._stop()
+            return Failure("crash", f"its worker could not load it: {reply.get('error')}")
+        self.fresh = True
+        return None
+
+    def _reply(self, limit: float, doing: str) -> dict | Failure:
+        """The worker's next line within ``limit`` seconds, or how it failed."""
+        assert self.proc is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + limit
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._stop()
+                return Failure("hang", f"no answer within {limit:.1f} s ({doing}; the worker was killed)")
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(left, 1.0))
+            if ready:
+                line = self.proc.stdout.readline()
+                if line:
+                    return json.loads(line)
+                return self._died()
+            if self.proc.poll() is not None:
+                return self._died()
+
+    def _died(self) -> Failure:
+        assert self.proc is not None
+        code = self.proc.wait()
+        tail = self._tail()
+        self.proc = None
+        if code < 0:
+            name = signal.Signals(-code).name
+            how = f"killed by {name}"
+            if name == "SIGKILL":  # the kernel's OOM killer (the harness kills only on a hang)
+                how += f" (out of memory? the worker's limit is {memory_limit() / (1 << 30):.0f} GiB)"
+        else:
+            how = f"exited with code {code}"
+        return Failure("crash", how + (f"; its last words: {tail}" if tail else ""))
+
+    def _tail(self) -> str:
+        if self.log is None or not self.log.exists():
+            return ""
+        lines = [ln.strip() for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
+        return " | ".join(lines[-TAIL_LINES:])[-600:]
+
+    def _stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    # ---- the calls --------------------------------------------------------------------
+    def verdicts(self, case: Case, props: tuple[str, ...], limit: float) -> dict[str, Verdict] | Failure:
+        if self.proc is None and (failed := self._start()):
+            return failed
+        assert self.proc is not None and self.proc.stdin is not None
+        self.fresh = False
+        try:
+            self.proc.stdin.write(json.dumps({"op": "verify", "case": case.id, "props": list(props),
+                                              "timeout": limit}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            return self._died()
+        reply = self._reply(limit + KILL_MARGIN_S, f"on case {case.id}")
+        if isinstance(reply, Failure):
+            return reply
+        if reply.get("hang"):
+            return Failure("hang", f"no answer within {limit:.1f} s")
+        if reply.get("oom"):
+            return Failure("out of memory", f"stopped by the worker's memory limit "
+                           f"({memory_limit() / (1 << 30):.0f} GiB): {reply['oom']}")
+        if not reply.get("ok"):
+            return Failure("crash", f"the worker failed: {reply.get('error')}")
+        return {p: Verdict(**v) for p, v in reply["verdicts"].items()}
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=5)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                pass
+            self._stop()
+        if self.log is not None:
+            self.log.unlink(missing_ok=True)
+
+
+def judge_for(contender: Contender, device: str) -> InProcess | Isolated:
+    return Isolated(contender, device) if is_untrusted(contender) else InProcess(contender, device)
+
+
+def verdict_dicts(verdicts: dict[str, Verdict]) -> dict[str, dict]:
+    return {p: asdict(v) for p, v in verdicts.items()}
