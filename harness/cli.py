@@ -80,16 +80,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(tables.board_header(chosen, device) + "\n")
         chosen = [c for c in chosen if not c.unavailable(device)]
     results: list = []
-    with Ticker() as progress:
+    judges: dict = {}  # each contender's worker, kept from its cases to its defects
+    with Ticker() as progress, closing_all(judges):
         try:
             check_contenders(chosen, args.case, args.cases, device, timeout=args.call_timeout,
-                             progress=progress, into=results, seed=args.seed)
+                             progress=progress, into=results, seed=args.seed, judges=judges)
         except KeyboardInterrupt as exc:  # what finished, then the CLI's one line (exit 130)
             progress("interrupted")
             print(tables.verdict_table(summarise(results, PROPERTIES), PROPERTIES, device)
                   + "\n(interrupted: the table holds the cases that finished)")
             raise exc
-        classes = _defects(args, chosen, results, device, progress)
+        classes = _defects(args, chosen, results, device, progress, judges)
     print(tables.verdict_table(summarise(results, PROPERTIES), PROPERTIES, device))
     if not args.case:
         print(f"(generated cases drawn with --seed {args.seed})")
@@ -113,7 +114,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _defects(args, chosen, results, device: str, progress) -> dict[str, list]:
+@contextlib.contextmanager
+def closing_all(judges: dict) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for judge in judges.values():
+            judge.close()
+
+
+def _defects(args, chosen, results, device: str, progress, judges: dict) -> dict[str, list]:
     """Generated cases: every distinct defect of each failing contender, with its minimal
     case (explicit cases are reported one by one instead)."""
     if args.case:
@@ -121,7 +131,7 @@ def _defects(args, chosen, results, device: str, progress) -> dict[str, list]:
     failing = dict.fromkeys(r.contender for r in results
                             if r.failure is not None or (r.verdicts is not None and not r.ok))
     by_name = {c.name: c for c in chosen}
-    return {name: defects_of(by_name[name], results, device, args.call_timeout, progress)
+    return {name: defects_of(by_name[name], results, device, args.call_timeout, progress, judges)
             for name in failing}
 
 

@@ -97,8 +97,20 @@ def reference_seconds(case: Case, device: str) -> float:
 def call_limit(case: Case, device: str, *, first_compile: bool, given: float | None) -> float:
     """Seconds one call may take: ``given`` (``--call-timeout``) when set, else derived from
     the reference on the same case; a first compile gets `COMPILE_ALLOWANCE_S` more."""
-    base = given if given is not None else max(FLOOR_S, REFERENCE_FACTOR * reference_seconds(case, device))
+    if given is not None:
+        base = given
+    elif _elements(case) < SMALL_ELEMENTS:  # the reference takes milliseconds: the floor
+        base = FLOOR_S
+    else:
+        base = max(FLOOR_S, REFERENCE_FACTOR * reference_seconds(case, device))
     return base + (COMPILE_ALLOWANCE_S if first_compile else 0.0)
+
+
+SMALL_ELEMENTS = 1 << 18  # logits elements below which the reference is not timed
+
+
+def _elements(case: Case) -> int:
+    return case.n * case.c * max(1, case.positions // max(case.n, 1))
 
 
 def kind_of(case: Case, completed: list[Case]) -> tuple[str, ...]:

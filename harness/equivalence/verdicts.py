@@ -56,11 +56,12 @@ def cases_for(contender: Contender, count: int, seed: int = strategies.DEFAULT_S
 def check_contenders(contenders: list[Contender], case_ids: list[str], count: int,
                      device: str, timeout: float | None = None, progress: Progress | None = None,
                      into: list[CaseVerdicts] | None = None,
-                     seed: int = strategies.DEFAULT_SEED) -> list[CaseVerdicts]:
+                     seed: int = strategies.DEFAULT_SEED, judges: dict | None = None) -> list[CaseVerdicts]:
     """Every contender on the explicit ``case_ids``, or on ``count`` generated cases each
     drawn with ``seed`` (`cases_for`), on ``device``; ``timeout`` replaces the derived call limit
     (`isolation.call_limit`). Results are appended to ``into`` as they come (what an
-    interrupted run prints); ``progress`` hears what is running."""
+    interrupted run prints); ``progress`` hears what is running. ``judges`` (name → judge)
+    keeps each contender's worker for `defects_of`; the caller closes them."""
     explicit = [Case.from_id(i) for i in case_ids]
     results = into if into is not None else []
     for contender in contenders:
@@ -68,19 +69,21 @@ def check_contenders(contenders: list[Contender], case_ids: list[str], count: in
             progress(f"{contender.name}: drawing its cases")
         cases = explicit or cases_for(contender, count, seed)
         grid = 0 if explicit or contender.compiled is not None else len(option_grid(contender))
-        check_cases(contender, cases, device, timeout, progress, into=results, grid=grid)
+        check_cases(contender, cases, device, timeout, progress, into=results, grid=grid,
+                    judges=judges)
     return results
 
 
 def check_cases(contender: Contender, cases: list[Case], device: str,
                 timeout: float | None = None, progress: Progress | None = None,
-                into: list[CaseVerdicts] | None = None, grid: int = 0) -> list[CaseVerdicts]:
+                into: list[CaseVerdicts] | None = None, grid: int = 0,
+                judges: dict | None = None) -> list[CaseVerdicts]:
     """``contender`` on ``cases`` (the first ``grid`` of them its option grid) through its
     judge (`isolation.judge_for`), each call under its limit. After a hang or a crash, the
     cases of the same kind (`isolation.kind_of`) are not called; after
     `MAX_FIRST_FAILURES` with no case back, none is."""
     out = into if into is not None else []
-    judge = judge_for(contender, device)
+    judge = _judge(contender, device, judges)
     completed: list[Case] = []
     stopped: list[tuple[tuple[str, ...], Case, str]] = []  # (kind, first case, what it did)
     signatures: set = set()
@@ -108,8 +111,17 @@ def check_cases(contender: Contender, cases: list[Case], device: str,
                 completed.append(case)
                 out.append(CaseVerdicts(contender.name, case, got))
     finally:
-        judge.close()
+        if judges is None:
+            judge.close()
     return out
+
+
+def _judge(contender: Contender, device: str, judges: dict | None):
+    if judges is None:
+        return judge_for(contender, device)
+    if contender.name not in judges:
+        judges[contender.name] = judge_for(contender, device)
+    return judges[contender.name]
 
 
 def _phase(i: int, grid: int, total: int) -> str:
@@ -146,7 +158,8 @@ def _first_compile(contender: Contender, case: Case, signatures: set, judge) -> 
 
 
 def defects_of(contender: Contender, results: list[CaseVerdicts], device: str,
-               timeout: float | None = None, progress: Progress | None = None) -> list[DefectClass]:
+               timeout: float | None = None, progress: Progress | None = None,
+               judges: dict | None = None) -> list[DefectClass]:
     """``contender``'s distinct defects: first what hung, crashed or ran out of memory, one
     class per kind (never called again), then the value defects of the cases that came
     back (`defects.distinct_defects`), shrunk through the same judge. A shrink candidate of
@@ -154,7 +167,7 @@ def defects_of(contender: Contender, results: list[CaseVerdicts], device: str,
     mine = [r for r in results if r.contender == contender.name]
     kinds = [r.failure_kind for r in mine if r.failure is not None and r.failure_kind]
     came_back = [r.case for r in mine if r.verdicts is not None]
-    judge = judge_for(contender, device)
+    judge = _judge(contender, device, judges)
     tried = [0]
 
     def fails(case: Case, props: tuple[str, ...]) -> str | None:
@@ -176,7 +189,8 @@ def defects_of(contender: Contender, results: list[CaseVerdicts], device: str,
         checked = [(r.case, r.verdicts) for r in mine if r.verdicts is not None]
         return failure_classes(mine) + distinct_defects(contender, checked, fails)
     finally:
-        judge.close()
+        if judges is None:
+            judge.close()
 
 
 def failure_classes(results: list[CaseVerdicts]) -> list[DefectClass]:

@@ -367,8 +367,9 @@ def without_local_constants():
     """Draw as if no module of this project were loaded. Hypothesis (6.131 and later) now and
     then draws a literal found in the source of any *local* module in ``sys.modules``
     (`hypothesis.internal.conjecture.providers._get_local_constants`), so the cases drawn
-    moved with any number added anywhere in ``harness/`` (the accuracy colours of 0edc313
-    moved `check`'s README example from 48 to 50 of 72), with which modules a command had
+    moved with any number added anywhere in ``harness/`` (0edc313's ``0.45`` in
+    `harness.analysis.plots` moved `check`'s README example from 48 to 50 of 72), with which
+    modules a command had
     imported (`check` drew other cases than `check_contenders` called directly), and with
     whether xentbench is a checkout or an installed wheel (site-packages is never local).
     Inside this block that pool is empty; the built-in constants stay. Pinned by
