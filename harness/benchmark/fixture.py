@@ -31,6 +31,7 @@ from harness.benchmark.step import (
 from harness.benchmark.timing import RoundProbe, peak_extra_memory
 from harness.benchmark.traffic import min_bytes
 from harness.contenders.compiled import for_timing
+from harness.equivalence.isolation import Failure
 from harness.kernels import watch
 from harness.problem.expectations import Expect, Expectation
 
@@ -102,6 +103,12 @@ def _first_pass(benchmark, step: Step, case, contender, timed, mode: str, device
     contender fails here and is never timed), peak memory and the record's fields; returns
     the calibrated rounds for all passes together and the calls per round. ``timed`` is
     what is timed: ``contender`` itself, or its static compiled copy for this case."""
+    contained = xent.contained_check(contender, case, mode)  # the user's code: a worker first
+    if isinstance(contained, Failure):  # it would have taken this run with it: never called here
+        xent.record_failure(nodeid, contender.name, case.id, mode, f"{contained.kind}: {contained.detail}")
+        first.not_timed = contained.kind
+        pytest.fail(f"{contender.name} {contained.kind} on {case.id} ({mode}) in its worker process, "
+                    f"not run here: {contained.detail}")
     watching = watch.watch()
     launched = watch.launches()
     try:

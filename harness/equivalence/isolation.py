@@ -230,14 +230,15 @@ class Isolated:
             self.proc = None
 
     # ---- the calls --------------------------------------------------------------------
-    def verdicts(self, case: Case, props: tuple[str, ...], limit: float) -> dict[str, Verdict] | Failure:
+    def verdicts(self, case: Case, props: tuple[str, ...], limit: float,
+                 backward: bool = True) -> dict[str, Verdict] | Failure:
         if self.proc is None and (failed := self._start()):
             return failed
         assert self.proc is not None and self.proc.stdin is not None
         self.fresh = False
         try:
             self.proc.stdin.write(json.dumps({"op": "verify", "case": case.id, "props": list(props),
-                                              "timeout": limit}) + "\n")
+                                              "timeout": limit, "backward": backward}) + "\n")
             self.proc.stdin.flush()
         except BrokenPipeError:
             return self._died()

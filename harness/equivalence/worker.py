@@ -41,7 +41,8 @@ def _verify(contender, msg: dict, device: str) -> dict:
 
     inputs = make_inputs(Case.from_id(msg["case"]), device)
     truth = solve(inputs)
-    outcome = evaluate(contender, inputs, timeout=msg["timeout"])
+    backward = msg.get("backward", True)  # a forward-only benchmark's check: no backward
+    outcome = evaluate(contender, inputs, backward=backward, requires_grad=True, timeout=msg["timeout"])
     if outcome.error and outcome.error.startswith(CallTimeout.__name__):
         return {"ok": True, "hang": True}
     if outcome.error and any(s in outcome.error for s in OUT_OF_MEMORY):

@@ -409,6 +409,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     `python -m harness report --accuracy DIR` merges them. A run whose every benchmark
     failed still writes its JSON (`save_untimed_run`)."""
     session_of(session.config).save_untimed_run(session.config)
+    session_of(session.config).close_judges()
     out = session.config.getoption("accuracy_out", None)
     log = session_of(session.config).accuracy
     if log is None or not out or not log.cells:

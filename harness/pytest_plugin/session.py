@@ -63,6 +63,29 @@ class XentSession:
                     self.compiles[(worker, name)] = (compiles, runs)
 
     timing_copies: dict[tuple[str, str], Any] = field(default_factory=dict)
+    judges: dict[str, Any] = field(default_factory=dict)  # an untrusted contender's worker
+
+    def contained_check(self, contender: Any, case: Any, mode: str) -> Any:
+        """An untrusted contender's first call on ``case``, in its worker process
+        (`harness.equivalence.isolation.Isolated`), before any call in this one: its
+        verdicts, or the `Failure` (hang, crash, out of memory) that would have taken the
+        benchmark run with it. None for a contender the harness trusts."""
+        from harness.equivalence import isolation
+
+        if not isolation.is_untrusted(contender):
+            return None
+        if contender.name not in self.judges:
+            self.judges[contender.name] = isolation.Isolated(contender, self.device)
+        judge = self.judges[contender.name]
+        props = ("loss", "nonfinite", "grad") if mode == "fwd_bwd" else ("loss", "nonfinite")
+        limit = isolation.call_limit(case, self.device, first_compile=judge.fresh,
+                                     given=self.call_timeout)
+        return judge.verdicts(case, props, limit, backward=mode == "fwd_bwd")
+
+    def close_judges(self) -> None:
+        for judge in self.judges.values():
+            judge.close()
+        self.judges.clear()
 
     def timing_copy(self, contender: Any, case: Any) -> Any:
         """The contender a benchmark of ``case`` times, made once per case and kept for the

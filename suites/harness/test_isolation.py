@@ -6,6 +6,7 @@ again, the other verdicts stand, and the command ends in time, talking all along
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -146,3 +147,23 @@ def test_under_xdist_a_crashing_contender_is_a_failure_and_the_session_finishes(
     assert "crashed while running 'suites/contenders/test_equivalence.py::" \
         "test_multiclass_property[segv-" in out, out[-3000:]
     assert re.search(r"2 failed", out), out[-2000:]
+
+
+def test_bench_checks_the_users_code_in_a_worker_first_and_times_the_rest(tmp_path):
+    """A contender that aborts on weighted cases would end the benchmark process at its
+    first call: its check runs in a worker first, the benchmark is recorded as a crash
+    and never run here, and eager beside it is timed and saved."""
+    out = tmp_path / "run.json"
+    env = clean_env(HERE)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "bench", "--size", "small", "--cases", "landmarks",
+         "--passes", "1", "--round-time", "0.02", "--only", "abort", "--only", "eager",
+         "--contender", "abort=untrusted:aborts_when_weighted", "--out", str(out), "--",
+         "-k", "n8-c2-512x512 and fwd and not fwd_bwd"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=300, check=False)
+    assert "not timed: crash: killed by SIGABRT" in done.stdout, done.stdout[-3000:]
+    doc = json.loads(out.read_text())
+    assert [b["extra_info"]["contender"] for b in doc["benchmarks"]] == ["eager"]
+    [failure] = doc["xentbench"]["failures"]
+    assert failure["contender"] == "abort" and failure["error"] == "crash: killed by SIGABRT"
