@@ -30,6 +30,8 @@ import json
 import math
 import os
 import random
+import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -125,21 +127,47 @@ class WorkerProcess:
         ``env``: variables set on top of the side's environment."""
         self.side, self.log = side, log
         self._log = open(log, "w")  # noqa: SIM115 (closed in close())
-        self.proc = subprocess.Popen([*prefix, side.python, "-c", BOOT, str(WORKER)], cwd=side.root,
-                                     env={**side_env(side, caller_dir), **(env or {})}, stdin=subprocess.PIPE,
+        self._argv = [*prefix, side.python, "-c", BOOT, str(WORKER)]
+        self._env = {**side_env(side, caller_dir), **(env or {})}
+        self._listing: dict | None = None  # the selection a restarted worker is given again
+        self._start()
+
+    def _start(self) -> None:
+        self.proc = subprocess.Popen(self._argv, cwd=self.side.root, env=self._env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
 
-    def call(self, **msg: object) -> dict:
+    def restart(self) -> None:
+        """A fresh worker after one died (a contender that crashed it): the run goes on."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._start()
+        if self._listing is not None:
+            self.call(**self._listing)
+
+    def call(self, deadline_s: float | None = None, **msg: object) -> dict:
+        """Send ``msg`` and read the reply; past ``deadline_s`` seconds (a contender stuck
+        in native code, where the worker's own alarm cannot reach) the worker is killed."""
         try:
             self.proc.stdin.write(json.dumps(msg) + "\n")
             self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
+            ready = True
+            if deadline_s is not None:
+                ready = bool(select.select([self.proc.stdout], [], [], deadline_s)[0])
+                if not ready:
+                    self.proc.kill()
+            line = self.proc.stdout.readline() if ready else ""
         except (BrokenPipeError, OSError):
             line = ""
         if not line:
-            code = self.proc.poll()
-            raise WorkerDied(f"{self.side.label}'s worker stopped (exit {code}) during {msg.get('op')}"
+            code = self.proc.wait()
+            how = f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
+            if deadline_s is not None and not ready:
+                how = f"no answer within {deadline_s:.0f} s, killed"
+            raise WorkerDied(f"{self.side.label}'s worker stopped ({how}) during {msg.get('op')}"
                              f"{' ' + str(msg['id']) if 'id' in msg else ''}: see {self.log}")
+        if msg.get("op") == "list":
+            self._listing = dict(msg)
         return json.loads(line)
 
     def close(self) -> None:
@@ -259,6 +287,9 @@ class Interleaved:
         return np.asarray(kept), dropped
 
 
+PREPARE_MARGIN_S = 120.0  # past the call's own limit: importing, building inputs, a compile
+
+
 def interleave(ident: str, running: dict[str, WorkerProcess], timing: Timing, rng: random.Random,
                seconds: float | None = None, head_ident: str | None = None,
                rounds: int | None = None) -> Interleaved:
@@ -269,8 +300,15 @@ def interleave(ident: str, running: dict[str, WorkerProcess], timing: Timing, rn
     idents = {"BASE": ident, "HEAD": out.ident_of("HEAD")}
     shared = running["BASE"] is running["HEAD"]
     for label in SIDES:
-        out.info[label] = running[label].call(op="prepare", id=idents[label], timeout=timing.timeout,
-                                              keep=shared and label == "HEAD")
+        try:  # the check's call: a contender that hangs or crashes fails, the run goes on
+            out.info[label] = running[label].call(
+                op="prepare", id=idents[label], timeout=timing.timeout,
+                keep=shared and label == "HEAD", deadline_s=(timing.timeout or 300.0) + PREPARE_MARGIN_S)
+        except WorkerDied as died:
+            out.info[label] = {"ok": False, "error": f"crashed: {died}"}
+            running[label].restart()
+            if shared:
+                break
     if out.failed:
         return out
     out.rounds = rounds or timing.rounds(max(out.info[s]["once"] for s in SIDES))
