@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import torch
 from hypothesis import given, settings
+from hypothesis import seed as hypothesis_seed
 
 from harness.contenders import Contender
 from harness.equivalence.properties import PROPERTIES, Outcome, Verdict, check_all
@@ -175,14 +176,18 @@ def repro_command(contender: Contender, case) -> str:
 
 def property_search(contender: Contender, prop: str, device: str,
                     on_case: Callable[[Contender, Case, dict[str, Verdict]], None],
-                    timeout: float | None = CALL_TIMEOUT_S) -> Callable[[], None]:
+                    timeout: float | None = CALL_TIMEOUT_S, seed: int | None = None) -> Callable[[], None]:
     """A Hypothesis test of one property over the cases ``contender`` declares it handles
     (`strategies.cases`), against the oracle; call it to run the search. ``on_case`` sees
     every case checked. A failure names the case and prints the command that reproduces
-    it. Used by both equivalence suites (``suites/contenders/``)."""
+    it. ``seed`` (``--hypothesis-seed``) draws from that seed instead of the test's own
+    (under the ``ci`` profile, derandomized). Used by the equivalence suite
+    (``suites/contenders/test_equivalence.py``)."""
     budget = strategies.example_budget(compiled=contender.compiled is not None)
     chosen = settings(max_examples=budget) if budget else (lambda f: f)
+    seeded = hypothesis_seed(seed) if seed is not None else (lambda f: f)  # over derandomize
 
+    @seeded
     @chosen
     @given(case=strategies.for_contender(contender))
     def property_holds(case: Case) -> None:

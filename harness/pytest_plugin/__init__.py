@@ -131,6 +131,7 @@ def _new_session(config: pytest.Config) -> XentSession:
     return XentSession(accuracy=accuracy, device=device,
                        passes=passes.PassLog(passes=wanted if timing else 1),
                        call_timeout=config.getoption("call_timeout") or CALL_TIMEOUT_S,
+                       seed=_seed(config),
                        started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        deadline=time.monotonic() + seconds if seconds else None)
 
@@ -151,13 +152,26 @@ def resolve_device(choice: str) -> str:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _seed(config: pytest.Config) -> int | None:
+    """``--hypothesis-seed`` as an int (Hypothesis takes any text: hashed to one)."""
+    given = config.getoption("hypothesis_seed", None)
+    if given is None:
+        return None
+    return int(given) if str(given).isdigit() else int.from_bytes(str(given).encode()[:8], "little")
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     if not own_run(config):
         return []
     device = resolve_device(config.getoption("device"))
     names = {f: [c.name for c in _contenders(config, f)] for f in FAMILIES}
+    seed = _seed(config)
+    draw = (f"cases drawn with --hypothesis-seed {seed}" if seed is not None else
+            "cases drawn from each test's own seed" + (" (derandomized: the same on every run; "
+                                                        "--hypothesis-seed N for another draw)"
+                                                        if settings.default.derandomize else ""))
     return [f"xentbench: device={device}, torch {torch.__version__}, hypothesis profile "
-            f"'{strategies.profile_name()}'",
+            f"'{strategies.profile_name()}', {draw}",
             *(f"xentbench {f} contenders: {', '.join(n) or '-'}" for f, n in names.items())]
 
 

@@ -43,6 +43,7 @@ class XentSession:
     started: str = ""                            # UTC time the session started (the stamp's)
     deadline: float | None = None                # --bench-deadline: time.monotonic() to stop at
     device: str = "cpu"                          # where this session's contenders run
+    seed: int | None = None                      # --hypothesis-seed: the suites' draw
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline

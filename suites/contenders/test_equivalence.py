@@ -22,7 +22,7 @@ from harness.problem import strategies
 def check_property(contender, prop: str, device: str, count_case, xent) -> None:
     if why := contender.unavailable(device):
         pytest.skip(why)
-    property_search(contender, prop, device, count_case, xent.call_timeout)()
+    property_search(contender, prop, device, count_case, xent.call_timeout, xent.seed)()
 
 
 def capability_gaps(contender, device: str) -> None:

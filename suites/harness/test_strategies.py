@@ -268,3 +268,24 @@ def test_the_draw_does_not_depend_on_the_modules_loaded(tmp_path, monkeypatch):
     assert unguarded != before  # what the guard is for: the module's numbers were drawn
     assert strategies.draw_cases(strategies.for_contender(registry.get("eager")), 30, seed=1) != \
         strategies.draw_cases(strategies.for_contender(registry.get("eager")), 30)  # the seed matters
+
+
+def test_the_suites_search_draws_from_the_seed_it_is_given():
+    """``--hypothesis-seed`` reaches the property search even under the derandomized ``ci``
+    profile (`runner.property_search`): one seed, one draw; another seed, another."""
+    from harness.equivalence.runner import property_search
+
+    def drawn(seed):
+        seen: list[str] = []
+        property_search(registry.get("eager"), "inputs", "cpu",
+                        lambda c, case, v: seen.append(case.id), seed=seed)()
+        return seen
+
+    previous = strategies.profile_name()
+    settings.register_profile("xentbench-tiny", parent=settings.get_profile(previous), max_examples=12)
+    settings.load_profile("xentbench-tiny")
+    try:
+        assert drawn(7) == drawn(7)
+        assert drawn(7) != drawn(8)
+    finally:
+        settings.load_profile(previous)
