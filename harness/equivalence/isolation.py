@@ -95,11 +95,12 @@ def reference_seconds(case: Case, device: str) -> float:
 
 
 def call_limit(case: Case, device: str, *, first_compile: bool, given: float | None) -> float:
-    """Seconds one call may take: ``given`` (``--call-timeout``) when set, else derived from
-    the reference on the same case; a first compile gets `COMPILE_ALLOWANCE_S` more."""
+    """Seconds one call may take: ``given`` (``--call-timeout``) when set, as it is; else
+    derived from the reference on the same case, and a first compile gets
+    `COMPILE_ALLOWANCE_S` more."""
     if given is not None:
-        base = given
-    elif _elements(case) < SMALL_ELEMENTS:  # the reference takes milliseconds: the floor
+        return given
+    if _elements(case) < SMALL_ELEMENTS:  # the reference takes milliseconds: the floor
         base = FLOOR_S
     else:
         base = max(FLOOR_S, REFERENCE_FACTOR * reference_seconds(case, device))

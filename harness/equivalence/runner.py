@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from harness.contenders import Contender
 from harness.equivalence.properties import PROPERTIES, Outcome, Verdict, check_all
-from harness.problem import strategies
+from harness.problem import coverage, strategies
 from harness.problem.case import Case
 from harness.problem.expectations import EXACT
 from harness.problem.families import family
@@ -176,19 +176,32 @@ def repro_command(contender: Contender, case) -> str:
 
 def property_search(contender: Contender, prop: str, device: str,
                     on_case: Callable[[Contender, Case, dict[str, Verdict]], None],
-                    timeout: float | None = CALL_TIMEOUT_S, seed: int | None = None) -> Callable[[], None]:
+                    timeout: float | None = CALL_TIMEOUT_S, seed: int | None = None,
+                    on_coverage: Callable[[list[str]], None] | None = None) -> Callable[[], None]:
     """A Hypothesis test of one property over the cases ``contender`` declares it handles
     (`strategies.cases`), against the oracle; call it to run the search. ``on_case`` sees
     every case checked. A failure names the case and prints the command that reproduces
     it. ``seed`` (``--hypothesis-seed``) draws from that seed instead of the test's own
-    (under the ``ci`` profile, derandomized). Used by the equivalence suite
-    (``suites/contenders/test_equivalence.py``)."""
+    (under the ``ci`` profile, derandomized).
+
+    An eager contender's search starts with one case per value of every dimension it
+    declares (`coverage.stratified`, as explicit examples), and the test fails when a
+    declared value was not reached (`coverage.not_reached`, told to ``on_coverage``).
+    Used by the equivalence suite (``suites/contenders/test_equivalence.py``)."""
     budget = strategies.example_budget(compiled=contender.compiled is not None)
     chosen = settings(max_examples=budget) if budget else (lambda f: f)
     seeded = hypothesis_seed(seed) if seed is not None else (lambda f: f)  # over derandomize
+    fixed = coverage.stratified(contender) if contender.compiled is None else []
+    seen: list[Case] = []
+
+    def with_examples(test):
+        for case in reversed(fixed):  # decorators apply bottom-up: run in `fixed`'s order
+            test = example(case=case)(test)
+        return test
 
     @seeded
     @chosen
+    @with_examples
     @given(case=strategies.for_contender(contender))
     def property_holds(case: Case) -> None:
         try:
@@ -196,6 +209,7 @@ def property_search(contender: Contender, prop: str, device: str,
         except KeyboardInterrupt:  # pytest's summary then names the case that was running
             raise KeyboardInterrupt(f"checking {contender.name} on case {case.id}") from None
         on_case(contender, case, {prop: verdict})
+        seen.append(case)
         assert verdict.ok, (
             f"{contender.name}: property '{prop}' fails on case {case.id}\n  {verdict.detail}\n"
             f"  reproduce: {repro_command(contender, case)}")
@@ -203,5 +217,12 @@ def property_search(contender: Contender, prop: str, device: str,
     def search() -> None:  # the draw must not depend on which modules are loaded
         with strategies.without_local_constants():
             property_holds()
+        if contender.compiled is not None:
+            return
+        missing = coverage.not_reached(contender, seen)
+        if on_coverage is not None:
+            on_coverage(missing)
+        assert not missing, (f"{contender.name}: property '{prop}' never reached {', '.join(missing)}: "
+                             "a declared kind of case went unchecked (harness.problem.coverage)")
 
     return search

@@ -12,7 +12,7 @@ from harness.contenders import Contender
 from harness.equivalence.defects import DefectClass, distinct_defects, option_grid
 from harness.equivalence.isolation import Failure, Progress, call_limit, judge_for, kind_of, of_kind
 from harness.equivalence.properties import PROPERTIES, Verdict
-from harness.problem import strategies
+from harness.problem import coverage, strategies
 from harness.problem.case import Case
 
 COMPILED_CLI_CASES = 8
@@ -43,14 +43,22 @@ class CaseVerdicts:
 def cases_for(contender: Contender, count: int, seed: int = strategies.DEFAULT_SEED) -> list[Case]:
     """What ``check`` runs a contender on: every combination of its declared options
     (`defects.option_grid`: what separates one defect from another), then ``count``
-    generated cases. A compiled contender gets at most `COMPILED_CLI_CASES` generated
-    cases and no grid (each new signature is a compile)."""
+    generated cases; between them, a case for each kind of case (`fixed_cases`). A compiled
+    contender gets at most `COMPILED_CLI_CASES` generated cases and no grid (each new
+    signature is a compile)."""
     if contender.compiled is not None:
         return strategies.draw_cases(strategies.for_contender(contender),
                                      min(count, COMPILED_CLI_CASES), seed)
     drawn = strategies.draw_cases(strategies.for_contender(contender), count, seed)
+    fixed = fixed_cases(contender)
+    return fixed + [c for c in drawn if c not in fixed]
+
+
+def fixed_cases(contender: Contender) -> list[Case]:
+    """The option grid, then one case per declared value of every dimension the grid did
+    not reach (`coverage.stratified`): what every check of an eager contender runs."""
     grid = option_grid(contender)
-    return grid + [c for c in drawn if c not in grid]
+    return grid + [c for c in coverage.stratified(contender) if c not in grid]
 
 
 def check_contenders(contenders: list[Contender], case_ids: list[str], count: int,
@@ -68,7 +76,7 @@ def check_contenders(contenders: list[Contender], case_ids: list[str], count: in
         if progress:
             progress(f"{contender.name}: drawing its cases")
         cases = explicit or cases_for(contender, count, seed)
-        grid = 0 if explicit or contender.compiled is not None else len(option_grid(contender))
+        grid = 0 if explicit or contender.compiled is not None else len(fixed_cases(contender))
         check_cases(contender, cases, device, timeout, progress, into=results, grid=grid,
                     judges=judges)
     return results
@@ -126,7 +134,7 @@ def _judge(contender: Contender, device: str, judges: dict | None):
 
 def _phase(i: int, grid: int, total: int) -> str:
     if i < grid:
-        return f"option grid, case {i + 1} of {grid}"
+        return f"option grid and declared kinds, case {i + 1} of {grid}"
     return f"generated cases, case {i + 1 - grid} of {total - grid}"
 
 
@@ -219,6 +227,18 @@ class ContenderTally:
     passed: dict[str, int]      # cases passed, per property
     verdict: str                # 'PASS', 'FAIL', or 'skip' when no case was checked
     limits: int = 0             # cases in a predicted breakdown/degraded regime (asserted)
+
+
+def unreached(contenders: list[Contender], results: list[CaseVerdicts]) -> dict[str, list[str]]:
+    """Per eager contender, the declared kinds of case none of its checked cases had."""
+    out = {}
+    for contender in contenders:
+        if contender.compiled is not None:
+            continue
+        checked = [r.case for r in results if r.contender == contender.name and r.skipped is None]
+        if checked and (missing := coverage.not_reached(contender, checked)):
+            out[contender.name] = missing
+    return out
 
 
 def tally(results: list[CaseVerdicts]) -> dict[str, Counter]:

@@ -21,6 +21,20 @@ def write(terminalreporter, xent: XentSession, contenders: list, device: str,
     unstable(terminalreporter, xent)
 
 
+def reach(terminalreporter, xent: XentSession) -> None:
+    """Which declared kinds of case each property test left unchecked
+    (`harness.problem.coverage`): "not reached: …" per test, or one line saying none."""
+    if not xent.not_reached:
+        return
+    missed = {node: m for node, m in xent.not_reached.items() if m}
+    terminalreporter.section("xentbench: kinds of case reached")
+    if not missed:
+        terminalreporter.write_line(f"every kind of case each contender declares was reached by each of the "
+                                    f"{len(xent.not_reached)} property tests (not reached: none)")
+    for node, missing in sorted(missed.items()):
+        terminalreporter.write_line(f"{node.split('::', 1)[-1]}: not reached: {', '.join(missing)}")
+
+
 def unstable(terminalreporter, xent: XentSession) -> None:
     """One warning naming every benchmark whose timing cannot be trusted, and why."""
     if not xent.unstable:
@@ -58,6 +72,7 @@ def cases(terminalreporter, xent: XentSession) -> None:
                                         f"{f['error']}")
     if not xent.cases_checked:
         return
+    reach(terminalreporter, xent)
     terminalreporter.section("xentbench: generated cases checked per test")
     for nodeid, n in sorted(xent.cases_checked.items()):
         terminalreporter.write_line(f"{n:6d}  {nodeid.split('::', 1)[-1]}")

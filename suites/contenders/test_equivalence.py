@@ -17,12 +17,14 @@ import pytest
 from harness.equivalence.properties import PROPERTIES
 from harness.equivalence.runner import property_search
 from harness.problem import strategies
+from harness.pytest_plugin.session import NOT_REACHED
 
 
-def check_property(contender, prop: str, device: str, count_case, xent) -> None:
+def check_property(contender, prop: str, device: str, count_case, xent, record) -> None:
     if why := contender.unavailable(device):
         pytest.skip(why)
-    property_search(contender, prop, device, count_case, xent.call_timeout, xent.seed)()
+    property_search(contender, prop, device, count_case, xent.call_timeout, xent.seed,
+                    on_coverage=lambda missing: record(NOT_REACHED, missing))()
 
 
 def capability_gaps(contender, device: str) -> None:
@@ -39,13 +41,13 @@ def capability_gaps(contender, device: str) -> None:
 
 
 @pytest.mark.parametrize("prop", PROPERTIES)
-def test_multiclass_property(contender, prop, device, count_case, xent):
-    check_property(contender, prop, device, count_case, xent)
+def test_multiclass_property(contender, prop, device, count_case, xent, record_property):
+    check_property(contender, prop, device, count_case, xent, record_property)
 
 
 @pytest.mark.parametrize("prop", PROPERTIES)
-def test_binary_property(binary_contender, prop, device, count_case, xent):
-    check_property(binary_contender, prop, device, count_case, xent)
+def test_binary_property(binary_contender, prop, device, count_case, xent, record_property):
+    check_property(binary_contender, prop, device, count_case, xent, record_property)
 
 
 def test_capability_gaps_are_visible(contender, device):

@@ -75,12 +75,18 @@ def test_an_allocation_without_bound_is_stopped_by_the_memory_limit():
 
 def test_ctrl_c_prints_the_table_of_what_finished():
     env = clean_env(HERE)
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "check", "--only", "eager"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    time.sleep(12)  # importing torch, then some cases
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "check", "--only", "eager",
+                             "--cases", "2000"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    head = []
+    for line in proc.stdout:  # interrupted once it is checking generated cases
+        head.append(line)
+        if "generated cases" in line:
+            break
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
+    rest, _ = proc.communicate(timeout=60)
+    out = "".join(head) + rest
     assert proc.returncode == 130, out
     assert "(interrupted: the table holds the cases that finished)" in out, out
     assert re.search(r"^eager\s+\d+\s", out, re.M), out

@@ -172,7 +172,7 @@ def test_a_contender_that_hangs_is_a_failure_and_check_completes(tmp_path, monke
                      "--contender", "hang=hangmod:ce", "--call-timeout", "0.2"])
     out = capsys.readouterr().out
     assert code == 1 and time.monotonic() - started < 30
-    assert "FAIL hang on n2-c3-p0.5-f32-sum" in out and "CallTimeout: no answer within 0.2 s" in out
+    assert "FAIL hang on n2-c3-p0.5-f32-sum" in out and "hang: no answer within 0.2 s" in out
 
 
 def test_bench_on_cuda_without_cuda_is_one_line_and_exit_2(tmp_path, capsys):
