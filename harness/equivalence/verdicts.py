@@ -235,7 +235,8 @@ def unreached(contenders: list[Contender], results: list[CaseVerdicts]) -> dict[
     for contender in contenders:
         if contender.compiled is not None:
             continue
-        checked = [r.case for r in results if r.contender == contender.name and r.skipped is None]
+        checked = [r.case for r in results if r.contender == contender.name and (
+            r.verdicts is not None or (r.failure is not None and r.failure.kind != "not run"))]
         if checked and (missing := coverage.not_reached(contender, checked)):
             out[contender.name] = missing
     return out

@@ -85,3 +85,15 @@ TOYS = {"volume": _volume, "unbatched": _unbatched, "half": _half, "bf16": _bf16
 FACTORS = {"bf16": 1.1}
 for _name, _when in TOYS.items():
     globals()[f"off_{_name}"] = _off(_when, FACTORS.get(_name, 1.01))
+
+
+def bce_mean_over_weighted(input, target, weight=None, reduction="mean", pos_weight=None):
+    """Binary cross-entropy whose mean divides by the positions with a non-zero weight, not
+    by all of them: right unless some weights are zero (the seed's helper gives a class
+    weight 0 when it is absent; ``onehot`` weighs the negatives 0)."""
+    if reduction == "mean" and weight is not None:
+        total = F.binary_cross_entropy_with_logits(input, target, weight=weight, reduction="sum",
+                                                   pos_weight=pos_weight)
+        return total / (weight.expand_as(input) != 0).sum()
+    return F.binary_cross_entropy_with_logits(input, target, weight=weight, reduction=reduction,
+                                              pos_weight=pos_weight)

@@ -2,7 +2,8 @@
 `check` (`harness.problem.coverage`), whatever the draw: a loss 1 % off on one value of
 one dimension (`coverage_toys.py`: 3-D inputs, unbatched ones, half precision, 'sum',
 weights, ignored targets, smoothing, probabilities, masked logits, strided logits, a
-vocabulary-sized C) is caught by the suite under the ``ci`` profile and by ``check``."""
+vocabulary-sized C), and a binary loss whose mean divides by the positions with a non-zero
+weight, are caught by the suite under the ``ci`` profile and by ``check``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from harness.problem.case import Case
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-SPECS = [f"--contender=off_{name}=coverage_toys:off_{name}" for name in TOYS]
+SPECS = [f"--contender=off_{name}=coverage_toys:off_{name}" for name in TOYS] + [
+    "--binary-contender=meanw=coverage_toys:bce_mean_over_weighted"]
 
 
 @pytest.mark.parametrize("name", [c.name for c in registry.builtins()])
@@ -49,7 +51,8 @@ def test_a_declared_limit_narrows_what_must_be_reached():
 def test_the_suite_catches_a_loss_wrong_on_one_value_of_each_dimension():
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "suites/contenders/test_equivalence.py", "-p",
-         "no:cacheprovider", "-q", "-rf", *SPECS, "-k", "test_multiclass_property and off_ and loss"],
+         "no:cacheprovider", "-q", "-rf", *SPECS, "-k",
+         "(test_multiclass_property and off_ and loss) or (test_binary_property and meanw and loss)"],
         cwd=ROOT, env=clean_env(HERE), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=600, check=False)
     out = done.stdout
@@ -57,17 +60,18 @@ def test_the_suite_catches_a_loss_wrong_on_one_value_of_each_dimension():
     for name in TOYS:
         assert f"FAILED suites/contenders/test_equivalence.py::test_multiclass_property[off_{name}-loss]" \
             in out, (name, out[-3000:])
-    assert f"{len(TOYS)} failed" in out, out[-2000:]
+    assert "FAILED suites/contenders/test_equivalence.py::test_binary_property[meanw-loss]" in out
+    assert f"{len(TOYS) + 1} failed" in out, out[-2000:]
 
 
 def test_check_catches_a_loss_wrong_on_one_value_of_each_dimension():
-    only = [f"--only=off_{name}" for name in TOYS]
+    only = [f"--only=off_{name}" for name in TOYS] + ["--only=meanw"]
     done = subprocess.run([sys.executable, "-m", "harness", "check", "--cases", "3", *only, *SPECS],
                           cwd=ROOT, env=clean_env(HERE), stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL, text=True, timeout=600, check=False)
     out = done.stdout
     assert done.returncode == 1, out[-3000:]
     verdicts = {line.split()[0]: line.split()[-1] for line in out.splitlines()
-                if line.startswith("off_")}
-    assert verdicts == {f"off_{name}": "FAIL" for name in TOYS}, out[-3000:]
+                if line.startswith(("off_", "meanw"))}
+    assert verdicts == {**{f"off_{name}": "FAIL" for name in TOYS}, "meanw": "FAIL"}, out[-3000:]
     assert "not reached" not in out, out[-3000:]
