@@ -6,7 +6,7 @@ allocation without bound ends that call, not the run.
 * `call_limit`: the seconds one call may take, derived from the family's reference
   contender on the same case (`REFERENCE_FACTOR` × its time, at least `FLOOR_S`), plus
   `COMPILE_ALLOWANCE_S` on a compiled contender's first call per compile signature (and on
-  a worker's first call: imports, lazy initialisation, a JIT). ``--call-timeout`` replaces
+  an isolated contender's first call: imports, lazy initialisation, a JIT). ``--call-timeout`` replaces
   the derived limit.
 * `InProcess`: the built-ins (and the harness's own tests), where isolation cannot matter:
   the call runs here under SIGALRM (`runner.time_limit`).
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import select
 import signal
@@ -111,7 +112,7 @@ SMALL_ELEMENTS = 1 << 18  # logits elements below which the reference is not tim
 
 
 def _elements(case: Case) -> int:
-    return case.n * case.c * max(1, case.positions // max(case.n, 1))
+    return math.prod(case.logits_shape)
 
 
 def kind_of(case: Case, completed: list[Case]) -> tuple[str, ...]:
@@ -151,11 +152,11 @@ class InProcess:
 class Isolated:
     """One worker process for one contender, started on first use and again after it died."""
 
-    def __init__(self, contender: Contender, device: str, progress: Progress | None = None):
-        self.contender, self.device, self.progress = contender, device, progress
+    def __init__(self, contender: Contender, device: str):
+        self.contender, self.device = contender, device
         self.proc: subprocess.Popen | None = None
         self.log: Path | None = None
-        self.fresh = True  # the next call is a new worker's first: it gets the allowance
+        self.fresh = True  # no call made yet: the contender's first gets the compile allowance
 
     # ---- the worker ----------------------------------------------------------------
     def _spec(self) -> dict:
@@ -182,7 +183,6 @@ class Isolated:
         if not reply.get("ok"):
             self._stop()
             return Failure("crash", f"its worker could not load it: {reply.get('error')}")
-        self.fresh = True
         return None
 
     def _reply(self, limit: float, doing: str) -> dict | Failure:

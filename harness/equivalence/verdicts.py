@@ -152,7 +152,7 @@ def _not_run(case: Case, stopped, completed: list[Case]) -> str | None:
 
 def _first_compile(contender: Contender, case: Case, signatures: set, judge) -> bool:
     """Whether this call may compile: a compiled contender's first call per compile
-    signature, or a new worker's first call (imports, lazy initialisation, a JIT)."""
+    signature, or an isolated contender's first call (imports, lazy initialisation, a JIT)."""
     if getattr(judge, "fresh", False):
         return True
     if contender.compiled is None:
