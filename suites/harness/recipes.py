@@ -1,8 +1,9 @@
-"""The README's "Extending the harness" recipes as edits to a copy of the tree: each edit is
-the README's instruction, made where the README says, at an anchor that must exist exactly
-once (a moved anchor fails `apply`, so the README and this file are updated together).
-Not a test module: `test_recipes.py` applies them and follows each addition through
-`list`, `check`, the suites and the report."""
+"""The "Extending the harness" recipes of docs/contributing.md as edits to a copy of the
+tree: each edit is the recipe's instruction, made where the recipe says, at an anchor that
+must exist exactly once (a moved anchor fails `apply`, so the recipe and this file are
+updated together). Not a test module: `test_recipes.py` applies them and follows each
+addition through `list`, `check`, the suites and the report, and reads the recipes
+(`recipe_text`) to see that each names the files its edits touch and the names it adds to."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 COPIED = ("harness", "suites", "conftest.py", "pyproject.toml")
+DOC = ROOT / "docs" / "contributing.md"  # where the recipes live
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,30 @@ CASE_FIELD = (
 
 RECIPES = {"contender": CONTENDER, "property": PROPERTY, "column": COLUMN, "case field": CASE_FIELD}
 
+# Each recipe's paragraph in DOC opens with its bold title, and names, besides the files its
+# edits touch, the names the edits add to or register with.
+TITLES = {"contender": "A contender.", "property": "A property.", "column": "A report column.",
+          "case field": "A case field."}
+NAMES = {
+    "contender": ("register(Contender(", "Capabilities"),
+    "property": ("check_<name>", "PROPERTIES", "CHECKS"),
+    "column": ("BenchRecord", "CASE_COLUMNS"),
+    "case field": ("Case.id", "_read_token", "FIELD_VALUES", "Capabilities", "_flag", "make_inputs"),
+}
+
+
+def recipe_text(name: str, doc: Path = DOC) -> str:
+    """The paragraph of ``doc`` that holds recipe ``name``: from its bold title to the next
+    blank line."""
+    text = doc.read_text()
+    title = f"**{TITLES[name]}**"
+    if text.count(title) != 1:
+        raise AssertionError(f"recipe title {title} found {text.count(title)} times in {doc} (want 1)")
+    start = text.index(title)
+    end = text.find("\n\n", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
 # Right on every case but those with a strided target, whose memory it reads as if it were
 # contiguous (a kernel handed the data pointer: Liger's contiguity defect): what the toy
 # field's capability must keep away from a contender that declares it lacks it.
@@ -117,7 +143,8 @@ def apply(tree: Path, edits) -> None:
         count = text.count(edit.anchor)
         if count != 1:
             raise AssertionError(f"recipe anchor found {count} times in {edit.path} (want 1): "
-                                 f"{edit.anchor!r}; update the README recipe and suites/harness/recipes.py")
+                                 f"{edit.anchor!r}; update the recipe in docs/contributing.md and "
+                                 "suites/harness/recipes.py")
         at = text.index(edit.anchor) + (0 if edit.before else len(edit.anchor))
         path.write_text(text[:at] + edit.text + text[at:])
 

@@ -1,8 +1,9 @@
-"""The README's four "Extending the harness" recipes, followed literally: a copy of the tree
-gets a toy contender, property, report column and case field exactly where the README says
-(`recipes.py` holds the edits), and each addition is then found where a user looks for it:
-`list`, `check`, the equivalence suite and the report. Each test is one or two subprocesses
-in that copy (the copy's ``harness`` comes first on PYTHONPATH)."""
+"""The four "Extending the harness" recipes of docs/contributing.md, followed literally: a
+copy of the tree gets a toy contender, property, report column and case field exactly where
+the recipes say (`recipes.py` holds the edits), and each addition is then found where a user
+looks for it: `list`, `check`, the equivalence suite and the report. Each of those tests is
+one or two subprocesses in that copy (the copy's ``harness`` comes first on PYTHONPATH); the
+first test reads the recipes themselves, in process."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from recipes import extended_tree
+from recipes import DOC, NAMES, RECIPES, extended_tree, recipe_text
 from test_external import clean_env
 
 PLAIN = "plain=contiguous_only:cross_entropy@no-soft-targets"
@@ -27,6 +28,19 @@ def run(tree: Path, *args: str, timeout: float = 240) -> subprocess.CompletedPro
     return subprocess.run([sys.executable, *args], cwd=tree, env=clean_env(tree),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=timeout, check=False)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_each_recipe_names_the_files_and_names_its_edits_touch(name: str) -> None:
+    """The recipes as docs/contributing.md writes them: each paragraph names every file its
+    edits in `recipes.py` touch (by path, or by file name where the recipe says
+    `<family>.py`) and the names it adds to, so a recipe that moves or stops saying where to
+    edit fails here, and the edits below follow what the page says."""
+    text = recipe_text(name)
+    for edit in RECIPES[name]:
+        assert edit.path in text or f"`{Path(edit.path).name}`" in text, (DOC, name, edit.path, text)
+    missing = [n for n in NAMES[name] if n not in text]
+    assert not missing, (DOC, name, missing, text)
 
 
 def test_the_toy_contender_and_the_toy_field_are_listed(tree: Path) -> None:
