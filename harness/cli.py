@@ -34,7 +34,7 @@ from harness.contenders import ecosystem  # noqa: E402
 from harness.equivalence.progress import Ticker  # noqa: E402
 from harness.equivalence.properties import PROPERTIES  # noqa: E402
 from harness.equivalence.runner import CALL_TIMEOUT_S, repro_command  # noqa: E402
-from harness.equivalence.verdicts import check_contenders, defects_of, summarise, unreached  # noqa: E402
+from harness.equivalence.verdicts import check_contenders, defects_of, reached, summarise  # noqa: E402
 from harness.problem import strategies  # noqa: E402
 from harness.problem.case import CaseError  # noqa: E402
 
@@ -93,10 +93,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         classes = _defects(args, chosen, results, device, progress, judges)
     print(tables.verdict_table(summarise(results, PROPERTIES), PROPERTIES, device))
     if not args.case:
-        missing = unreached(chosen, results)
-        print(f"(generated cases drawn with --seed {args.seed}; "
-              + ("every kind of case each contender declares was reached)" if not missing else
-                 "not reached: " + "; ".join(f"{n}: {', '.join(m)}" for n, m in missing.items()) + ")"))
+        print(f"(generated cases drawn with --seed {args.seed}; what each contender's cases reached:)")
+        for name, got in reached(chosen, results).items():
+            print(f"  {name}: {got.line()}")
     failures = [r for r in results if r.failure is not None or (r.verdicts is not None and not r.ok)]
     by_name = {c.name: c for c in chosen}
     if args.case:  # the cases asked for, each

@@ -4,15 +4,16 @@ by the kind of case that triggers them, each class shrunk to its own minimal cas
 A Hypothesis search stops at its first counterexample, so a second defect stays hidden
 until the first is fixed (smp's mean bug behind its shape bug; Liger's contiguity bug
 behind its float32 precision). Here the checked cases are split per failing property by
-`FEATURES`, greedily: the feature (or pair of features) that singles the failures out
-best (`classify`) becomes a class ("loss fails whenever reduction='sum'"), its cases are
-set aside, and so on; failures that no feature explains form one last class.
-Each class is then shrunk by a search restricted to its feature (`shrink`), so two
-independent defects end on two minimal cases.
+`FEATURES`, greedily: the feature, pair of features or triple of what a mean divides by
+that singles the failures out best (`classify`) becomes a class ("loss fails whenever
+reduction='sum' with every target ignored"), its cases are set aside, and so on; failures
+that no feature explains form one last class. Each class is then shrunk by a search
+restricted to its feature (`shrink`), so two independent defects end on two minimal cases.
 
-`option_grid` is the fixed set that makes this possible: every combination of the options
-a contender declares (weights, ignored targets, smoothing, probability targets) under each
-reduction it declares, at least once each. Tests: ``suites/harness/test_defects.py``.
+The covering cases every check starts from (`harness.problem.coverage.covering`: every
+declared pair, and every triple of what a mean divides by) are what makes this possible:
+each combination a defect may need is among the cases checked, with the cases around it
+that pass. Tests: ``suites/harness/test_defects.py``.
 """
 
 from __future__ import annotations
@@ -26,17 +27,30 @@ from hypothesis.errors import HypothesisException, NoSuchExample
 
 from harness.contenders import Contender
 from harness.equivalence import properties as checks
-from harness.problem import strategies
+from harness.problem import coverage, strategies
 from harness.problem.capabilities import feature_tests
-from harness.problem.case import Case, CaseError
-from harness.problem.families import family
+from harness.problem.case import Case
 
 Feature = Callable[[Case], bool]
 # The kinds of case each capability names (`harness.problem.capabilities`: a new one
-# appears here without an edit), then those no capability governs.
-FEATURES: dict[str, Feature] = {
+# appears here without an edit), those no capability governs, then every value of every
+# dimension of the contract (`harness.problem.coverage`: "every target ignored", "two
+# classes", "one sample"), so that a class is named by the combination that triggers it.
+_NAMED: dict[str, Feature] = {
     **feature_tests(),
     "large logits (|x| >= 100)": lambda c: c.scale >= 100,
+}
+_VALUES = coverage.features()
+FEATURES: dict[str, Feature] = {**_NAMED, **{name: test for name, (_, test) in _VALUES.items()
+                                             if name not in _NAMED}}
+# which dimension a feature is a value (or a set of values) of: two values of one dimension
+# never meet, triples are tried among the values of `coverage.TRIAD` only, and a class's
+# trigger is named by the feature that holds for exactly the values that fail (`characterize`)
+DIMENSION_OF: dict[str, str] = {
+    **{name: dim for name, (dim, _) in _VALUES.items()},
+    "class weights": "weights", "ignored targets": "ignored", "half precision": "dtype",
+    "float64": "dtype", "spatial dims": "rank", "non-contiguous logits": "layout",
+    "more than 64 classes": "C",
 }
 # What comes back (`meta`) has one more: a loss computed in float32 returns float32 for
 # float64 and half inputs alike. Among the value features it only matched generated cases
@@ -72,35 +86,6 @@ class DefectClass:
         return f"{what} {how} {self.feature} ({self.failing} of {self.total} such cases checked)"
 
 
-def option_grid(contender: Contender) -> list[Case]:
-    """Every combination of the call options ``contender`` declares, under every reduction
-    it declares: a small base case (4 × 5 classes × 3 positions, float32 or the first
-    dtype it takes) with class weights on or off, a quarter of targets ignored or none,
-    smoothing 0.1 or 0, class probabilities or indices — where the family has the option."""
-    caps, spec = contender.caps, family(contender.family)
-    dtype = "f32" if "f32" in caps.dtypes else sorted(caps.dtypes)[0]
-    rank = 1 if 1 in caps.spatial_dims else min(caps.spatial_dims)
-    axes = {
-        "weights": ["none", "random"] if caps.weights else ["none"],
-        "ignore_frac": [0.0, 0.25] if caps.ignore_index and spec.ignore_index else [0.0],
-        "label_smoothing": [0.0, 0.1] if caps.label_smoothing and spec.label_smoothing else [0.0],
-        "soft": [False, True] if caps.soft_targets else [False],
-        "reduction": [r for r in ("mean", "sum", "none") if r in caps.reductions],
-    }
-    base = dict(n=4, c=spec.fixed_c or 5, spatial=(3,) * rank, p=0.3, dtype=dtype,
-                family=contender.family, layout="contiguous")
-    grid = []
-    for values in itertools.product(*axes.values()):
-        fields = dict(zip(axes, values, strict=True))
-        try:
-            case = Case(**base, **fields)
-        except CaseError:  # e.g. probability targets with ignored ones
-            continue
-        if not contender.case_gaps(case):
-            grid.append(case)
-    return grid
-
-
 PRECISION = 0.8  # share of a feature's checked cases that must fail for it to name a class
 
 
@@ -126,6 +111,8 @@ def classify(failed: list[Case], passed: list[Case],
             if len(covered) < 2 or len(covered) <= len(best_cases):
                 continue  # one case is an example, not a kind of case
             spared = sum(map(test, passed))
+            if len(covered) == len(left) and spared == len(passed):
+                continue  # every case left has it: it singles nothing out ("batched input")
             precision = len(covered) / (len(covered) + spared)
             outside = (len(left) - len(covered), len(passed) - spared)  # (failed, passed)
             if precision >= PRECISION and (not sum(outside) or precision > outside[0] / sum(outside)):
@@ -139,11 +126,21 @@ def classify(failed: list[Case], passed: list[Case],
 
 
 def _candidates(features: dict[str, Feature] = FEATURES) -> list[tuple[str, Feature]]:
-    """Single features first, then pairs: with equal coverage the simpler explanation wins."""
+    """Single features first, then pairs, then the triples of what a mean divides by
+    (`coverage.TRIAD`): with equal coverage the simpler explanation wins."""
     singles = list(features.items())
     pairs = [(f"{a} with {b}", lambda c, fa=fa, fb=fb: fa(c) and fb(c))
-             for (a, fa), (b, fb) in itertools.combinations(singles, 2)]
-    return singles + pairs
+             for (a, fa), (b, fb) in itertools.combinations(singles, 2) if _apart(a, b)]
+    triad = [(n, f) for n, f in singles if DIMENSION_OF.get(n) in coverage.TRIAD]
+    triples = [(f"{a} with {b} with {c}", lambda k, fa=fa, fb=fb, fc=fc: fa(k) and fb(k) and fc(k))
+               for (a, fa), (b, fb), (c, fc) in itertools.combinations(triad, 3)
+               if _apart(a, b) and _apart(a, c) and _apart(b, c)]
+    return singles + pairs + triples
+
+
+def _apart(a: str, b: str) -> bool:
+    """Whether two features may hold together: not two values of one dimension."""
+    return DIMENSION_OF.get(a) is None or DIMENSION_OF.get(a) != DIMENSION_OF.get(b)
 
 
 SHRINK = settings(max_examples=150, derandomize=True, database=None, deadline=None,
@@ -217,7 +214,7 @@ def _classes(contender: Contender, results: list[tuple[Case, dict]], props: tupl
     passed = [c for c, v in results if all(v[p].ok for p in props)
               and ("loss" not in props or v["loss"].compared)]
     verdicts = dict(results)
-    out: list[DefectClass] = []
+    out: list[tuple[DefectClass, frozenset | None]] = []
     earlier: list[Feature] = []
     named = dict(_candidates(features))
     for feature, cases in classify(failed, passed, features):
@@ -231,6 +228,80 @@ def _classes(contender: Contender, results: list[tuple[Case, dict]], props: tupl
 
         minimal, detail = shrink(contender, within, cases[0],
                                  lambda c, ps=failing_props: fails(c, ps))
-        out.append(DefectClass(failing_props, feature, failing, total, cases[0], minimal, detail))
         earlier.append(test)
-    return out
+        if trigger := characterize(contender, minimal, lambda c, ps=failing_props: fails(c, ps)):
+            feature, test = trigger
+            total = sum(1 for c, _ in results if test(c))
+            failing = sum(1 for c in failed if test(c))
+        found = DefectClass(failing_props, feature, failing, total, cases[0], minimal, detail)
+        _add(out, found, frozenset(i for i, (c, _) in enumerate(results) if test(c)) if feature else None)
+    return [d for d, _ in out]
+
+
+def _add(out: list, found: DefectClass, cases: frozenset | None) -> None:
+    """``found`` among the classes so far, each with the checked cases its trigger names:
+    one the grouping had split off a class already found (its cases among that class's)
+    is dropped, and one that names more of the same replaces it ("reduction='sum' with
+    class weights" over "... with class weights 'random'")."""
+    if cases:
+        for i, (known, theirs) in enumerate(out):
+            if theirs and cases <= theirs:
+                return
+            if theirs and theirs <= cases:
+                out[i] = (found, cases)
+                return
+    out.append((found, cases))
+
+
+def characterize(contender: Contender, case: Case,
+                 fails: Callable[[Case], str | None]) -> tuple[str, Feature] | None:
+    """The values of ``case`` that its failure needs, one dimension at a time: ``case``
+    with each other value the contender declares (`coverage.vary`). A dimension is part
+    of the trigger when its plain value (the base case's: 'mean', no weights, float32…)
+    passes where ``case``'s fails, or, when ``case`` has the plain value, when every other
+    value (two at least) passes; a value that passes for its own reasons (a 1 % error
+    inside bfloat16's tolerance, a weight of 0 on the class that goes wrong, an all-ignored
+    mean with nothing to compare) does not make a dimension part of it. Each part is named
+    by the feature that best matches the values that fail, the narrower of equals ("every
+    target ignored", "class weights"). The trigger's words and its test
+    ("reduction='sum' with every target ignored"), or None when no change makes it pass
+    (a trigger outside the dimensions: large logits)."""
+    declared = coverage.declared(contender)
+    plain = coverage.plain_values(contender)
+    parts: list[tuple[str, Feature]] = []
+    for dim in coverage.DIMENSIONS:
+        current = dim.value_of(case)
+        variants = {current: case}
+        for value in declared[dim.name]:
+            if value != current and (other := coverage.vary(contender, case, dim.name, value)):
+                variants[value] = other
+        if len(variants) < 2:
+            continue
+        failing = {current} | {v for v, c in variants.items() if v != current and fails(c)}
+        passing = set(variants) - failing
+        needed = (plain[dim.name] in passing if current != plain[dim.name]
+                  else len(variants) > 2 and passing == set(variants) - {current})
+        if needed:
+            parts.append(_named(dim, current, failing, variants, plain[dim.name]))
+    if not parts:
+        return None
+    return " with ".join(n for n, _ in parts), lambda c: all(test(c) for _, test in parts)
+
+
+def _named(dim, current: str, failing: set[str], variants: dict[str, Case],
+           plain: str) -> tuple[str, Feature]:
+    """The feature of ``dim`` that holds on ``current`` (and not on the plain value, when
+    that passes) and agrees best with the ``failing`` values among ``variants``; of equals,
+    one value's words ("every target ignored" over "ignored targets" when 'some' could not
+    be tried): the claim no wider than what was seen."""
+    best, score = None, (-1.0, False)
+    for name, test in FEATURES.items():
+        if DIMENSION_OF.get(name) != dim.name:
+            continue
+        holds = {v for v, c in variants.items() if test(c)}
+        if current not in holds or (plain != current and plain in holds and plain not in failing):
+            continue
+        agreement = (len(holds & failing) / len(holds | failing), name in _VALUES)
+        if agreement > score:
+            best, score = (name, test), agreement
+    return best or (dim.words(current), lambda c, d=dim, v=current: d.value_of(c) == v)

@@ -177,21 +177,22 @@ def repro_command(contender: Contender, case) -> str:
 def property_search(contender: Contender, prop: str, device: str,
                     on_case: Callable[[Contender, Case, dict[str, Verdict]], None],
                     timeout: float | None = CALL_TIMEOUT_S, seed: int | None = None,
-                    on_coverage: Callable[[list[str]], None] | None = None) -> Callable[[], None]:
+                    on_coverage: Callable[[coverage.Reach], None] | None = None) -> Callable[[], None]:
     """A Hypothesis test of one property over the cases ``contender`` declares it handles
     (`strategies.cases`), against the oracle; call it to run the search. ``on_case`` sees
     every case checked. A failure names the case and prints the command that reproduces
     it. ``seed`` (``--hypothesis-seed``) draws from that seed instead of the test's own
     (under the ``ci`` profile, derandomized).
 
-    An eager contender's search starts with one case per value of every dimension it
-    declares (`coverage.stratified`, as explicit examples), and the test fails when a
-    declared value was not reached (`coverage.not_reached`, told to ``on_coverage``).
-    Used by the equivalence suite (``suites/contenders/test_equivalence.py``)."""
+    The search starts with the contender's covering cases (`coverage.covering`: every
+    declared pair, and every triple of what a mean divides by, as explicit examples), then
+    the profile's random draws; the test fails when a declared value, pair or triple was
+    not reached (`coverage.reach`, told to ``on_coverage``). Used by the equivalence suite
+    (``suites/contenders/test_equivalence.py``)."""
     budget = strategies.example_budget(compiled=contender.compiled is not None)
     chosen = settings(max_examples=budget) if budget else (lambda f: f)
     seeded = hypothesis_seed(seed) if seed is not None else (lambda f: f)  # over derandomize
-    fixed = coverage.stratified(contender) if contender.compiled is None else []
+    fixed = coverage.covering(contender)
     seen: list[Case] = []
 
     def with_examples(test):
@@ -217,12 +218,11 @@ def property_search(contender: Contender, prop: str, device: str,
     def search() -> None:  # the draw must not depend on which modules are loaded
         with strategies.without_local_constants():
             property_holds()
-        if contender.compiled is not None:
-            return
-        missing = coverage.not_reached(contender, seen)
+        reached = coverage.reach(contender, seen)
         if on_coverage is not None:
-            on_coverage(missing)
-        assert not missing, (f"{contender.name}: property '{prop}' never reached {', '.join(missing)}: "
-                             "a declared kind of case went unchecked (harness.problem.coverage)")
+            on_coverage(reached)
+        assert not reached.missing, (
+            f"{contender.name}: property '{prop}' never reached {', '.join(reached.missing)}: "
+            "a declared combination went unchecked (harness.problem.coverage)")
 
     return search

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from harness.contenders import Contender
-from harness.equivalence.defects import DefectClass, distinct_defects, option_grid
+from harness.equivalence.defects import DefectClass, distinct_defects
 from harness.equivalence.isolation import Failure, Progress, call_limit, judge_for, kind_of, of_kind
 from harness.equivalence.properties import PROPERTIES, Verdict
 from harness.problem import coverage, strategies
@@ -41,24 +41,15 @@ class CaseVerdicts:
 
 
 def cases_for(contender: Contender, count: int, seed: int = strategies.DEFAULT_SEED) -> list[Case]:
-    """What ``check`` runs a contender on: every combination of its declared options
-    (`defects.option_grid`: what separates one defect from another), then ``count``
-    generated cases; between them, a case for each kind of case (`fixed_cases`). A compiled
-    contender gets at most `COMPILED_CLI_CASES` generated cases and no grid (each new
-    signature is a compile)."""
+    """What ``check`` runs a contender on: its covering cases (`coverage.covering`: every
+    declared pair, and every triple of what a mean divides by — the cases the equivalence
+    suite starts from), then ``count`` generated cases drawn with ``seed``. A compiled
+    contender draws at most `COMPILED_CLI_CASES` (each new signature is a compile)."""
+    fixed = coverage.covering(contender)
     if contender.compiled is not None:
-        return strategies.draw_cases(strategies.for_contender(contender),
-                                     min(count, COMPILED_CLI_CASES), seed)
+        count = min(count, COMPILED_CLI_CASES)
     drawn = strategies.draw_cases(strategies.for_contender(contender), count, seed)
-    fixed = fixed_cases(contender)
     return fixed + [c for c in drawn if c not in fixed]
-
-
-def fixed_cases(contender: Contender) -> list[Case]:
-    """The option grid, then one case per declared value of every dimension the grid did
-    not reach (`coverage.stratified`): what every check of an eager contender runs."""
-    grid = option_grid(contender)
-    return grid + [c for c in coverage.stratified(contender) if c not in grid]
 
 
 def check_contenders(contenders: list[Contender], case_ids: list[str], count: int,
@@ -76,7 +67,7 @@ def check_contenders(contenders: list[Contender], case_ids: list[str], count: in
         if progress:
             progress(f"{contender.name}: drawing its cases")
         cases = explicit or cases_for(contender, count, seed)
-        grid = 0 if explicit or contender.compiled is not None else len(fixed_cases(contender))
+        grid = 0 if explicit else len(coverage.covering(contender))
         check_cases(contender, cases, device, timeout, progress, into=results, grid=grid,
                     judges=judges)
     return results
@@ -86,7 +77,7 @@ def check_cases(contender: Contender, cases: list[Case], device: str,
                 timeout: float | None = None, progress: Progress | None = None,
                 into: list[CaseVerdicts] | None = None, grid: int = 0,
                 judges: dict | None = None) -> list[CaseVerdicts]:
-    """``contender`` on ``cases`` (the first ``grid`` of them its option grid) through its
+    """``contender`` on ``cases`` (the first ``grid`` of them its covering cases) through its
     judge (`isolation.judge_for`), each call under its limit. After a hang or a crash, the
     cases of the same kind (`isolation.kind_of`) are not called; after
     `MAX_FIRST_FAILURES` with no case back, none is."""
@@ -134,7 +125,7 @@ def _judge(contender: Contender, device: str, judges: dict | None):
 
 def _phase(i: int, grid: int, total: int) -> str:
     if i < grid:
-        return f"option grid and declared kinds, case {i + 1} of {grid}"
+        return f"every declared pair, case {i + 1} of {grid}"
     return f"generated cases, case {i + 1 - grid} of {total - grid}"
 
 
@@ -229,16 +220,15 @@ class ContenderTally:
     limits: int = 0             # cases in a predicted breakdown/degraded regime (asserted)
 
 
-def unreached(contenders: list[Contender], results: list[CaseVerdicts]) -> dict[str, list[str]]:
-    """Per eager contender, the declared kinds of case none of its checked cases had."""
+def reached(contenders: list[Contender], results: list[CaseVerdicts]) -> dict[str, coverage.Reach]:
+    """Per contender checked, what its checked cases reached of its declared values,
+    pairs and triples (`coverage.reach`)."""
     out = {}
     for contender in contenders:
-        if contender.compiled is not None:
-            continue
         checked = [r.case for r in results if r.contender == contender.name and (
             r.verdicts is not None or (r.failure is not None and r.failure.kind != "not run"))]
-        if checked and (missing := coverage.not_reached(contender, checked)):
-            out[contender.name] = missing
+        if checked:
+            out[contender.name] = coverage.reach(contender, checked)
     return out
 
 

@@ -1,34 +1,48 @@
-"""What kinds of case a run reached, per contender, along each dimension of the contract,
-and the cases that guarantee it (issue 23).
+"""What kinds of case a run reached, per contender, and the cases that guarantee it: every
+pair of the values a contender declares, and every triple of the values that decide a
+mean's denominator (issues 23 and 28).
 
-The contract grew (soft targets, unbatched inputs, masked logits) while a property test
-kept its example budget, so what one run covered came down to luck in the draw: a loss 1 %
-off on 3-D inputs passed all five property tests of a ``ci`` run. Here:
+Real cross-entropy defects live where two options meet ('none' with ignored targets in
+fused kernels, weights with smoothing and ignore_index in PyTorch itself, an all-ignored
+'sum'), and a property test's random draw reaches a given pair by luck. Here:
 
-* `DIMENSIONS`: family, spatial rank (0–3), batched or not, dtype, reduction, weight
-  scheme (the seed's, whose weights go negative, and ``onehot``, whose are zero, included),
-  ignored share, smoothing, probability targets, masked logits, layout and the regime of C;
+* `DIMENSIONS`: family, spatial rank (0–3), batch (two or more, one, unbatched), dtype,
+  reduction, weight scheme (the seed's, whose weights go negative, and ``onehot``, whose
+  are zero, included), ignored share, smoothing, probability targets, masked logits,
+  layout and the regime of C;
 * `declared(contender)`: the values of each that the contender declares it handles (its
-  family and `Capabilities`);
-* `stratified(contender)`: one small case per declared value, built from one base case;
-  the equivalence suite runs them first (`harness.equivalence.runner.property_search`,
-  as explicit examples) and `check` beside its option grid, so that every declared value
-  is reached whatever the draw;
-* `not_reached(contender, cases)`: the declared values no case had, as "dimension=value";
-  the suite fails a property test that leaves one, and `check` prints them.
+  family and `Capabilities`); `interactions(contender)`: the pairs of those values (of two
+  dimensions) that some valid case holds, and the triples of `TRIAD` (reduction × weight
+  scheme × ignored share × targets: what a mean divides by);
+* `covering(contender)`: a covering array of them (`covertable`, with the contract's
+  constraints: what `Case` validation and the contender's capabilities exclude), one small
+  case per row; the equivalence suite runs them first
+  (`harness.equivalence.runner.property_search`, as explicit examples) and `check` before
+  its seeded draw, so a suite pass and a `check` pass reach the same combinations;
+* `reach(contender, cases)`: what the cases reached of it, and what they missed as
+  "dimension=value", "a=x × b=y" and "a=x × b=y × c=z"; the suite fails a property test that
+  misses one, and `check` prints it;
+* `FEATURES`: each dimension's values as kinds of case the defect report may name a class
+  after ("every target ignored", "two classes").
 
-Compiled contenders are checked on their compile signatures only (a compile per case
-would be a minute each); their guarantee is those signatures'. Tests:
-``suites/harness/test_coverage.py``."""
+A compiled contender is checked on its compile signatures (a compile per case would be a
+minute each). Its guarantee is what does not change the compiled graph: the pairs of
+`VALUE_DIMENSIONS` (weight scheme, ignored share, masked logits) on one weighted
+signature's shapes; `reach` says what its signatures reached of the rest.
+Tests: ``suites/harness/test_coverage.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from covertable import make as covering_array
 
 from harness.problem.case import Case, CaseError
 from harness.problem.families import family
-from harness.problem.weights import NEGATIVE_WEIGHT_SCHEMES, SCHEMES, is_defined
+from harness.problem.weights import NEGATIVE_WEIGHT_SCHEMES, SCHEMES
 
 MAX_RANK = 3  # the ranks the guarantee covers: a point, a sequence, an image, a volume
 
@@ -42,23 +56,35 @@ def _c_regime(c: int) -> str:
 
 
 C_EXAMPLES = {"2": 2, "3-64": 5, "65-1024": 100, ">1024": 1025}
+C_WORDS = {"2": "two classes", "3-64": "3 to 64 classes", "65-1024": "65 to 1024 classes",
+           ">1024": "more than 1024 classes"}
 
 
 def _ignored(case: Case) -> str:
-    if not case.ignore_frac:
+    """By the targets ignored, not the share asked for (a quarter of one target is none)."""
+    if not case.n_ignored:
         return "none"
-    return "all" if case.ignore_frac >= 1 else "some"
+    return "all" if case.n_ignored >= case.positions else "some"
+
+
+def _masked(case: Case) -> str:
+    """By the logits masked: half of one other logit (two classes) rounds to none."""
+    others = round(case.masked * (case.n_classes - 1)) if case.masked else 0
+    return "masked" if others or case.masked_target else "unmasked"
 
 
 @dataclass(frozen=True)
 class Dimension:
     """One way cases differ: ``value_of(case)``; ``values(contender)`` the values it
-    declares; ``example(value)`` the fields that give the base case that value."""
+    declares; ``example(value)`` the fields that give the base case that value;
+    ``words(value)`` the kind of case in the defect report's words."""
 
     name: str
     value_of: Callable[[Case], str]
     values: Callable[[object], tuple[str, ...]]
     example: Callable[[str], dict]
+    words: Callable[[str], str]
+    every: tuple[str, ...]  # every value a case may have
 
 
 def _caps(contender):
@@ -77,12 +103,21 @@ def _rank_example(value: str) -> dict:
     return {"spatial": (2, 3, 4)[: int(value)] if value != "1" else (4,)}
 
 
-def _batched_values(c) -> tuple[str, ...]:
-    return ("batched", "unbatched") if _fam(c).unbatched and _caps(c).unbatched else ("batched",)
+def _batch(case: Case) -> str:
+    if not case.batched:
+        return "unbatched"
+    return "one" if case.n == 1 else ("empty" if case.n == 0 else "many")
 
 
-def _batched_example(value: str) -> dict:
-    return {} if value == "batched" else {"batched": False, "n": 1, "spatial": ()}
+def _batch_values(c) -> tuple[str, ...]:
+    unbatched = ("unbatched",) if _fam(c).unbatched and _caps(c).unbatched else ()
+    return ("many", "one", *unbatched)
+
+
+_BATCH_EXAMPLES = {"many": {"batched": True, "n": 2}, "one": {"batched": True, "n": 1},
+                   "unbatched": {"batched": False, "n": 1, "spatial": ()}}
+_BATCH_WORDS = {"many": "a batch of two or more", "one": "a batch of one",
+                "unbatched": "unbatched input", "empty": "an empty batch"}
 
 
 def _weight_values(c) -> tuple[str, ...]:
@@ -116,33 +151,59 @@ def _c_values(c) -> tuple[str, ...]:
     return tuple(r for r, n in C_EXAMPLES.items() if limit is None or n <= limit)
 
 
+_DTYPE_WORDS = {"f32": "float32 inputs", "f64": "float64 inputs", "bf16": "bfloat16 inputs",
+                "f16": "float16 inputs"}
+
 DIMENSIONS: tuple[Dimension, ...] = (
-    Dimension("family", lambda k: k.family, lambda c: (c.family,), lambda v: {}),
-    Dimension("rank", lambda k: str(len(k.spatial)), _rank_values, _rank_example),
-    Dimension("batched", lambda k: "batched" if k.batched else "unbatched", _batched_values,
-              _batched_example),
+    Dimension("family", lambda k: k.family, lambda c: (c.family,), lambda v: {},
+              lambda v: f"{v} cases", ()),
+    Dimension("rank", lambda k: str(len(k.spatial)), _rank_values, _rank_example,
+              lambda v: "no spatial dims" if v == "0" else f"{v}-D spatial inputs",
+              ("0", "1", "2", "3")),
+    # one sample, batched or not: where fused kernels and wrappers special-case the batch
+    Dimension("batch", _batch, _batch_values, _BATCH_EXAMPLES.__getitem__, _BATCH_WORDS.__getitem__,
+              ("many", "one", "unbatched")),
     Dimension("dtype", lambda k: k.dtype, lambda c: tuple(d for d in ("f32", "f64", "bf16", "f16")
                                                           if d in _caps(c).dtypes),
-              lambda v: {"dtype": v}),
+              lambda v: {"dtype": v}, _DTYPE_WORDS.get, tuple(_DTYPE_WORDS)),
     Dimension("reduction", lambda k: k.reduction,
               lambda c: tuple(r for r in ("mean", "sum", "none") if r in _caps(c).reductions),
-              lambda v: {"reduction": v}),
-    Dimension("weights", lambda k: k.weights, _weight_values, lambda v: {"weights": v}),
+              lambda v: {"reduction": v}, lambda v: f"reduction={v!r}", ("mean", "sum", "none")),
+    Dimension("weights", lambda k: k.weights, _weight_values, lambda v: {"weights": v},
+              lambda v: "no class weights" if v == "none" else f"class weights {v!r}", SCHEMES),
     Dimension("ignored", _ignored, _ignored_values,
-              lambda v: {"ignore_frac": {"none": 0.0, "some": 0.25, "all": 1.0}[v]}),
+              lambda v: {"ignore_frac": {"none": 0.0, "some": 0.25, "all": 1.0}[v]},
+              lambda v: {"none": "no target ignored", "some": "some targets ignored",
+                         "all": "every target ignored"}[v], ("none", "some", "all")),
     Dimension("smoothing", lambda k: ">0" if k.label_smoothing else "0", _smoothing_values,
-              lambda v: {"label_smoothing": 0.1 if v == ">0" else 0.0}),
+              lambda v: {"label_smoothing": 0.1 if v == ">0" else 0.0},
+              lambda v: "label smoothing" if v == ">0" else "no label smoothing", ("0", ">0")),
     Dimension("targets", lambda k: "soft" if k.soft else "hard", _soft_values,
-              lambda v: {"soft": v == "soft"}),
-    Dimension("masked", lambda k: "masked" if k.masked or k.masked_target else "unmasked",
-              _masked_values, lambda v: {"masked": 0.5 if v == "masked" else 0.0}),
+              lambda v: {"soft": v == "soft"},
+              lambda v: "probability targets" if v == "soft" else "class-index targets", ("hard", "soft")),
+    Dimension("masked", _masked,
+              _masked_values, lambda v: {"masked": 0.5 if v == "masked" else 0.0},
+              lambda v: "masked logits" if v == "masked" else "no masked logits",
+              ("unmasked", "masked")),
     Dimension("layout", lambda k: k.layout,
               lambda c: tuple(x for x in ("contiguous", "channels_last", "strided")
                               if x in _caps(c).layouts),
-              lambda v: {"layout": v}),
-    Dimension("C", lambda k: _c_regime(k.n_classes), _c_values, lambda v: {"c": C_EXAMPLES[v]}),
+              lambda v: {"layout": v}, lambda v: f"{v} logits",
+              ("contiguous", "channels_last", "strided")),
+    Dimension("C", lambda k: _c_regime(k.n_classes), _c_values, lambda v: {"c": C_EXAMPLES[v]},
+              C_WORDS.get, tuple(C_EXAMPLES)),
     # (a binary case's one logit channel is two classes: its base case reaches "2")
 )
+BY_NAME = {d.name: d for d in DIMENSIONS}
+# What a mean divides by: the reduction, the targets' weights, which targets count (ignored)
+# and whether they are probabilities (a soft mean divides by N, not by the weights). Every
+# triple of these is covered, not only every pair.
+TRIAD = ("reduction", "weights", "ignored", "targets")
+# What does not change a compiled graph's shapes or guards: a compiled contender's pairs.
+VALUE_DIMENSIONS = ("weights", "ignored", "masked")
+
+Value = tuple[str, str]              # (dimension, value)
+Interaction = tuple[Value, ...]      # one value, a pair or a triple, in `DIMENSIONS` order
 
 
 def declared(contender) -> dict[str, tuple[str, ...]]:
@@ -150,16 +211,11 @@ def declared(contender) -> dict[str, tuple[str, ...]]:
     return {d.name: d.values(contender) for d in DIMENSIONS}
 
 
-def reached(cases) -> dict[str, set[str]]:
-    return {d.name: {d.value_of(c) for c in cases} for d in DIMENSIONS}
+def _label(interaction: Interaction) -> str:
+    return " × ".join(f"{name}={value}" for name, value in interaction)
 
 
-def not_reached(contender, cases) -> list[str]:
-    """"dimension=value" for each declared value that none of ``cases`` has."""
-    seen = reached(cases)
-    return [f"{name}={v}" for name, values in declared(contender).items()
-            for v in values if v not in seen[name]]
-
+# ---- the cases: one base case, each dimension's example fields, the contract's checks ----
 
 def _base(contender) -> Case:
     fam = _fam(contender)
@@ -169,20 +225,23 @@ def _base(contender) -> Case:
                 family=contender.family, seed=1)
 
 
-def stratified(contender) -> list[Case]:
-    """One small case per declared value of every dimension (the base case, two samples of
-    four positions, with that one field changed), each one the contender handles; a value
-    no such case can hold is left to the draw (and shows in `not_reached`)."""
-    base = _base(contender)
-    out = [base] if not contender.case_gaps(base) else []
-    for dim in DIMENSIONS:
-        for value in dim.values(contender):
-            if any(dim.value_of(c) == value for c in out):
-                continue
-            case = _first_valid(contender, base, dim.example(value))
-            if case is not None:
-                out.append(case)
-    return out
+def _compiled_base(contender) -> Case | None:
+    """A weighted compile signature's case (sizes >= 2: dynamo specialises 0 and 1), or
+    an unweighted one when the contender takes no weights."""
+    from harness.problem.strategies import COMPILE_SIGNATURES  # strategies imports this module
+
+    caps = _caps(contender)
+    usable = [s for s in COMPILE_SIGNATURES
+              if s[0] in caps.dtypes and s[1] in caps.reductions and s[4] in caps.spatial_dims
+              and s[5] in caps.layouts and (caps.label_smoothing or not s[3])
+              and (caps.weights or not s[2])]
+    if not usable:
+        return None
+    dtype, reduction, _, smoothing, rank, layout = max(usable, key=lambda s: s[2])
+    fam = _fam(contender)
+    return Case(n=2, c=fam.fixed_c or 3, spatial=(2,) * rank, p=0.5, dtype=dtype,
+                reduction=reduction, label_smoothing=smoothing, layout=layout,
+                family=contender.family, seed=1)
 
 
 # what else a value may need: two classes (the seed's weights), no class dim (an unbatched
@@ -190,14 +249,224 @@ def stratified(contender) -> list[Case]:
 _FALLBACKS = ({}, {"c": 2}, {"channel_dim": False}, {"c": 2, "spatial": (3, 4)})
 
 
-def _first_valid(contender, base: Case, fields: dict) -> Case | None:
+class _Builder:
+    """Rows (dimension → value) made cases: the base case with each value's example
+    fields, the first of `_FALLBACKS` under them that gives a valid case holding exactly
+    those values that the contender handles; None when none does (the contract excludes
+    the combination). Memoised: the covering array asks the same rows often."""
+
+    def __init__(self, contender, base: Case) -> None:
+        self.contender, self.base = contender, base
+        self.made: dict[tuple, Case | None] = {}
+
+    def __call__(self, row: dict[str, str]) -> Case | None:
+        key = tuple(sorted(row.items()))
+        if key not in self.made:
+            self.made[key] = self._build(row)
+        return self.made[key]
+
+    def _build(self, row: dict[str, str]) -> Case | None:
+        fields: dict = {}
+        for name, value in row.items():  # a value the base case has needs no change
+            if BY_NAME[name].value_of(self.base) != value:
+                fields.update(BY_NAME[name].example(value))
+        return _made(self.contender, self.base, fields, row)
+
+
+def _made(contender, start: Case, fields: dict, want: dict[str, str]) -> Case | None:
+    """``start`` with ``fields``, over the first of `_FALLBACKS` that gives a valid case
+    with exactly the values ``want`` asks that ``contender`` handles; None if none does."""
     for extra in _FALLBACKS:
         try:
-            case = base.replace(**{**extra, **fields})
+            case = start.replace(**{**extra, **fields})
         except CaseError:
             continue
-        defined = case.weights == "none" or is_defined(case.weights, n_classes=case.n_classes,
-                                                       target_dims=len(case.target_shape))
-        if defined and not contender.case_gaps(case):
+        if all(BY_NAME[n].value_of(case) == v for n, v in want.items()) and not contender.case_gaps(case):
             return case
     return None
+
+
+def plain_values(contender) -> dict[str, str]:
+    """Each dimension's value in the contender's base case: 'mean', no weights, float32…"""
+    base = _base(contender)
+    return {d.name: d.value_of(base) for d in DIMENSIONS}
+
+
+def vary(contender, case: Case, dimension: str, value: str) -> Case | None:
+    """``case`` with one dimension set to ``value`` and every other dimension's value kept
+    (what isolates the values a failure needs, one at a time:
+    `harness.equivalence.defects.characterize`); None where the contract allows no such case."""
+    want = {d.name: d.value_of(case) for d in DIMENSIONS}
+    want[dimension] = value
+    return _made(contender, case, BY_NAME[dimension].example(value), want)
+
+
+def _key(contender) -> tuple:
+    return (contender.family, contender.caps, contender.compiled is not None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A contender's guarantee: the ``interactions`` it declares (values, pairs, triples
+    that some valid case holds) and the ``cases`` of a covering array that reach them all."""
+
+    interactions: frozenset[Interaction]
+    cases: tuple[Case, ...]
+
+    def count(self, size: int) -> int:
+        return sum(1 for i in self.interactions if len(i) == size)
+
+
+def plan(contender) -> Plan:
+    """``contender``'s declared interactions and its covering cases (memoised per family,
+    capabilities and compiled-or-not: the array takes about a second)."""
+    return _plan(_Handle(contender))
+
+
+@dataclass(frozen=True)
+class _Handle:
+    """Hashable by what decides the plan; carries the contender for its `case_gaps`."""
+
+    contender: object
+
+    def __hash__(self) -> int:
+        return hash(_key(self.contender))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Handle) and _key(self.contender) == _key(other.contender)
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(handle: _Handle) -> Plan:
+    contender = handle.contender
+    values = declared(contender)
+    if contender.compiled is not None:
+        base = _compiled_base(contender)
+        if base is None:
+            return Plan(frozenset(), ())
+        values = _compiled_values({n: values[n] for n in VALUE_DIMENSIONS})
+    else:
+        base = _base(contender)
+    build = _Builder(contender, base)
+    interactions = _feasible(values, build)
+    rows = _rows(values, interactions, build)
+    cases = tuple(dict.fromkeys(c for c in map(build, rows) if c is not None))
+    return Plan(interactions, cases)
+
+
+def _compiled_values(values: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """A compiled contender's value dimensions, on one side of weights' None-versus-tensor
+    guard (the other side is another graph): the schemes when it takes weights."""
+    weights = values["weights"]
+    if len(weights) > 1:
+        weights = tuple(v for v in weights if v != "none")
+    return {**values, "weights": weights}
+
+
+def _feasible(values: dict[str, tuple[str, ...]], build: _Builder) -> frozenset[Interaction]:
+    """Every declared value, pair of values of two dimensions, and triple of `TRIAD`'s, that
+    a valid case holds (the contract's constraints, found by building the case)."""
+    names = [n for n in values if values[n]]
+    out: set[Interaction] = set()
+    for size, among in ((1, names), (2, [n for n in names if len(values[n]) > 1]),
+                        (3, [n for n in TRIAD if n in names and len(values[n]) > 1])):
+        for dims in itertools.combinations(among, size):
+            for combo in itertools.product(*(values[d] for d in dims)):
+                row = dict(zip(dims, combo, strict=True))
+                if build(row) is not None:
+                    out.add(tuple(row.items()))
+    return frozenset(out)
+
+
+def _rows(values: dict[str, tuple[str, ...]], interactions: frozenset[Interaction],
+          build: _Builder) -> list[dict[str, str]]:
+    """A covering array over ``values``: strength 2, strength 3 on `TRIAD` (covertable's
+    sub-model), constrained by the infeasible pairs and by the whole row's validity."""
+    names = [n for n in values if values[n]]
+    constraints = []
+    for a, b in itertools.combinations(names, 2):
+        bad = {(x, y) for x in values[a] for y in values[b]
+               if len(values[a]) > 1 and len(values[b]) > 1 and ((a, x), (b, y)) not in interactions}
+        if bad:
+            constraints.append({"operator": "fn", "requires": [a, b],
+                                "evaluate": lambda r, a=a, b=b, bad=bad: (r[a], r[b]) not in bad})
+    triad = [n for n in TRIAD if n in names and len(values[n]) > 1]
+    sub_models = [{"fields": triad, "strength": 3}] if len(triad) > 2 else []
+    factors = {n: list(values[n]) for n in names}
+    rows = covering_array(factors, strength=2, constraints=constraints, sub_models=sub_models)
+    if all(build(r) is not None for r in rows):
+        return rows
+    # a row that the pairs allow and the contract does not (a three-way exclusion): again,
+    # with the whole row checked (covertable's forward checking: seconds, not a second)
+    whole = {"operator": "fn", "requires": names,
+             "evaluate": lambda r: build({n: r[n] for n in names}) is not None}
+    return covering_array(factors, strength=2, constraints=[*constraints, whole],
+                          sub_models=sub_models)
+
+
+def covering(contender) -> list[Case]:
+    """The cases that reach every declared interaction of ``contender`` (`plan`)."""
+    return list(plan(contender).cases)
+
+
+# ---- what a run reached ----------------------------------------------------------------
+
+def _interactions_of(case: Case, dims: Iterable[str]) -> set[Interaction]:
+    row = [(d, BY_NAME[d].value_of(case)) for d in dims]
+    out: set[Interaction] = set()
+    for size in (1, 2, 3):
+        out.update(itertools.combinations(row, size))
+    return out
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What ``cases`` cases reached of a contender's declared interactions: ``pairs`` and
+    ``triples`` declared, and the ``missing`` ones in words ("a=x × b=y")."""
+
+    cases: int
+    values: int
+    pairs: int
+    triples: int
+    missing: tuple[str, ...]
+
+    def fields(self) -> dict:
+        """Plain data (a pytest user property crosses from an xdist worker as it is)."""
+        return {"cases": self.cases, "values": self.values, "pairs": self.pairs,
+                "triples": self.triples, "missing": list(self.missing)}
+
+    def line(self) -> str:
+        got = f"{self.pairs} pairs" + (f", {self.triples} triples of {' × '.join(TRIAD)}"
+                                       if self.triples else "") + f", in {self.cases} cases"
+        if not self.missing:
+            return f"every declared pair reached ({got})"
+        return f"not reached ({len(self.missing)} of {self.values + self.pairs + self.triples}): " + \
+            ", ".join(self.missing)
+
+
+def reach(contender, cases: Iterable[Case]) -> Reach:
+    """What ``cases`` reached of ``contender``'s `plan`."""
+    cases = list(cases)
+    declared_ = plan(contender).interactions
+    dims = [d.name for d in DIMENSIONS]
+    seen: set[Interaction] = set()
+    for case in cases:
+        seen |= _interactions_of(case, dims)
+    order = {d: i for i, d in enumerate(dims)}
+    missing = sorted(declared_ - seen, key=lambda i: (len(i), [order[d] for d, _ in i], i))
+    return Reach(len(cases), sum(1 for i in declared_ if len(i) == 1),
+                 sum(1 for i in declared_ if len(i) == 2), sum(1 for i in declared_ if len(i) == 3),
+                 tuple(map(_label, missing)))
+
+
+def not_reached(contender, cases) -> list[str]:
+    """The declared values, pairs and triples none of ``cases`` holds, in words."""
+    return list(reach(contender, cases).missing)
+
+
+# ---- the defect report's kinds of case ---------------------------------------------------
+
+def features() -> dict[str, tuple[str, Callable[[Case], bool]]]:
+    """Each value of each dimension as a kind of case: words → (dimension, test)."""
+    return {dim.words(value): (dim.name, lambda c, d=dim, v=value: d.value_of(c) == v)
+            for dim in DIMENSIONS for value in dim.every}

@@ -20,9 +20,10 @@ from harness.analysis.accuracy import AccuracyLog
 from harness.atomic import atomic_write_text
 from harness.benchmark.passes import PassLog
 from harness.benchmark.record import machine_info_stamp
+from harness.problem.coverage import Reach
 
 CASES_CHECKED = "xentbench_cases_checked"  # user property: generated cases one test checked
-NOT_REACHED = "xentbench_not_reached"  # user property: declared kinds of case a test missed
+REACH = "xentbench_reach"  # user property: a property test's `coverage.Reach`, as a dict
 COMPILE_STATS = "xentbench_compile_stats"  # user property: (process, contender, compiles, calls)
 
 
@@ -30,7 +31,7 @@ COMPILE_STATS = "xentbench_compile_stats"  # user property: (process, contender,
 class XentSession:
     accuracy: AccuracyLog | None = None          # with --accuracy-out: errors per contender
     cases_checked: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per node id
-    not_reached: dict[str, list[str]] = field(default_factory=dict)  # per property test
+    reach: dict[str, Any] = field(default_factory=dict)  # per property test: coverage.Reach
     compiles: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     # ^ latest (compiles, compiled calls) per (process, contender)
     notes: list[str] = field(default_factory=list)        # lines for the benchmark summary
@@ -61,8 +62,8 @@ class XentSession:
         for key, value in report.user_properties:
             if key == CASES_CHECKED:
                 self.cases_checked[report.nodeid] += value
-            elif key == NOT_REACHED:
-                self.not_reached[report.nodeid] = list(value)
+            elif key == REACH:
+                self.reach[report.nodeid] = Reach(**{**value, "missing": tuple(value["missing"])})
             elif key == COMPILE_STATS:
                 for worker, name, compiles, runs in value:
                     self.compiles[(worker, name)] = (compiles, runs)

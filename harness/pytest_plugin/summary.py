@@ -22,17 +22,26 @@ def write(terminalreporter, xent: XentSession, contenders: list, device: str,
 
 
 def reach(terminalreporter, xent: XentSession) -> None:
-    """Which declared kinds of case each property test left unchecked
-    (`harness.problem.coverage`): "not reached: …" per test, or one line saying none."""
-    if not xent.not_reached:
+    """What each property test reached of its contender's declared values, pairs and
+    triples (`harness.problem.coverage`): one line per contender whose tests reached all
+    of it (with the fewest cases any of them ran), else "not reached: …" per test."""
+    if not xent.reach:
         return
-    missed = {node: m for node, m in xent.not_reached.items() if m}
-    terminalreporter.section("xentbench: kinds of case reached")
-    if not missed:
-        terminalreporter.write_line(f"every kind of case each contender declares was reached by each of the "
-                                    f"{len(xent.not_reached)} property tests (not reached: none)")
-    for node, missing in sorted(missed.items()):
-        terminalreporter.write_line(f"{node.split('::', 1)[-1]}: not reached: {', '.join(missing)}")
+    terminalreporter.section("xentbench: combinations reached")
+    complete: dict[str, list] = {}
+    for node, got in sorted(xent.reach.items()):
+        test = node.split("::", 1)[-1]
+        if got.missing:
+            terminalreporter.write_line(f"{test}: {got.line()}")
+        else:
+            complete.setdefault(test.rsplit("[", 1)[-1].rsplit("-", 1)[0], []).append(got)
+    for name, reaches in complete.items():
+        fewest = min(reaches, key=lambda r: r.cases)
+        terminalreporter.write_line(f"{name}: {fewest.line()} by each of its {len(reaches)} property tests")
+    missed = sum(1 for got in xent.reach.values() if got.missing)
+    terminalreporter.write_line(f"{len(xent.reach)} property tests: "
+                                + (f"{missed} left a declared combination unreached" if missed
+                                   else "not reached: none"))
 
 
 def unstable(terminalreporter, xent: XentSession) -> None:

@@ -17,14 +17,14 @@ import pytest
 from harness.equivalence.properties import PROPERTIES
 from harness.equivalence.runner import property_search
 from harness.problem import strategies
-from harness.pytest_plugin.session import NOT_REACHED
+from harness.pytest_plugin.session import REACH
 
 
 def check_property(contender, prop: str, device: str, count_case, xent, record) -> None:
     if why := contender.unavailable(device):
         pytest.skip(why)
     property_search(contender, prop, device, count_case, xent.call_timeout, xent.seed,
-                    on_coverage=lambda missing: record(NOT_REACHED, missing))()
+                    on_coverage=lambda got: record(REACH, got.fields()))()
 
 
 def capability_gaps(contender, device: str) -> None:

@@ -7,6 +7,7 @@ weight, are caught by the suite under the ``ci`` profile and by ``check``."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -21,31 +22,70 @@ from harness.problem.case import Case
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+EAGER_COVERING = "f195355811e322fc"
 SPECS = [f"--contender=off_{name}=coverage_toys:off_{name}" for name in TOYS] + [
     "--binary-contender=meanw=coverage_toys:bce_mean_over_weighted"]
 
 
 @pytest.mark.parametrize("name", [c.name for c in registry.builtins()])
-def test_the_stratified_cases_reach_every_declared_value(name):
+def test_the_covering_cases_reach_every_declared_pair(name):
     contender = registry.get(name)
-    cases = coverage.stratified(contender)
-    assert coverage.not_reached(contender, cases) == []
+    cases = coverage.covering(contender)
+    assert coverage.reach(contender, cases).missing == ()
     assert all(not contender.case_gaps(c) for c in cases)
+    assert len(cases) <= 100  # small: seconds per property test, not minutes
+
+
+def test_the_covering_cases_are_pinned():
+    """Deterministic (covertable's hash order, no Python hash): the same cases in every
+    process. Pinned by their ids' digest; a change of the dimensions or the base case
+    changes it on purpose."""
+    ids = "\n".join(c.id for c in coverage.covering(registry.get("eager")))
+    assert hashlib.sha256(ids.encode()).hexdigest()[:16] == EAGER_COVERING, ids[:400]
 
 
 def test_what_a_set_of_cases_leaves_unreached_is_named():
     eager = registry.get("eager")
     missing = coverage.not_reached(eager, [Case.from_id("n2-c3-4-p0.5-f32-mean")])
-    assert "rank=3" in missing and "batched=unbatched" in missing and "dtype=f16" in missing
+    assert "rank=3" in missing and "batch=unbatched" in missing and "dtype=f16" in missing
     assert "weights=seed_inverse_freq" in missing and "C=>1024" in missing
     assert "rank=1" not in missing and "dtype=f32" not in missing
+    assert "reduction=sum × ignored=all" in missing  # a pair
+    assert "reduction=sum × weights=onehot × ignored=all" in missing  # a triple of the triad
+    assert "rank=1 × dtype=f32" not in missing
+
+
+def test_the_contract_decides_which_pairs_are_declared():
+    """A pair no valid case holds is not asked for: one sample has no spatial dims,
+    probability targets no ignored share, the seed's weights need two classes."""
+    interactions = coverage.plan(registry.get("eager")).interactions
+    assert (("rank", "2"), ("batch", "unbatched")) not in interactions
+    assert (("ignored", "some"), ("targets", "soft")) not in interactions
+    assert (("weights", "seed_inverse_freq"), ("C", "3-64")) not in interactions
+    assert (("rank", "0"), ("batch", "unbatched")) in interactions
+    assert (("reduction", "sum"), ("weights", "onehot"), ("ignored", "all")) in interactions
 
 
 def test_a_declared_limit_narrows_what_must_be_reached():
     nll = registry.get("logsoftmax_nll")  # no smoothing, no probability targets, batched only
     declared = coverage.declared(nll)
     assert declared["smoothing"] == ("0",) and declared["targets"] == ("hard",)
-    assert declared["batched"] == ("batched",)
+    assert declared["batch"] == ("many", "one")
+    assert not any(v == "unbatched" for i in coverage.plan(nll).interactions for _, v in i)
+
+
+def test_a_compiled_contender_is_covered_on_one_graph():
+    """What does not change the compiled graph's guards (weight scheme, ignored share,
+    masked logits), every pair of it, on one weighted signature: one compile signature,
+    three classes (two for the seed's weights, which need two)."""
+    compiled = registry.get("compiled_eager")
+    cases = coverage.covering(compiled)
+    assert coverage.reach(compiled, cases).missing == ()
+    shapes = {(c.dtype, c.reduction, c.label_smoothing, c.spatial, c.layout, c.n, c.weights != "none")
+              for c in cases}
+    assert len(shapes) == 1, shapes
+    assert {c.c for c in cases} == {2, 3}
+    assert {c.weights for c in cases} >= {"inverse_freq", "onehot", "seed_inverse_freq"}
 
 
 def test_the_suite_catches_a_loss_wrong_on_one_value_of_each_dimension():

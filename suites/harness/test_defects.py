@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from fakes import two_defects
 
 from harness.contenders import Capabilities, Contender
-from harness.equivalence.defects import META_FEATURES, classify, option_grid
+from harness.equivalence.defects import META_FEATURES, classify
 from harness.equivalence.verdicts import check_contenders, defects_of
+from harness.problem import coverage
 from harness.problem.case import Case
 
 NO_WEIGHTS = Capabilities(weights=False, soft_targets=False, masked_logits=False)
@@ -33,18 +34,22 @@ def test_two_independent_defects_are_two_classes_each_with_its_minimal_case() ->
         assert d.minimal.positions * d.minimal.c <= d.example.positions * d.example.c
 
 
-def test_the_grid_covers_every_declared_option_combination() -> None:
+def test_the_covering_cases_hold_every_combination_of_the_declared_options() -> None:
+    """What separates one defect from another is among the cases every check starts from
+    (`coverage.covering`): each reduction with each weight scheme and ignored share, and
+    each pair of options; a narrower declaration narrows them."""
     full = Contender("all", "multiclass", F.cross_entropy, "test")
-    grid = option_grid(full)
-    combos = {(c.weights != "none", c.ignore_frac > 0, c.label_smoothing > 0, c.soft, c.reduction)
-              for c in grid}
-    # probability targets take no ignore_index: 2 * 2 * 2 * 3 hard + 2 * 2 * 3 soft
-    assert len(combos) == len(grid) == 36
+    cases = coverage.covering(full)
+    triples = {(c.reduction, c.weights, coverage.BY_NAME["ignored"].value_of(c)) for c in cases}
+    assert len(triples) == 3 * 9 * 3  # every scheme, 'seed_inverse_freq' and 'onehot' too
+    options = {(c.weights != "none", c.ignore_frac > 0, c.label_smoothing > 0, c.soft) for c in cases}
+    for a, b in ((0, 2), (1, 2), (0, 3), (2, 3)):
+        assert {(o[a], o[b]) for o in options} == {(x, y) for x in (False, True) for y in (False, True)}
     narrow = Contender("narrow", "multiclass", F.cross_entropy, "test",
                        caps=Capabilities(label_smoothing=False, reductions=frozenset({"sum"})))
-    assert {(c.label_smoothing, c.reduction) for c in option_grid(narrow)} == {(0.0, "sum")}
+    assert {(c.label_smoothing, c.reduction) for c in coverage.covering(narrow)} == {(0.0, "sum")}
     binary = Contender("b", "binary", F.binary_cross_entropy_with_logits, "test")
-    assert all(c.family == "binary" for c in option_grid(binary))
+    assert {c.family for c in coverage.covering(binary)} == {"binary"}
 
 
 def test_a_feature_that_a_passing_case_shares_rarely_still_names_the_class() -> None:
