@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TEST_PY := $(TEST_VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: env test-env test bench bench-ci accept check lint
+.PHONY: env test-env test test-slow bench bench-ci accept check lint
 
 # CI's benchmark selection: uncompiled contenders on the classification landmark, timed on
 # the submitted revision and the accepted one side by side (scripts/bench_ci.sh).
@@ -21,9 +21,16 @@ env:
 test-env:
 	@VENV=$(TEST_VENV) XENTBENCH_EXTRAS=dev,triton scripts/bootstrap.sh
 
-## Correctness suites (in parallel) plus every benchmark run once as a smoke test.
+## Correctness suites (in parallel) plus every benchmark run once as a smoke test, without
+## the tests marked `slow`; the 15 slowest tests close the log, so a new slow one is seen.
 test: test-env
-	$(TEST_PY) -m pytest suites/ -n 2 --benchmark-disable $(PYTEST_ARGS)
+	$(TEST_PY) -m pytest suites/ -n 2 --benchmark-disable -m "not slow" --durations=15 $(PYTEST_ARGS)
+
+## The slow tier (CI runs it beside `make test`): what honestly needs minutes — the GPU
+## check's dry run with its real deadlines, the AOT compile of every kernel variant, the
+## full-size demonstrations.
+test-slow: test-env
+	$(TEST_PY) -m pytest suites/ -n 2 --benchmark-disable -m slow --durations=15 $(PYTEST_ARGS)
 
 ## The main job: the default benchmark on the default device.
 bench: env

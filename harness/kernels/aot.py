@@ -184,6 +184,23 @@ def variants() -> tuple[Variant, ...]:
     return tuple(unique.values())
 
 
+def sample() -> tuple[Variant, ...]:
+    """One variant per kernel, the one that takes the most of its branches: every boolean
+    flag on, the multi-block loop (SINGLE off) rather than the single block (`make test`
+    compiles these; `make test-slow` every variant)."""
+
+    def branches(v: Variant) -> int:
+        flags = dict(v.constexprs)
+        return sum(bool(val) != (name == "SINGLE") for name, val in flags.items()
+                   if isinstance(val, bool))
+
+    chosen: dict[str, Variant] = {}
+    for v in variants():
+        if v.kernel not in chosen or branches(v) > branches(chosen[v.kernel]):
+            chosen[v.kernel] = v
+    return tuple(chosen.values())
+
+
 def _force_compiled_mode() -> None:
     """Decorate for compilation even though no CUDA device is present."""
     import harness.kernels as kernels
@@ -239,11 +256,13 @@ def _compile_one(args: tuple[Variant, int]) -> tuple[str, str | None]:
         return v.label, f"{type(exc).__name__}: {str(exc)[:2000]}"
 
 
-def compile_all(arch: int = 90, jobs: int | None = None) -> list[tuple[str, str | None]]:
-    """(label, error or None) per variant, compiled by ``jobs`` worker processes (default:
-    one per CPU) — each variant is independent, and a 2-core CI machine halves the wait."""
+def compile_all(arch: int = 90, jobs: int | None = None,
+                which: tuple[Variant, ...] | None = None) -> list[tuple[str, str | None]]:
+    """(label, error or None) per variant of ``which`` (default: every one), compiled by
+    ``jobs`` worker processes (default: one per CPU) — each variant is independent, and a
+    2-core CI machine halves the wait."""
     _force_compiled_mode()
-    work = [(v, arch) for v in variants()]
+    work = [(v, arch) for v in (variants() if which is None else which)]
     jobs = jobs or os.cpu_count() or 1
     if jobs == 1:
         return [_compile_one(w) for w in work]
@@ -256,10 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 80, 90")
     ap.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPUs)")
+    ap.add_argument("--sample", action="store_true",
+                    help="one variant per kernel, the one taking the most branches (sample())")
     args = ap.parse_args(argv)
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     started = time.monotonic()
-    results = compile_all(args.arch, args.jobs)
+    which = sample() if args.sample else None
+    # one process per variant at most: a spawned worker imports torch and Triton first
+    jobs = min(args.jobs or os.cpu_count() or 1, len(which)) if which else args.jobs
+    results = compile_all(args.arch, jobs, which)
     failed = 0
     for label, error in results:
         print(("FAIL " if error else "ok   ") + label + (f"\n     {error}" if error else ""))
