@@ -244,7 +244,7 @@ def _add(out: list, found: DefectClass, cases: frozenset | None) -> None:
     is dropped, and one that names more of the same replaces it ("reduction='sum' with
     class weights" over "... with class weights 'random'")."""
     if cases:
-        for i, (known, theirs) in enumerate(out):
+        for i, (_, theirs) in enumerate(out):
             if theirs and cases <= theirs:
                 return
             if theirs and theirs <= cases:

@@ -48,7 +48,7 @@ def cases_for(contender: Contender, count: int, seed: int = strategies.DEFAULT_S
     fixed = coverage.covering(contender)
     if contender.compiled is not None:
         count = min(count, COMPILED_CLI_CASES)
-    drawn = strategies.draw_cases(strategies.for_contender(contender), count, seed)
+    drawn = strategies.draw_cases(strategies.for_contender(contender), count, seed) if count else []
     return fixed + [c for c in drawn if c not in fixed]
 
 

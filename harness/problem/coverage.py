@@ -195,6 +195,7 @@ DIMENSIONS: tuple[Dimension, ...] = (
     # (a binary case's one logit channel is two classes: its base case reaches "2")
 )
 BY_NAME = {d.name: d for d in DIMENSIONS}
+ORDER = {d.name: i for i, d in enumerate(DIMENSIONS)}
 # What a mean divides by: the reduction, the targets' weights, which targets count (ignored)
 # and whether they are probabilities (a soft mean divides by N, not by the weights). Every
 # triple of these is covered, not only every pair.
@@ -349,7 +350,8 @@ def _plan(handle: _Handle) -> Plan:
         base = _base(contender)
     build = _Builder(contender, base)
     interactions = _feasible(values, build)
-    rows = _rows(values, interactions, build)
+    rows = _rows(values, interactions, build,
+                 _plain_rows(values, interactions, base) + _unmasked_rows(values, interactions, build))
     cases = tuple(dict.fromkeys(c for c in map(build, rows) if c is not None))
     return Plan(interactions, cases)
 
@@ -378,11 +380,47 @@ def _feasible(values: dict[str, tuple[str, ...]], build: _Builder) -> frozenset[
     return frozenset(out)
 
 
-def _rows(values: dict[str, tuple[str, ...]], interactions: frozenset[Interaction],
-          build: _Builder) -> list[dict[str, str]]:
-    """A covering array over ``values``: strength 2, strength 3 on `TRIAD` (covertable's
-    sub-model), constrained by the infeasible pairs and by the whole row's validity."""
-    names = [n for n in values if values[n]]
+def _plain_rows(values: dict[str, tuple[str, ...]], interactions: frozenset[Interaction],
+                base: Case) -> list[dict[str, str]]:
+    """One row per declared value, every other dimension at the base case's value where
+    the pair allows it: each value also in its plainest company. In a covering array alone
+    every float16 row met other rare values (a vocabulary, smoothing, an odd weight) whose
+    error bounds are wide, and a loss 1 % off in float16 passed them all."""
+    plain = {n: BY_NAME[n].value_of(base) for n in values}
+    rows = []
+    for name, vals in values.items():
+        for value in vals:
+            if value == plain[name] or len(vals) < 2:
+                continue
+            row = {name: value}
+            for other in values:
+                pair = tuple(sorted(((name, value), (other, plain[other])),
+                                    key=lambda nv: ORDER[nv[0]]))
+                if other != name and (len(values[other]) < 2 or pair in interactions):
+                    row[other] = plain[other]
+            rows.append(row)
+    return [{n: plain[n] for n in values}, *rows]
+
+
+# Values that can hide any other value's defect: a weight of 0 on most classes, every
+# target ignored (a loss of 0, or NaN with nothing to compare).
+HIDING = {"weights": ("onehot",), "ignored": ("all",)}
+
+
+def _unmasked_rows(values: dict[str, tuple[str, ...]], interactions: frozenset[Interaction],
+                   build: _Builder) -> list[dict[str, str]]:
+    """Every pair once more away from the `HIDING` values: in one covering array a pair
+    (bfloat16 with more than 1024 classes) can meet only 'onehot' weights, which zero its
+    loss, and a defect there is invisible."""
+    clean = {n: tuple(v for v in vals if v not in HIDING.get(n, ())) or vals
+             for n, vals in values.items()}
+    names = [n for n in clean if clean[n]]
+    constraints = _pair_constraints(clean, names, interactions)
+    return covering_array({n: list(clean[n]) for n in names}, strength=2, constraints=constraints)
+
+
+def _pair_constraints(values: dict[str, tuple[str, ...]], names: list[str],
+                      interactions: frozenset[Interaction]) -> list[dict]:
     constraints = []
     for a, b in itertools.combinations(names, 2):
         bad = {(x, y) for x in values[a] for y in values[b]
@@ -390,10 +428,21 @@ def _rows(values: dict[str, tuple[str, ...]], interactions: frozenset[Interactio
         if bad:
             constraints.append({"operator": "fn", "requires": [a, b],
                                 "evaluate": lambda r, a=a, b=b, bad=bad: (r[a], r[b]) not in bad})
+    return constraints
+
+
+def _rows(values: dict[str, tuple[str, ...]], interactions: frozenset[Interaction],
+          build: _Builder, presets: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A covering array over ``values`` that starts from the ``presets`` rows: strength 2,
+    strength 3 on `TRIAD` (covertable's sub-model), constrained by the infeasible pairs
+    and by the whole row's validity."""
+    names = [n for n in values if values[n]]
+    constraints = _pair_constraints(values, names, interactions)
     triad = [n for n in TRIAD if n in names and len(values[n]) > 1]
     sub_models = [{"fields": triad, "strength": 3}] if len(triad) > 2 else []
     factors = {n: list(values[n]) for n in names}
-    rows = covering_array(factors, strength=2, constraints=constraints, sub_models=sub_models)
+    rows = covering_array(factors, strength=2, constraints=constraints, sub_models=sub_models,
+                          presets=presets)
     if all(build(r) is not None for r in rows):
         return rows
     # a row that the pairs allow and the contract does not (a three-way exclusion): again,
@@ -401,7 +450,7 @@ def _rows(values: dict[str, tuple[str, ...]], interactions: frozenset[Interactio
     whole = {"operator": "fn", "requires": names,
              "evaluate": lambda r: build({n: r[n] for n in names}) is not None}
     return covering_array(factors, strength=2, constraints=[*constraints, whole],
-                          sub_models=sub_models)
+                          sub_models=sub_models, presets=presets)
 
 
 def covering(contender) -> list[Case]:
