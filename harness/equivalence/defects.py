@@ -229,10 +229,16 @@ def _classes(contender: Contender, results: list[tuple[Case, dict]], props: tupl
         minimal, detail = shrink(contender, within, cases[0],
                                  lambda c, ps=failing_props: fails(c, ps))
         earlier.append(test)
-        if trigger := characterize(contender, minimal, lambda c, ps=failing_props: fails(c, ps)):
-            feature, test = trigger
-            total = sum(1 for c, _ in results if test(c))
-            failing = sum(1 for c in failed if test(c))
+        # isolated on the minimal case, else on the class's first checked case (a shrunk
+        # case can be too small to show a value: with one position per class every class
+        # weight is 1, and the trigger then names no checked case)
+        for start in dict.fromkeys((minimal, cases[0])):
+            trigger = characterize(contender, start, lambda c, ps=failing_props: fails(c, ps))
+            if trigger is not None and any(trigger[1](c) for c in failed):
+                feature, test = trigger
+                total = sum(1 for c, _ in results if test(c))
+                failing = sum(1 for c in failed if test(c))
+                break
         found = DefectClass(failing_props, feature, failing, total, cases[0], minimal, detail)
         _add(out, found, frozenset(i for i, (c, _) in enumerate(results) if test(c)) if feature else None)
     return [d for d, _ in out]
