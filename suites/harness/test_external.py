@@ -225,42 +225,21 @@ def test_installed_package_registers_contenders_by_entry_point(tmp_path: Path) -
     assert "test_binary_property[viaep_bin-loss]" in collected.stdout, show(collected)
 
 
-WRONG_IN_EXTRA_PROCESSES = '''\
-import os
-
-import torch.nn.functional as F
-
-
-def fn(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    """Right in the first process, twice the loss in the extra ones (a contender whose
-    answer depends on the process: uninitialised memory, a race, an environment switch)."""
-    loss = F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
-                           reduction=reduction, label_smoothing=label_smoothing)
-    return loss * 2 if os.environ.get("XENTBENCH_POOL_PART") else loss
-'''
-
-
-def test_a_contender_wrong_only_in_an_extra_process_is_a_failure_of_the_run(tmp_path) -> None:
-    """Pooled processes: the benchmark is not timed, the run's JSON lists the failure with
-    the process that saw it, the summary says so and pytest exits 1."""
-    import json
-
-    (tmp_path / "flaky.py").write_text(WRONG_IN_EXTRA_PROCESSES)
-    out = tmp_path / "run.json"
-    proc = run(["-m", "pytest", "suites/contenders/test_bench.py", "--benchmark-only", "-q",
-                "-p", "no:cacheprovider", "--only", "flaky", "--only", "eager",
-                "--contender", "flaky=flaky:fn",
-                "-k", "n256-c1000 and fwd and not fwd_bwd", "--bench-processes", "2",
-                "--bench-passes", "1", "--bench-round-time", "0.02", f"--benchmark-json={out}"],
-               pythonpath=tmp_path)
-    doc = json.loads(out.read_text())
-    assert [b["extra_info"]["contender"] for b in doc["benchmarks"]] == ["eager"], show(proc)
+def test_a_contender_wrong_only_in_an_extra_process_is_a_failure_of_the_run(shared_bench_run) -> None:
+    """Pooled processes (the shared run: flaky is right in the first process, twice the
+    loss in the extra one): the benchmark is not timed, the run's JSON lists the failure
+    with the process that saw it, the summary says so and pytest exits 1 (no other test of
+    that run fails: the exit status is the extra process's failure)."""
+    run = shared_bench_run
+    doc = run.doc
+    assert [b["extra_info"]["contender"] for b in doc["benchmarks"]] == ["eager", "module"], run.show()
     assert doc["benchmarks"][0]["extra_info"]["processes"] == 2
     [failure] = doc["xentbench"]["failures"]
     assert failure["contender"] == "flaky" and failure["process"] == "2 of 2", failure
     assert failure["error"].startswith("in process 2 of 2: "), failure
-    assert "flaky" in proc.stdout and "in process 2 of 2" in proc.stdout, show(proc)
-    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, show(proc)  # CI sees it
+    assert "flaky" in run.output and "in process 2 of 2" in run.output, run.show()
+    assert " failed" not in run.output.splitlines()[-1], run.show()  # every test of its own passed
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.show()  # CI sees it
 
 
 def test_a_run_whose_every_benchmark_failed_still_saves_its_json(tmp_path) -> None:

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from bench_run import PASSES, PROCESSES
 
 from harness import options
 from harness.cli import build_parser
@@ -95,33 +96,51 @@ def test_bench_passes_its_processes_to_pytest_and_one_by_default(monkeypatch, tm
     assert "--bench-round-time=0.5" in seen["flags"]
 
 
-def test_pytest_pools_three_processes_on_cpu_by_default(tmp_path):
-    """Plain pytest times a benchmark in 3 processes on CPU, each with a third of the round
-    time, and saves one record holding all their rounds; `--bench-processes 1` is one."""
-    import json
-    import subprocess
-    import sys
+def test_pytest_pools_three_processes_on_cpu_by_default(monkeypatch):
+    """Plain pytest times a benchmark in `VERDICT_PROCESSES` (3) processes on CPU, one on
+    CUDA; `--bench-processes K` is K; one inside an extra process, under xdist and when
+    nothing is timed (`processes.wanted`; the pooling itself: the shared run below)."""
+    from types import SimpleNamespace
 
-    root = Path(__file__).resolve().parents[2]
+    from harness.benchmark.pooling import VERDICT_PROCESSES
+    from harness.pytest_plugin import processes
 
-    def run(*extra: str) -> dict:
-        out = tmp_path / f"run{len(extra)}.json"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "XENTBENCH_"))}
-        proc = subprocess.run([sys.executable, "-m", "pytest", "suites/contenders/test_bench.py",
-                               "--benchmark-only", "-k", "n256-c1000 and eager and fwd_bwd and not compiled",
-                               "--bench-passes", "1", "--bench-round-time", "0.02", "-q",
-                               "-p", "no:cacheprovider", f"--benchmark-json={out}", *extra],
-                              cwd=root, env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-        assert ("timing process 3 of 3" in proc.stdout) == (not extra), proc.stdout[-2000:]
-        # the setup phases say what they do (they were silent)
-        assert "xentbench: measuring cpu copy bandwidth" in proc.stdout, proc.stdout[-2000:]
-        assert "xentbench: checking the timer" in proc.stdout, proc.stdout[-2000:]
-        return json.loads(out.read_text())["benchmarks"][0]
+    def config(given=None, disable=False, collect=False):
+        values = {"bench_processes": given, "benchmark_disable": disable, "benchmark_skip": False}
+        return SimpleNamespace(getoption=lambda name, default=None: values.get(name, default),
+                               option=SimpleNamespace(collectonly=collect))
 
-    pooled, single = run(), run("--bench-processes", "1")
-    assert pooled["extra_info"]["processes"] == 3 and single["extra_info"].get("processes") in (None, 1)
-    assert pooled["extra_info"]["blocks"] == 3 * single["extra_info"]["blocks"]
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.delenv(processes.PART_ENV, raising=False)
+    assert VERDICT_PROCESSES == 3
+    assert processes.wanted(config(), "cpu") == 3 and processes.wanted(config(), "cuda") == 1
+    assert processes.wanted(config(1), "cpu") == 1 and processes.wanted(config(2), "cuda") == 2
+    assert processes.wanted(config(disable=True), "cpu") == 1
+    assert processes.wanted(config(collect=True), "cpu") == 1
+    monkeypatch.setenv(processes.PART_ENV, "2")
+    assert processes.wanted(config(3), "cpu") == 1  # an extra process never spawns more
+    monkeypatch.delenv(processes.PART_ENV)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    assert processes.wanted(config(3), "cpu") == 1
+
+
+def test_pooled_processes_save_one_record_holding_all_their_rounds(shared_bench_run):
+    """The shared run (2 processes of 2 passes): one record per benchmark, its blocks and
+    raw rounds those of both processes, each setup phase announced."""
+    from harness.benchmark import passes
+    from harness.benchmark.step import REPLICATES
+
+    run = shared_bench_run
+    eager = run.record("eager")
+    assert eager["extra_info"]["processes"] == PROCESSES, run.show()
+    per_process = PASSES * passes.blocks_per_pass(REPLICATES, PASSES)
+    assert eager["extra_info"]["blocks"] == PROCESSES * per_process, eager["extra_info"]
+    assert len(eager["stats"]["data"]) == eager["stats"]["rounds"]
+    assert f"timing process 2 of {PROCESSES}" in run.output, run.show()
+    # the setup phases say what they do (they were silent)
+    assert "xentbench: measuring cpu copy bandwidth" in run.output, run.show()
+    assert "xentbench: checking the timer" in run.output, run.show()
+    assert f"pooled {PROCESSES} processes into 2 benchmarks" in run.output, run.show()
 
 
 def test_check_names_the_known_contenders_on_a_typo(capsys):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bench_run import PASSES, PROCESSES
 
 from harness.benchmark import stability
 from harness.benchmark.stability import Evidence, judge
@@ -144,31 +145,20 @@ def test_fidelity_without_cpu_times_checks_the_timers_only():
     assert check.ok and np.isnan(check.ratio)
 
 
-def test_a_real_benchmark_run_records_its_stability_threads_and_fidelity(tmp_path):
-    """One benchmark timed for real in a child pytest (without --benchmark-save-data: the
-    plugin turns it on): raw rounds in 4 blocks, one per pass over the selection, pooled
-    into one record; the probe's verdict and evidence, the thread count, and the run's
-    timer fidelity check in the JSON."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_a_real_benchmark_run_records_its_stability_threads_and_fidelity(shared_bench_run):
+    """A benchmark timed for real in a child pytest (the shared run; without
+    --benchmark-save-data: the plugin turns it on): raw rounds in blocks, per pass and per
+    process, pooled into one record; the probe's verdict and evidence, the thread count,
+    and the run's timer fidelity check in the JSON."""
+    from harness.benchmark import passes
+    from harness.benchmark.step import REPLICATES
 
-    out = tmp_path / "run.json"
-    cmd = [sys.executable, "-m", "pytest", "suites/contenders/test_bench.py", "--benchmark-only", "-p",
-           "no:cacheprovider", "-p", "no:xdist", "-q", "-k",
-           "n256-c1000 and eager-fwd] and not compiled", "--bench-threads=1", "--bench-processes=1",
-           f"--benchmark-json={out}", "--bench-round-time=0.02"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    doc = json.loads(out.read_text())
-    (bench,) = doc["benchmarks"]
+    doc = shared_bench_run.doc
+    bench = shared_bench_run.record("eager")
     extra = bench["extra_info"]
     assert len(bench["stats"]["data"]) == bench["stats"]["rounds"] >= 8
-    assert extra["blocks"] == 4 and extra["passes"] == 4 and extra["threads"] == 1
+    assert extra["blocks"] == PROCESSES * PASSES * passes.blocks_per_pass(REPLICATES, PASSES)
+    assert extra["passes"] == PASSES and extra["threads"] == 1
     assert extra["timing_method"] == "perf_counter"
     assert isinstance(extra["stable"], bool) and isinstance(extra["unstable_reason"], str)
     assert extra["stability"]["rounds"] == bench["stats"]["rounds"] and "cpu_per_wall" in extra["stability"]

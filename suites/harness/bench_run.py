@@ -1,0 +1,93 @@
+"""The shared benchmark run (`conftest.shared_bench_run`): one real run in a child pytest,
+made once per session for the tests that each read a part of its output (pooled processes,
+a contender wrong only in an extra process, stability fields, the deadline that leaves
+what was timed). Under xdist the first worker to need it makes it, under a file lock, and
+the others read what it left. Not a test module."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+WRONG_IN_EXTRA_PROCESSES = '''\
+import os
+
+import torch.nn.functional as F
+
+
+def fn(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Right in the first process, twice the loss in the extra ones (a contender whose
+    answer depends on the process: uninitialised memory, a race, an environment switch)."""
+    loss = F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                           reduction=reduction, label_smoothing=label_smoothing)
+    return loss * 2 if os.environ.get("XENTBENCH_POOL_PART") else loss
+'''
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """What the child pytest left: its exit code, its output (stdout and stderr), the JSON."""
+
+    args: tuple[str, ...]
+    returncode: int
+    output: str
+    doc: dict
+
+    def show(self) -> str:
+        return f"exit {self.returncode}; output tail:\n{self.output[-4000:]}"
+
+    def record(self, contender: str) -> dict:
+        [found] = [b for b in self.doc["benchmarks"] if b["extra_info"]["contender"] == contender]
+        return found
+
+
+PROCESSES, PASSES = 2, 2
+SHARED_ARGS = (
+    "suites/contenders/test_bench.py", "--benchmark-only", "-p", "no:cacheprovider", "-p", "no:xdist",
+    "-q", "-rs", "-k", "n256-c1000 and fwd and not fwd_bwd and not compiled",
+    "--only", "eager", "--only", "module", "--only", "flaky", "--contender", "flaky=flaky:fn",
+    f"--bench-processes={PROCESSES}", f"--bench-passes={PASSES}", "--bench-threads=1",
+    "--bench-round-time=0.02", "--bench-deadline=600")
+
+
+def make_run(where: Path) -> BenchRun:
+    """The classification landmark's forward, timed for eager and module and checked for a
+    contender wrong only in the extra processes (flaky), in 2 pooled processes of 2 passes
+    each, one thread, a deadline far away (about 25 s on an idle 2-core machine)."""
+    (where / "flaky.py").write_text(WRONG_IN_EXTRA_PROCESSES)
+    out = where / "run.json"
+    # outside the outer run's xdist and harness variables: pytest-benchmark disables itself
+    # when it sees xdist's, and the extra processes would think themselves extra
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "XENTBENCH_")) and k != "PYTHONPATH"}
+    env["PYTHONPATH"] = os.pathsep.join([str(where), str(ROOT)])
+    args = (*SHARED_ARGS, f"--benchmark-json={out}")
+    proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600, check=False)
+    assert out.exists(), proc.stdout[-4000:]
+    return BenchRun(args, proc.returncode, proc.stdout, json.loads(out.read_text()))
+
+
+def shared_run(root: Path) -> BenchRun:
+    """`make_run` once under ``root`` (the session's temporary folder, which every xdist
+    worker of the session shares): the first caller makes it under a lock, the others wait
+    for it and read it back."""
+    from filelock import FileLock
+
+    where, done = root / "shared_bench_run", root / "shared_bench_run.json"
+    with FileLock(str(root / "shared_bench_run.lock")):
+        if done.exists():
+            saved = json.loads(done.read_text())
+            return BenchRun(tuple(saved["args"]), saved["returncode"], saved["output"], saved["doc"])
+        where.mkdir(exist_ok=True)
+        run = make_run(where)
+        done.write_text(json.dumps({"args": run.args, "returncode": run.returncode,
+                                    "output": run.output, "doc": run.doc}))
+        return run

@@ -1,0 +1,16 @@
+"""Fixtures shared by the harness's own test modules."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from bench_run import BenchRun, shared_run
+
+
+@pytest.fixture(scope="session")
+def shared_bench_run(tmp_path_factory: pytest.TempPathFactory) -> BenchRun:
+    """One real benchmark run for the tests that read a part of it (`bench_run.make_run`),
+    made once per session: under xdist, in the folder every worker's temporary folder is in."""
+    base = tmp_path_factory.getbasetemp()
+    return shared_run(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
