@@ -413,6 +413,8 @@ def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Pat
                 if pair and not matched:
                     raise AbError(f"--pair {pair[0]}={pair[1]}: no case and mode has both contenders "
                                   "(name both with --contender, and select cases both can run)")
+            if not matched:  # nothing in common: no further session can time anything
+                break
             _session(run, matched, running, timing, rng, timing.seconds / sessions,
                      f"session {session}/{sessions}" if sessions > 1 else "", say, pair is not None)
             if session == sessions:

@@ -221,7 +221,7 @@ def test_end_to_end_a_wrong_head_is_broken_and_exits_1(tmp_path, monkeypatch, ca
     base = _module(tmp_path / "base", "F.cross_entropy(input, target, **kw)")
     head = _module(tmp_path / "head", "1.01 * F.cross_entropy(input, target, **kw)")
     monkeypatch.chdir(ROOT)
-    code = main(["ab", str(base), str(head), "--seconds", "0.05", "--seed", "3",
+    code = main(["ab", str(base), str(head), "--seconds", "0.05", "--seed", "3", "--sessions", "1",
                  "--out", str(tmp_path / "out"), "--contender", "mine=abmod:ce", "--only", "mine",
                  "--", "-k", "n256-c1000 and not fwd_bwd"])
     out = capsys.readouterr()
@@ -236,8 +236,10 @@ def test_end_to_end_identical_directories_time_and_judge(tmp_path, monkeypatch, 
     base = _module(tmp_path / "base", "F.cross_entropy(input, target, **kw)")
     head = _module(tmp_path / "head", "F.cross_entropy(input, target, **kw)")
     monkeypatch.chdir(ROOT)
-    code = main(["ab", str(base), str(head), "--seconds", "0.05", "--out", str(tmp_path / "out"),
-                 "--contender", "mine=abmod:ce", "--only", "mine", "--", "-k", "n256-c1000 and not fwd_bwd"])
+    # one session (two workers): the sessions' pooling is test_sessions_start_fresh_workers...
+    code = main(["ab", str(base), str(head), "--seconds", "0.05", "--sessions", "1",
+                 "--out", str(tmp_path / "out"), "--contender", "mine=abmod:ce", "--only", "mine",
+                 "--", "-k", "n256-c1000 and not fwd_bwd"])
     out = capsys.readouterr()
     doc = json.loads((tmp_path / "out" / "ab.json").read_text())
     (row,) = doc["rows"]
@@ -427,3 +429,13 @@ def test_a_check_failing_only_in_a_later_session_fails_the_benchmark(monkeypatch
     run = _run_with(monkeypatch, base, head, sessions=2)
     assert run.results["c-ext-fwd"].failed == {"HEAD": "boom"}
     assert ab_verdicts.judge_run(run, S)[0]["verdict"] == "broken"
+
+
+def test_no_benchmark_in_common_starts_no_further_session(monkeypatch):
+    """Nothing to time after the first listing: the other sessions' workers are not started
+    (`ab` with nothing in common took three sessions of two workers, 26-39 s, to say so)."""
+    base, head = FakeWorker(["c-eager-fwd"], 1e-3), FakeWorker(["c-other-fwd"], 1e-3)
+    started = []
+    run = _run_with(monkeypatch, base, head, started=started, sessions=3)
+    assert len(started) == 1 and not run.results
+    assert run.only_in == {"BASE": ["c-eager-fwd"], "HEAD": ["c-other-fwd"]}
