@@ -4,10 +4,6 @@ classes taken without an adapter, their constructor deciding what they handle.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch.nn.functional as F
 
@@ -17,8 +13,6 @@ from harness.contenders.declare import CLAUSES, DeclarationError, format_caps, p
 from harness.equivalence.runner import verify
 from harness.problem import strategies
 from harness.problem.case import Case
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("caps", [
@@ -122,24 +116,36 @@ def test_a_constructor_without_an_option_is_a_capability_it_lacks(tmp_path, monk
         registry.parse_spec("f=plain_ce:smoothing_ignored(x=1)")
 
 
-def test_check_passes_a_loss_declared_without_smoothing_on_the_command_line(tmp_path) -> None:
+def test_check_passes_a_loss_declared_without_smoothing_on_the_command_line(tmp_path, monkeypatch) -> None:
     """The issue's acceptance: a loss without label smoothing, declared so, passes `check`
-    when it is otherwise correct (and fails it undeclared)."""
+    when it is otherwise correct (and fails it undeclared); the module form passes too.
+    Through check's own loop (`verdicts.check_cases`) on explicit cases, one with label
+    smoothing among them, the contender called in process (its isolation is not the
+    subject: test_isolation.py)."""
+    from harness.equivalence import isolation, verdicts
+    from harness.equivalence.properties import PROPERTIES
+
     (tmp_path / "plain_ce.py").write_text(MODULE_WITHOUT_SMOOTHING)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cases = [Case.from_id(i) for i in ("n2-c3-p0.5-f32-mean", "n4-c5-p0.3-f32-sum-wbalanced",
+                                       "n3-c4-p0.2-f32-mean-ls0.1", "n2-c3-3-p0.5-f64-none-ls0.2")]
 
-    def check(spec: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "harness", "check", "--only", "mine",
-                               "--contender", spec, "--cases", "20"], cwd=tmp_path, text=True,
-                              capture_output=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-                              timeout=600)
+    def check(spec: str) -> tuple[str, dict[str, str]]:
+        contender = registry.parse_spec(spec)
+        results = verdicts.check_cases(contender, cases, "cpu",
+                                       judges={"mine": isolation.InProcess(contender, "cpu")})
+        [tally] = verdicts.summarise(results, PROPERTIES)
+        return tally.verdict, {r.case.id: "skip" if r.skipped else "ok" if r.ok else "FAIL"
+                               for r in results}
 
-    declared = check("mine=plain_ce:smoothing_ignored@no-label-smoothing")
-    assert declared.returncode == 0, declared.stdout + declared.stderr
-    undeclared = check("mine=plain_ce:smoothing_ignored")
-    assert undeclared.returncode == 1, undeclared.stdout + undeclared.stderr
-    assert "label_smoothing" in undeclared.stdout or "ls0" in undeclared.stdout
-    module = check("mine=plain_ce:PlainCE")
-    assert module.returncode == 0, module.stdout + module.stderr
+    verdict, by_case = check("mine=plain_ce:smoothing_ignored@no-label-smoothing")
+    assert verdict == "PASS", by_case
+    assert [by_case[c.id] for c in cases] == ["ok", "ok", "skip", "skip"], by_case
+    verdict, by_case = check("mine=plain_ce:smoothing_ignored")
+    assert verdict == "FAIL", by_case
+    assert [by_case[c.id] for c in cases] == ["ok", "ok", "FAIL", "FAIL"], by_case
+    verdict, by_case = check("mine=plain_ce:PlainCE")
+    assert verdict == "PASS" and by_case[cases[2].id] == "skip", by_case
 
 
 BARE_MODULE = '''
