@@ -93,7 +93,11 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_only(config)
     if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
         # n workers × n intra-op threads on n cores stall each other's OpenMP barriers
-        # (a 10 µs op took 15 ms); one thread per worker. Timing never runs under xdist.
+        # (a 10 µs op took 15 ms); one thread per worker, and per process a test starts
+        # (a child pytest, check, bench, ab: the environment carries it; four of
+        # test_external's child pytest runs under -n 2 took 57 s with torch's default
+        # threads in the children, 33 s with one). Timing never runs under xdist.
+        os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
 
 
