@@ -98,7 +98,8 @@ def test_probe_contender_passes_every_property() -> None:
     assert all("probe" in test for test in counts), counts  # -k NAME selects it alone
 
 
-def test_contender_ignoring_weight_fails_with_a_reproduction(bad_module: Path) -> None:
+def test_contender_ignoring_weight_fails_with_a_reproduction(
+        bad_module: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     proc = pytest_run("--contender", "bad=badmod:fn", "-k", "bad and loss",
                       pythonpath=bad_module)
     assert proc.returncode == 1, show(proc)
@@ -110,10 +111,16 @@ def test_contender_ignoring_weight_fails_with_a_reproduction(bad_module: Path) -
     line = re.search(r"reproduce: (python -m harness check .*)", proc.stdout).group(1).strip()
     assert line == f"python -m harness check {case_id} --only bad --contender bad=badmod:fn"
 
-    check = run(shlex.split(line)[1:], pythonpath=bad_module)  # the printed line reproduces
-    assert check.returncode == 1, show(check)
-    assert f"FAIL bad on {case_id}" in check.stdout, show(check)
-    assert "loss: worst at index" in check.stdout, show(check)
+    # the printed line reproduces: its arguments to check's own entry point (in this
+    # process; bad still runs in its worker process)
+    argv = shlex.split(line)
+    assert argv[:3] == ["python", "-m", "harness"], line
+    monkeypatch.syspath_prepend(str(bad_module))  # as PYTHONPATH gives it to the command
+    monkeypatch.setenv("PYTHONPATH", str(bad_module))  # and to its worker
+    assert cli_main(argv[3:]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL bad on {case_id}" in out, out
+    assert "loss: worst at index" in out, out
 
 
 def test_bad_contender_spec_is_a_usage_error() -> None:
@@ -136,6 +143,14 @@ def test_the_suites_list_every_distinct_defect_with_defects(tmp_path: Path) -> N
     assert "reduction='sum'" in proc.stdout and "ignored targets" in proc.stdout, show(proc)
 
 
+def _config(**given):
+    """The options the plugin reads, as a pytest.Config answers them."""
+    from types import SimpleNamespace
+
+    values = {"contender": [], "binary_contender": [], "only": [], **given}
+    return SimpleNamespace(getoption=lambda name, default=None: values.get(name, default))
+
+
 def test_only_selects_contenders_by_exact_name_and_a_typo_lists_the_names() -> None:
     """``-k eager`` also runs compiled_eager; ``--only eager`` runs eager alone."""
     proc = run(["-m", "pytest", EQUIVALENCE, "-p", "no:cacheprovider", "--collect-only", "-q",
@@ -143,13 +158,31 @@ def test_only_selects_contenders_by_exact_name_and_a_typo_lists_the_names() -> N
     tests = [line for line in proc.stdout.splitlines() if "::" in line]
     assert proc.returncode == 0 and tests, show(proc)
     assert all("[eager" in t for t in tests), show(proc)
-    typo = run(["-m", "pytest", EQUIVALENCE, "-p", "no:cacheprovider", "--collect-only",
-                "--only", "eagre"])
-    assert typo.returncode == pytest.ExitCode.USAGE_ERROR, show(typo)
-    assert "--only eagre: no such contender; known:" in typo.stdout, show(typo)
-    assert "compiled_eager" in typo.stdout, show(typo)
+    # a typo: the plugin's check at configure (in process: the pytest exit code of a usage
+    # error at configure is test_bad_contender_spec_is_a_usage_error's)
+    from harness import pytest_plugin
+
+    with pytest.raises(pytest.UsageError, match="--only eagre: no such contender; known:") as typo:
+        pytest_plugin._check_only(_config(only=["eagre"]))
+    assert "compiled_eager" in str(typo.value)
 
 
+def test_ci_profile_is_the_default_and_draws_enough_cases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """xentbench's runs draw under its 'ci' profile unless told otherwise, and 'ci' asks
+    for at least `MIN_CASES` examples (the count a real run checks: the slow test below)."""
+    from hypothesis import settings
+
+    from harness.problem import strategies
+    from harness.pytest_plugin import own_profile
+
+    strategies.register_profiles()
+    assert strategies.DEFAULT_PROFILE == "ci"
+    monkeypatch.delenv("XENTBENCH_PROFILE", raising=False)
+    assert own_profile(_config(hypothesis_profile=None)) == "ci"
+    assert settings.get_profile("ci").max_examples >= MIN_CASES
+
+
+@pytest.mark.slow  # MIN_CASES cases and more for one property of eager, in a child pytest
 def test_ci_profile_checks_enough_cases_for_eager() -> None:
     proc = pytest_run("--hypothesis-profile", "ci", "-k", "eager and loss and not compiled", "-v")
     assert proc.returncode == 0, show(proc)
@@ -205,7 +238,8 @@ def test_a_contender_object_of_the_other_family_is_refused_with_the_flag_to_use(
     assert "a binary contender given as multiclass" in capsys.readouterr().err
 
 
-def test_installed_package_registers_contenders_by_entry_point(tmp_path: Path) -> None:
+def test_installed_package_registers_contenders_by_entry_point(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A distribution declaring the entry-point groups contributes contenders to `list`
     and to the suites, without any flag."""
     dist = tmp_path / "xent_plugin-0.1.dist-info"
@@ -214,10 +248,11 @@ def test_installed_package_registers_contenders_by_entry_point(tmp_path: Path) -
     (dist / "entry_points.txt").write_text(
         "[xentbench.contenders]\nviaep = torch.nn.functional:cross_entropy\n\n"
         "[xentbench.binary_contenders]\nviaep_bin = torch.nn.functional:binary_cross_entropy_with_logits\n")
-    listed = run(["-m", "harness", "list"], pythonpath=tmp_path)
-    assert listed.returncode == 0, show(listed)
-    assert re.search(r"^viaep\s+multiclass\s", listed.stdout, re.M), show(listed)
-    assert re.search(r"^viaep_bin\s+binary\s", listed.stdout, re.M), show(listed)
+    monkeypatch.syspath_prepend(str(tmp_path))  # list in this process: entry points are read per call
+    assert cli_main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert re.search(r"^viaep\s+multiclass\s", listed, re.M), listed
+    assert re.search(r"^viaep_bin\s+binary\s", listed, re.M), listed
     collected = run(["-m", "pytest", "suites/contenders/test_equivalence.py",
                      "--collect-only", "-q", "-p", "no:cacheprovider", "-k", "viaep"],
                     pythonpath=tmp_path)
