@@ -28,6 +28,7 @@ test: test-env
 
 ## The slow tier (CI runs it beside `make test`): what honestly needs minutes — the GPU
 ## check's dry run with its real deadlines, the AOT compile of every kernel variant, the
+## compiled contenders' smoke benchmarks past their smallest case (conftest.py), the
 ## full-size demonstrations.
 test-slow: test-env
 	$(TEST_PY) -m pytest suites/ -n 2 --benchmark-disable -m slow --durations=15 $(PYTEST_ARGS)
