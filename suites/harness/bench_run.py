@@ -1,8 +1,9 @@
-"""The shared benchmark run (`conftest.shared_bench_run`): one real run in a child pytest,
-made once per session for the tests that each read a part of its output (pooled processes,
-a contender wrong only in an extra process, stability fields, the deadline that leaves
-what was timed). Under xdist the first worker to need it makes it, under a file lock, and
-the others read what it left. Not a test module."""
+"""What the harness's own tests make once per session and share (`conftest.py`'s fixtures):
+the shared benchmark run, one real run in a child pytest for the tests that each read a
+part of its output (pooled processes, a contender wrong only in an extra process,
+stability fields, the deadline that leaves what was timed), and the benchmark suite's
+collection for the sharding tests. Under xdist the first worker to need one makes it,
+under a file lock, and the others read what it left (`once`). Not a test module."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,19 +78,27 @@ def make_run(where: Path) -> BenchRun:
     return BenchRun(args, proc.returncode, proc.stdout, json.loads(out.read_text()))
 
 
-def shared_run(root: Path) -> BenchRun:
-    """`make_run` once under ``root`` (the session's temporary folder, which every xdist
-    worker of the session shares): the first caller makes it under a lock, the others wait
-    for it and read it back."""
+def once(root: Path, name: str, make: Callable[[Path], Any]) -> Any:
+    """``make(folder)`` once under ``root`` (the session's temporary folder, which every
+    xdist worker of the session shares), its result kept as JSON: the first caller makes
+    it under a lock, the others wait for it and read it back."""
     from filelock import FileLock
 
-    where, done = root / "shared_bench_run", root / "shared_bench_run.json"
-    with FileLock(str(root / "shared_bench_run.lock")):
+    where, done = root / name, root / f"{name}.json"
+    with FileLock(str(root / f"{name}.lock")):
         if done.exists():
-            saved = json.loads(done.read_text())
-            return BenchRun(tuple(saved["args"]), saved["returncode"], saved["output"], saved["doc"])
+            return json.loads(done.read_text())
         where.mkdir(exist_ok=True)
+        made = make(where)
+        done.write_text(json.dumps(made))
+        return made
+
+
+def shared_run(root: Path) -> BenchRun:
+    """`make_run` once per session (`once`)."""
+    def make(where: Path) -> dict:
         run = make_run(where)
-        done.write_text(json.dumps({"args": run.args, "returncode": run.returncode,
-                                    "output": run.output, "doc": run.doc}))
-        return run
+        return {"args": run.args, "returncode": run.returncode, "output": run.output, "doc": run.doc}
+
+    saved = once(root, "shared_bench_run", make)
+    return BenchRun(tuple(saved["args"]), saved["returncode"], saved["output"], saved["doc"])

@@ -27,14 +27,15 @@ def _collect(*extra: str, hash_seed: str = "0") -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def all_ids() -> list[str]:
-    return _collect(hash_seed="1")
+def all_ids(shared_collection) -> list[str]:
+    """Every benchmark's node id (collected once per session, for every xdist worker)."""
+    return shared_collection("bench_ids", lambda _: _collect(hash_seed="1"))
 
 
 @pytest.fixture(scope="module")
-def second_of_three() -> list[str]:
+def second_of_three(shared_collection) -> list[str]:
     """A real ``--shard 2/3`` collection, in another process than `all_ids`."""
-    return _collect("--shard", "2/3", hash_seed="2")
+    return shared_collection("bench_ids_2_of_3", lambda _: _collect("--shard", "2/3", hash_seed="2"))
 
 
 def test_shards_are_disjoint_and_cover_the_matrix(all_ids, second_of_three):
