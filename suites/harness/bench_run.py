@@ -1,8 +1,9 @@
 """What the harness's own tests make once per session and share (`conftest.py`'s fixtures):
 the shared benchmark run, one real run in a child pytest for the tests that each read a
 part of its output (pooled processes, a contender wrong only in an extra process,
-stability fields, the deadline that leaves what was timed), and the benchmark suite's
-collection for the sharding tests. Under xdist the first worker to need one makes it,
+stability fields, the deadline that leaves what was timed), a `bench` run whose every
+benchmark fails (its JSON, the passes that skip it), and the benchmark suite's collection
+for the sharding tests. Under xdist the first worker to need one makes it,
 under a file lock, and the others read what it left (`once`). Not a test module."""
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+
+IGNORES_WEIGHT = '''\
+import torch.nn.functional as F
+
+
+def fn(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Drops `weight`: right on every unweighted case, wrong on weighted ones."""
+    return F.cross_entropy(input, target, ignore_index=ignore_index, reduction=reduction,
+                           label_smoothing=label_smoothing)
+'''
 
 WRONG_IN_EXTRA_PROCESSES = '''\
 import os
@@ -102,3 +113,24 @@ def shared_run(root: Path) -> BenchRun:
 
     saved = once(root, "shared_bench_run", make)
     return BenchRun(tuple(saved["args"]), saved["returncode"], saved["output"], saved["doc"])
+
+
+FAILED_ARGS = ("-m", "harness", "bench", "--only", "wrong", "--contender", "wrong=wrongmod:fn",
+               "--", "-k", "n8-c2-512x512 and fwd_bwd", "-rs")
+
+
+def make_failed_bench(where: Path) -> dict:
+    """``python -m harness bench`` on a contender that drops the class weights (wrong), on the
+    seed's weighted landmark, its 4 default passes: it fails its check in pass 1, the later
+    passes skip it, nothing is timed (about 14 s)."""
+    (where / "wrongmod.py").write_text(IGNORES_WEIGHT)
+    out = where / "run.json"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "XENTBENCH_")) and k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(where)
+    args = (*FAILED_ARGS[:7], "--out", str(out), *FAILED_ARGS[7:])
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+    assert out.exists(), proc.stdout[-4000:]
+    return {"args": args, "returncode": proc.returncode, "output": proc.stdout,
+            "doc": json.loads(out.read_text()), "out": str(out)}

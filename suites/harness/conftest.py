@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from bench_run import BenchRun, once, shared_run
+from bench_run import BenchRun, make_failed_bench, once, shared_run
 
 
 @pytest.fixture(scope="session")
@@ -13,6 +13,13 @@ def shared_bench_run(tmp_path_factory: pytest.TempPathFactory) -> BenchRun:
     """One real benchmark run for the tests that read a part of it (`bench_run.make_run`),
     made once per session: under xdist, in the folder every worker's temporary folder is in."""
     return shared_run(_session_folder(tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
+def failed_bench_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One `bench` run whose every benchmark fails (`bench_run.make_failed_bench`), made once
+    per session: its args, returncode, output, JSON (doc) and the JSON's path (out)."""
+    return once(_session_folder(tmp_path_factory), "failed_bench_run", make_failed_bench)
 
 
 @pytest.fixture(scope="session")

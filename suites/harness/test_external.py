@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench_run import IGNORES_WEIGHT
 from fakes import two_defects
 
 from harness.cli import main as cli_main
@@ -27,15 +28,6 @@ BUILTINS = ("eager", "module", "logsoftmax_nll", "softmax_log_nll", "scratch",
 PROPERTIES = ("loss", "grad", "nonfinite", "inputs", "meta")
 MIN_CASES = 200
 
-IGNORES_WEIGHT = '''\
-import torch.nn.functional as F
-
-
-def fn(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    """Drops `weight`: right on every unweighted case, wrong on weighted ones."""
-    return F.cross_entropy(input, target, ignore_index=ignore_index, reduction=reduction,
-                           label_smoothing=label_smoothing)
-'''
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -277,18 +269,15 @@ def test_a_contender_wrong_only_in_an_extra_process_is_a_failure_of_the_run(shar
     assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.show()  # CI sees it
 
 
-def test_a_run_whose_every_benchmark_failed_still_saves_its_json(tmp_path) -> None:
+def test_a_run_whose_every_benchmark_failed_still_saves_its_json(failed_bench_run) -> None:
     """pytest-benchmark saves nothing when nothing was timed; the run's JSON then holds no
-    benchmarks and the failures, and `bench` prints its summary with them."""
-    import json
-
-    (tmp_path / "wrongmod.py").write_text(IGNORES_WEIGHT)
-    out = tmp_path / "run.json"
-    proc = run(["-m", "harness", "bench", "--only", "wrong", "--contender", "wrong=wrongmod:fn",
-                "--out", str(out), "--", "-k", "n8-c2-512x512 and fwd_bwd"], pythonpath=tmp_path)
-    doc = json.loads(out.read_text())
-    assert doc["benchmarks"] == [], show(proc)
+    benchmarks and the failures, and `bench` prints its summary with them (the session's
+    shared failing `bench` run)."""
+    run, out = failed_bench_run, failed_bench_run["out"]
+    tail = f"exit {run['returncode']}; output tail:\n{run['output'][-4000:]}"
+    doc = run["doc"]
+    assert doc["benchmarks"] == [], tail
     [failure] = doc["xentbench"]["failures"]
     # the weighted mean of 2M positions is near the plain one: the gradient tells them apart
     assert failure["contender"] == "wrong" and failure["error"].startswith("grad: "), failure
-    assert "not timed: grad" in proc.stdout and f"results: {out}" in proc.stdout, show(proc)
+    assert "not timed: grad" in run["output"] and f"results: {out}" in run["output"], tail
