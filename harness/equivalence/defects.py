@@ -40,6 +40,9 @@ _NAMED: dict[str, Feature] = {
     **feature_tests(),
     "large logits (|x| >= 100)": lambda c: c.scale >= 100,
 }
+# what a hang or a crash is named by (`harness.equivalence.isolation.kind_of`): the
+# capabilities' kinds of case, not each value of each dimension
+KIND_FEATURES = _NAMED
 _VALUES = coverage.features()
 FEATURES: dict[str, Feature] = {**_NAMED, **{name: test for name, (_, test) in _VALUES.items()
                                              if name not in _NAMED}}

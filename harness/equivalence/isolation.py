@@ -117,16 +117,18 @@ def _elements(case: Case) -> int:
 
 def kind_of(case: Case, completed: list[Case]) -> tuple[str, ...]:
     """The kind of case that hung or crashed, as far as the cases that came back tell: the
-    defect features (`defects.FEATURES`) of ``case`` that none of ``completed`` has. Later
-    cases with every one of them are not called (empty: nothing singles it out)."""
-    from harness.equivalence.defects import FEATURES
+    capabilities' kinds of case (`defects.KIND_FEATURES`) of ``case`` that none of
+    ``completed`` has. Later cases with every one of them are not called (empty: nothing
+    singles it out). Not every dimension's values: "class weights 'balanced'" would split
+    one abort on class weights into a class per weight scheme."""
+    from harness.equivalence.defects import KIND_FEATURES as FEATURES
 
     return tuple(name for name, test in FEATURES.items()
                  if test(case) and not any(test(c) for c in completed))
 
 
 def of_kind(case: Case, kind: tuple[str, ...]) -> bool:
-    from harness.equivalence.defects import FEATURES
+    from harness.equivalence.defects import KIND_FEATURES as FEATURES
 
     return bool(kind) and all(FEATURES[name](case) for name in kind)
 
