@@ -62,7 +62,7 @@ def add_contender_options(add: Add) -> None:
     add("--contender", action="append", default=[], metavar="NAME=MODULE:ATTR[@CAPS]",
         help="add an external multi-class contender (F.cross_entropy signature, or an "
              "nn.Module loss class MODULE:Class(k=v)); '@no-label-smoothing,dtypes=f32+f64' "
-             "declares what it lacks (README: Bring your own loss); repeatable")
+             "declares what it lacks (docs/correctness.md: Your own loss); repeatable")
     add("--binary-contender", action="append", default=[], metavar="NAME=MODULE:ATTR[@CAPS]",
         help="add an external binary contender (F.binary_cross_entropy_with_logits "
              "signature, or an nn.Module class); same syntax; repeatable")
