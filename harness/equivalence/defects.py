@@ -262,13 +262,15 @@ def _add(out: list, found: DefectClass, cases: frozenset | None) -> None:
     out.append((found, cases))
 
 
+SHRINKING = ("batch", "rank")  # dimensions whose other values have fewer positions
+
+
 def characterize(contender: Contender, case: Case,
                  fails: Callable[[Case], str | None]) -> tuple[str, Feature] | None:
     """The values of ``case`` that its failure needs, one dimension at a time: ``case``
     with each other value the contender declares (`coverage.vary`). A dimension is part
     of the trigger when its plain value (the base case's: 'mean', no weights, float32…)
-    passes where ``case``'s fails, or, when ``case`` has the plain value, when every other
-    value (two at least) passes; a value that passes for its own reasons (a 1 % error
+    passes where ``case``'s fails; a value that passes for its own reasons (a 1 % error
     inside bfloat16's tolerance, a weight of 0 on the class that goes wrong, an all-ignored
     mean with nothing to compare) does not make a dimension part of it. Each part is named
     by the feature that best matches the values that fail, the narrower of equals ("every
@@ -288,8 +290,12 @@ def characterize(contender: Contender, case: Case,
             continue
         failing = {current} | {v for v, c in variants.items() if v != current and fails(c)}
         passing = set(variants) - failing
+        # on the plain value: part of it when every other value (two at least) passes,
+        # except where the others shrink the case (a batch of one, no spatial dims): a
+        # 'sum' that returns the mean is right on one position
         needed = (plain[dim.name] in passing if current != plain[dim.name]
-                  else len(variants) > 2 and passing == set(variants) - {current})
+                  else dim.name not in SHRINKING and len(variants) > 2
+                  and passing == set(variants) - {current})
         if needed:
             parts.append(_named(dim, current, failing, variants, plain[dim.name]))
     if not parts:
