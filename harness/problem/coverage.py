@@ -229,13 +229,9 @@ def _base(contender) -> Case:
 def _compiled_base(contender) -> Case | None:
     """A weighted compile signature's case (sizes >= 2: dynamo specialises 0 and 1), or
     an unweighted one when the contender takes no weights."""
-    from harness.problem.strategies import COMPILE_SIGNATURES  # strategies imports this module
+    from harness.problem.strategies import usable_signatures  # strategies imports this module
 
-    caps = _caps(contender)
-    usable = [s for s in COMPILE_SIGNATURES
-              if s[0] in caps.dtypes and s[1] in caps.reductions and s[4] in caps.spatial_dims
-              and s[5] in caps.layouts and (caps.label_smoothing or not s[3])
-              and (caps.weights or not s[2])]
+    usable = usable_signatures(_caps(contender))
     if not usable:
         return None
     dtype, reduction, _, smoothing, rank, layout = max(usable, key=lambda s: s[2])

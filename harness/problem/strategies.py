@@ -273,6 +273,14 @@ def cases(draw, *, family: str = "multiclass", caps: Capabilities | None = None,
     return Case(**fields)
 
 
+def usable_signatures(caps: Capabilities) -> list[tuple[str, str, bool, float, int, str]]:
+    """The compile signatures a contender with ``caps`` handles."""
+    return [s for s in COMPILE_SIGNATURES
+            if s[0] in caps.dtypes and s[1] in caps.reductions and s[4] in caps.spatial_dims
+            and s[5] in caps.layouts and (caps.label_smoothing or not s[3])
+            and (caps.weights or not s[2])]
+
+
 @st.composite
 def signature_cases(draw, *, caps: Capabilities | None = None, sizes: Sizes = SMALL) -> Case:
     """Multi-class cases from the fixed compile signatures, sizes >= 2: what compiled
@@ -280,10 +288,7 @@ def signature_cases(draw, *, caps: Capabilities | None = None, sizes: Sizes = SM
     or not, is timed on the same cases at a bounded compile cost."""
     _validated("multiclass", caps, sizes)
     caps = caps or Capabilities()
-    usable = [s for s in COMPILE_SIGNATURES
-              if s[0] in caps.dtypes and s[1] in caps.reductions and s[4] in caps.spatial_dims
-              and s[5] in caps.layouts and (caps.label_smoothing or not s[3])
-              and (caps.weights or not s[2])]
+    usable = usable_signatures(caps)
     dtype, reduction, weighted, smoothing, rank, layout = draw(st.sampled_from(usable))
     n = draw(st.integers(max(2, sizes.min_n), sizes.max_n))
     spatial = draw(_spatial(rank, sizes, n, max(2, sizes.min_side)))
