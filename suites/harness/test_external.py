@@ -78,6 +78,7 @@ def bad_module(tmp_path: Path) -> Path:
 
 
 # ---- pytest with external contenders ---------------------------------------------------
+@pytest.mark.slow  # 60 cases for each of 5 properties in a child pytest (about 12 s)
 def test_probe_contender_passes_every_property() -> None:
     """The acceptance run, on the 'dev' budget (60 cases per property) with a fixed seed so
     it is deterministic; the 'ci' budget is checked on eager below."""

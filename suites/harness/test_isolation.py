@@ -245,6 +245,7 @@ def test_the_ticker_talks_on_its_own_while_the_main_thread_is_blocked():
     assert len(lines) >= 3 and all(ln.startswith("check: eager: option grid") for ln in lines), lines
 
 
+@pytest.mark.slow  # pytest-xdist's own crash handling, two torch workers (about 28 s)
 @pytest.mark.skipif(os.environ.get("PYTEST_XDIST_WORKER") is None,
                     reason="the suites' containment is pytest-xdist's: run under -n")
 def test_under_xdist_a_crashing_contender_is_a_failure_and_the_session_finishes():

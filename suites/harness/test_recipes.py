@@ -24,6 +24,11 @@ def tree(tmp_path_factory) -> Path:
     return extended_tree(tmp_path_factory.mktemp("extended"))
 
 
+# The recipes' edits followed in a copied tree, one or two subprocesses each (8-15 s each,
+# 50 s in all): the slow tier. `make test` keeps the in-process test that reads the recipes.
+SLOW = pytest.mark.slow
+
+
 def run(tree: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], cwd=tree, env=clean_env(tree),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -43,6 +48,7 @@ def test_each_recipe_names_the_files_and_names_its_edits_touch(name: str) -> Non
     assert not missing, (DOC, name, missing, text)
 
 
+@SLOW
 def test_the_toy_contender_and_the_toy_field_are_listed(tree: Path) -> None:
     listed = run(tree, "-m", "harness", "list")
     assert listed.returncode == 0, listed.stdout
@@ -53,6 +59,7 @@ def test_the_toy_contender_and_the_toy_field_are_listed(tree: Path) -> None:
     assert misspelt.returncode != 0 and "no-strided-target" in misspelt.stdout, misspelt.stdout
 
 
+@SLOW
 def test_check_runs_the_toy_property_and_keeps_the_toy_field_from_who_declares_it(tree: Path) -> None:
     """The toy property is a column of every contender; the loss that reads its target as
     contiguous fails on the toy field's cases only (one defect class, named after the
@@ -72,6 +79,7 @@ def test_check_runs_the_toy_property_and_keeps_the_toy_field_from_who_declares_i
     assert "-ts --only plain" in out, out  # the minimal case carries the field's id token
 
 
+@SLOW
 def test_the_suite_holds_the_toy_property_and_the_toy_field(tree: Path) -> None:
     suite = run(tree, "-m", "pytest", "suites/contenders/test_equivalence.py", "-p",
                 "no:cacheprovider", "-q", "-rf", "--hypothesis-profile", "dev",
@@ -84,6 +92,7 @@ def test_the_suite_holds_the_toy_property_and_the_toy_field(tree: Path) -> None:
     assert "-ts" in out  # the shrunk counterexample is a strided-target case
 
 
+@SLOW
 def test_the_toy_column_reaches_the_report(tree: Path, tmp_path: Path) -> None:
     data = tmp_path / "run.json"
     bench = run(tree, "-m", "harness", "bench", "--size", "small", "--cases", "landmarks",

@@ -69,6 +69,9 @@ def test_shards_are_stable_across_runs(all_ids, second_of_three):
     assert [shard_of(i, 3) for i in second_of_three] == [2] * len(second_of_three)
 
 
+# two real benchmark processes (about 20 s): the slow tier. `make test` keeps the parts:
+# the option's selection (the collections above) and the merge (test_load's shards).
+@pytest.mark.slow
 def test_shard_files_of_one_run_merge_into_one_run(tmp_path):
     """Two shard processes with one --run-id: `harness.analysis.load` reads them as one run."""
     from harness.analysis.load import load
