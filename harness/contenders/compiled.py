@@ -83,8 +83,8 @@ class CompiledFunction:
         self.stats = CompileStats()
         self._body = fn
         self._copies = 0
-        raise_recompile_limit()
-        self._compiled = torch.compile(fn, backend=self._backend, dynamic=dynamic, fullgraph=True)
+        self._dynamic = dynamic
+        self._compiled = None  # made at the first call (`_graph`)
 
     def static(self) -> CompiledFunction:
         """A new `dynamic=False` copy on a code object of its own: it compiles once per
@@ -96,6 +96,17 @@ class CompiledFunction:
         self._copies += 1
         return type(self)(self.name, own_code(self._body, f"_static{self._copies}"),
                           self.smoothing, dynamic=False)
+
+    def _graph(self):
+        """torch.compile's wrapper, made at the first call rather than at registration:
+        making it imports torch._dynamo (about 1.4 s), which every process that reads the
+        registry (each command, each check worker, each child pytest) paid, compiled
+        contender called or not."""
+        if self._compiled is None:
+            raise_recompile_limit()
+            self._compiled = torch.compile(self._body, backend=self._backend, dynamic=self._dynamic,
+                                           fullgraph=True)
+        return self._compiled
 
     def _backend(self, gm: torch.fx.GraphModule, example_inputs):
         from torch._inductor.compile_fx import compile_fx
@@ -122,7 +133,7 @@ class CompiledFunction:
         own argument list."""
         runs = self.stats.graph_runs
         with _no_duck_sizing():
-            out = self._compiled(*args)
+            out = self._graph()(*args)
         if self.stats.graph_runs == runs:
             raise CompileFallbackError(
                 f"{self.name}: torch.compile fell back to eager after {self.stats.compiles} "
