@@ -133,7 +133,9 @@ def _first_pass(benchmark, step: Step, case, contender, timed, mode: str, device
 
     nbytes = min_bytes(case, mode)
     step.setup()  # the gradient the compile or an earlier call left is gone before the count
-    peak_mem = peak_extra_memory(step.run, device)
+    # a smoke run (--benchmark-disable) records no numbers: the CPU measure's first profiler
+    # start in a process (3 s, its import) is spent only on a timed run
+    peak_mem = peak_extra_memory(step.run, device) if bench_options["timing"] else None
     record = BenchRecord(
         contender=contender.name, family=contender.family, case_id=case.id, mode=mode,
         device=device, dtype=case.dtype, case=case.fields(), bytes=nbytes, peak_gbps=peak_gbps,

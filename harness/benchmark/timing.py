@@ -389,18 +389,40 @@ class RoundProbe:
 
 # ---- memory -----------------------------------------------------------------------------
 def peak_extra_memory(fn: Callable[[], object], device: str) -> int | None:
-    """Bytes allocated at peak during ``fn`` above what was live before it.
+    """Bytes of tensor memory allocated at peak during ``fn`` above what was live before it.
 
-    CUDA: the caching allocator's peak statistics (exact for tensor memory). CPU: None. We
-    tried Linux's resident-set high-water mark (VmHWM, reset through /proc/self/clear_refs):
-    glibc serves a loss's temporaries from heap memory freed by earlier calls, so the mark
-    read 0 for most contenders on the seed's 16 MB case — a wrong number is worse than
-    none."""
+    CUDA: the caching allocator's peak statistics. CPU: the same quantity from the
+    allocations torch's CPU allocator reports to its profiler (`cpu_peak_allocated`). Not
+    Linux's resident-set high-water mark (VmHWM, reset through /proc/self/clear_refs): glibc
+    serves a loss's temporaries from heap memory freed by earlier calls, so that mark read
+    0 for most contenders on the seed's 16 MB case — a wrong number is worse than none."""
     if not device.startswith("cuda"):
-        return None
+        return cpu_peak_allocated(fn)
     synchronize(device)
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
     fn()
     synchronize(device)
     return max(torch.cuda.max_memory_allocated() - before, 0)
+
+
+def cpu_peak_allocated(fn: Callable[[], object]) -> int:
+    """The highest running sum of the tensor allocations (+) and frees (-) torch's CPU
+    allocator reported while ``fn`` ran: what `torch.cuda.max_memory_allocated` minus the
+    memory live before counts on CUDA, here from the profiler's ``[memory]`` events (each
+    carries its signed size). A freed temporary counts while it lived; what ``fn`` leaves
+    allocated (a gradient) counts too, as on CUDA. Memory outside torch's allocator (a
+    library's own malloc) is not seen, nor is any on CUDA. The profiler's first start in a
+    process took 3 s (its import), each later one under 1 ms, on the 2-core VM: measured
+    once per benchmark, in its first pass, never inside a timed round."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    changes = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                     if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU)
+    live = peak = 0
+    for _, nbytes in changes:
+        live += nbytes
+        peak = max(peak, live)
+    return peak

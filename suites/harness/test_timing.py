@@ -94,3 +94,18 @@ def test_event_rounds_time_k_calls_per_pair_and_report_seconds_per_call(monkeypa
     assert timing.launch_bound(per_call, host)
     run()  # past the pool: more pairs are made rather than failing
     assert len(events.seconds(10)) == 4
+
+
+def test_cpu_peak_memory_counts_a_freed_temporary_and_what_is_left():
+    """What CUDA's allocator statistics count, on CPU through the profiler's allocation
+    events: an 8 MB temporary freed inside the call counts while it lived, with the 4 MB the
+    call leaves allocated; nothing allocated reads 0, not None."""
+    kept = []
+
+    def call():
+        temporary = torch.empty(2 << 20)  # 8 MiB of float32
+        kept.append(torch.empty(1 << 20))  # 4 MiB, still allocated after the call
+        del temporary
+
+    assert timing.peak_extra_memory(call, "cpu") == 12 << 20
+    assert timing.peak_extra_memory(lambda: None, "cpu") == 0
