@@ -1,35 +1,28 @@
 """``report.html``: the report's one self-contained page, its CSS and its sorting script.
 
-The page holds the figures inline (PNG as base64 data: it opens from a CI artifact with
-nothing beside it) and then ``tables.md`` as HTML tables; a click on a header sorts a
-table by value (times across units, ratios, counts), a dash last either way. The markdown
-comes from `harness.analysis.tables`, the figures from `harness.analysis.plots`; this
-module only turns them into HTML. Tests: test_report_html_holds_every_figure_and_the_tables
-(test_report.py) for what the page holds, test_browser.py for what a browser shows and how
-a click sorts.
-"""
+The page is ``tables.md`` as HTML, in its order (what to believe, the rankings, then the
+figures, then the details), each figure inline (PNG as base64 data: it opens from a CI
+artifact with nothing beside it); a click on a table header sorts the table by value (times
+across units, ratios, counts), a dash last either way. The markdown comes from
+`harness.analysis.tables` and `harness.analysis.report`, the figures from
+`harness.analysis.plots`; this module only turns them into HTML. Tests:
+test_report_html_holds_every_figure_and_the_tables (test_report.py) for what the page
+holds, test_browser.py for what a browser shows and how a click sorts."""
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 
-FIGURE_CAPTIONS = {  # by the figure file's prefix
-    "ranking": "one case (a landmark, by name): contenders fastest first, 95 % intervals, speedups, marks",
-    "time_vs_size": "median time against bytes moved, every timed case",
-    "speedup": "speedup against the family's reference, by imbalance and by size",
-    "bandwidth": "achieved bandwidth against the measured copy peak",
-    "accuracy": "error against the float64 oracle by dtype and logit scale",
-}
-
-# Click a column header to sort by it (again: reverse). Times ("36 ms"), ratios ("×1.04")
+# Click a column header to sort by it (again: reverse). Times ("36 ms"), ratios ("1.04×")
 # and counts sort by value, dates and other text as text (ISO dates sort right as text);
 # an empty or dash cell sorts last either way.
 _SORT_SCRIPT = """
 const UNITS = {ns: 1e-9, "µs": 1e-6, us: 1e-6, ms: 1e-3, s: 1, min: 60};
 function key(text) {
   if (/^\\d{4}-\\d{2}-\\d{2}/.test(text)) return null;
-  const m = text.match(/^[×x]?\\s*([-+]?\\d*\\.?\\d+(?:e[-+]?\\d+)?)\\s*(ns|µs|us|ms|s|min)?\\b/i);
+  const m = text.match(/^<?[×x]?\\s*([-+]?\\d*\\.?\\d+(?:e[-+]?\\d+)?)\\s*(ns|µs|us|ms|s|min)?\\b/i);
   return m ? parseFloat(m[1]) * (UNITS[m[2]] || 1) : null;
 }
 function blank(text) { return text === "" || text === "-" || text === "—"; }
@@ -64,38 +57,81 @@ _STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse
 
 def html_page(markdown: str, figures: list[tuple[str, bytes]]) -> str:
     """``report.html``, one self-contained file (it opens from a CI artifact on its own):
-    the figures first, inline as PNG data, then the tables of ``tables.md`` as HTML tables
-    sortable by a click on a header. Only what `harness.analysis.tables.md_table` and the
-    report's headings produce is converted: ``#`` headings, pipe tables, paragraphs.
-    ``figures``: (file name, PNG bytes)."""
-    body = ["<h1>xentbench report</h1>"]
-    for name, png in figures:
-        caption = FIGURE_CAPTIONS.get(name.split("-", 1)[0].removesuffix(".png"), "")
-        data = base64.b64encode(png).decode("ascii")
-        body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(name)}" '
-                    f'style="max-width:100%"><figcaption>{html.escape(name)}'
-                    f'{" — " + html.escape(caption) if caption else ""}</figcaption></figure>')
-    rows: list[str] = []
+    ``tables.md`` as HTML in its own order, each markdown image of a figure inline as PNG
+    data, the tables sortable by a click on a header. ``figures``: (file name, PNG bytes).
+
+    The markdown is the report's own (`harness.analysis.tables`, `harness.analysis.report`),
+    so the subset it uses is converted and no more: ``#`` headings, pipe tables (``\\|``
+    an escaped pipe), ``- `` lists, a paragraph that is one image ``![alt](file)``, other
+    paragraphs; inside them `` `code` ``, ``**bold**`` and ``[text](url)``. No markdown
+    library for that (a dependency of the CPU environment for about 50 lines)."""
+    images = dict(figures)
+    body: list[str] = []
+    block: list[str] = []  # the lines of the table or list being read
     for line in [*markdown.splitlines(), ""]:
-        if line.startswith("|"):
-            rows.append(line)
-            continue
-        if rows:
-            body.append(_html_table(rows))
-            rows = []
-        if line.startswith("#"):
-            level = min(len(line) - len(line.lstrip("#")) + 1, 6)
-            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        kind = _block_kind(line)
+        if block and kind != _block_kind(block[0]):
+            body.append(_html_table(block) if _block_kind(block[0]) == "table" else _html_list(block))
+            block = []
+        if kind:
+            block.append(line)
+        elif line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")), 6)
+            body.append(f"<h{level}>{_inline(line.lstrip('#').strip())}</h{level}>")
+        elif image := _IMAGE.fullmatch(line.strip()):
+            body.append(_figure(image["alt"], image["src"], images.get(image["src"])))
         elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
+            body.append(f"<p>{_inline(line)}</p>")
     return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>xentbench report</title>"
             f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body)
             + f"\n<script>{_SORT_SCRIPT}</script>\n</body></html>\n")
 
 
+_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)")
+_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+def _block_kind(line: str) -> str | None:
+    return "table" if line.startswith("|") else "list" if line.startswith("- ") else None
+
+
+def _inline(text: str) -> str:
+    """Escaped text with its code spans, bold and links as HTML (code first: nothing is
+    interpreted inside a code span)."""
+    out = []
+    for i, part in enumerate(_CODE.split(text)):
+        if i % 2:  # the odd parts of the split are the code spans' contents
+            out.append(f"<code>{html.escape(part)}</code>")
+            continue
+        part = _BOLD.sub(r"<strong>\1</strong>", html.escape(part, quote=False))
+        out.append(_LINK.sub(lambda m: f'<a href="{html.escape(m[2])}">{m[1]}</a>', part))
+    return "".join(out)
+
+
+def _figure(alt: str, src: str, png: bytes | None) -> str:
+    """A figure inline as PNG data when its bytes are given, else a link to the file."""
+    if png is None:
+        return f'<p><a href="{html.escape(src)}">{html.escape(alt or src)}</a></p>'
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(src)}" '
+            f'style="max-width:100%"><figcaption>{html.escape(alt)}</figcaption></figure>')
+
+
+def _cells(row: str) -> list[str]:
+    """A pipe-table row's cells, ``\\|`` read as a pipe inside a cell."""
+    inner = row.strip().removeprefix("|").removesuffix("|")
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", inner)]
+
+
 def _html_table(rows: list[str]) -> str:
-    cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
-    head, body = cells[0], [r for r in cells[1:] if not all(set(c) <= set("-: ") for c in r)]
-    out = ["<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"]
-    out += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body]
+    cells = [_cells(r) for r in rows]
+    head, body = cells[0], [r for r in cells[1:] if not all(c and set(c) <= set("-: ") for c in r)]
+    out = ["<table><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body]
     return "\n".join(out) + "</table>"
+
+
+def _html_list(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{_inline(i.removeprefix('- '))}</li>" for i in items) + "</ul>"

@@ -1,8 +1,10 @@
 """Presentation only: the report's PNG figures, drawn from data `harness.analysis.report`
 prepares (which points, in which order). Computes nothing beyond what matplotlib needs.
 
-Both plots take ``{run_id: {mode: {contender: points}}}`` (runs, modes and contenders in
-the order to draw them) and write one PNG per run into ``out``, each file atomically.
+Each plot takes its figures as ``{key: ... {mode: {contender: points}}}`` (figures, modes
+and contenders in the order to draw them) and writes one PNG per key into ``out``, each
+file atomically. Speedups are written by `harness.analysis.tables.fmt_speedup`, as in
+every table.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.analysis.tables import fmt_speedup
 from harness.atomic import atomic_path
 
 
@@ -32,36 +35,47 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-# Built-in contenders keep one tab20 slot each, whatever else a run holds, so a contender has
-# the same colour in every figure of every report; a contender of yours takes a free colour
-# from a hash of its name. A new built-in needs its slot here (test_figures). Two forms of one
-# computation share a hue, dark and light: eager/module, log_softmax+nll/softmax→log,
-# the two compiled multi-class ones.
+# Built-in contenders keep one colour each (a colormap and a slot), whatever else a run holds,
+# so a contender has the same colour in every figure of every report; a contender of yours
+# takes a free colour from a hash of its name. Two forms of one computation share a hue,
+# dark and light: eager/module, log_softmax+nll/softmax→log, the two compiled multi-class ones.
 # The slots the built-ins had when figures were first committed (so committed figures and
-# new ones agree); a built-in added later needs no entry: it takes a spare colour by name.
+# new ones agree), but for the compiled pair, which sat on tab20's reds until red came to
+# mean a failed check; a built-in added later needs no entry: it takes a spare colour by name.
 FIXED_COLOURS = {
-    "eager": 0, "module": 1, "logsoftmax_nll": 2, "softmax_log_nll": 3, "scratch": 4,
-    "compiled_eager": 6, "compiled_logsoftmax_nll": 7, "fused_triton": 8, "liger": 10,
-    "bce_logits": 12, "bce_sigmoid": 14, "ce_two_class": 16, "compiled_bce_logits": 18,
-    "fused_triton_binary": 9,
+    "eager": ("tab20", 0), "module": ("tab20", 1), "logsoftmax_nll": ("tab20", 2),
+    "softmax_log_nll": ("tab20", 3), "scratch": ("tab20", 4),
+    "compiled_eager": ("tab20b", 0), "compiled_logsoftmax_nll": ("tab20b", 2),
+    "fused_triton": ("tab20", 8), "liger": ("tab20", 10), "bce_logits": ("tab20", 12),
+    "bce_sigmoid": ("tab20", 14), "ce_two_class": ("tab20", 16), "compiled_bce_logits": ("tab20", 18),
+    "fused_triton_binary": ("tab20", 9),
 }
+# Red says "failed its check" (the ranking's ✗ names, the accuracy map's frames): no
+# contender is drawn in it or in a colour near it, tab20's two reds and tab20b's four.
+FAILURE_COLOUR = "tab:red"
+REDS = (("tab20", 6), ("tab20", 7), *(("tab20b", i) for i in range(12, 16)))
+_GREY = ("tab20", 15)  # tab20's light grey vanishes against the grid and the page
+
+
+def _colour(slot: tuple[str, int]) -> tuple:
+    import matplotlib
+
+    return matplotlib.colormaps[slot[0]].colors[slot[1]]
 
 
 def palette(names) -> dict[str, tuple]:
     """One colour per contender, the same in every figure and every run: built-ins from
     `FIXED_COLOURS`; any other name from a hash of the name over the colours no built-in
-    uses (tab20's five free slots, then tab20b and tab20c: 45 in all), taking the next
-    free one when two collide within one figure (past 45 names colours repeat)."""
+    uses and that are neither red (`REDS`) nor tab20's light grey (tab20, tab20b and tab20c:
+    46 in all), taking the next free one when two collide within one figure (past 46 names
+    colours repeat)."""
     import zlib
 
-    import matplotlib
-
     names = set(names)  # any iterable, a generator included, read once
-    cycle = matplotlib.colormaps["tab20"].colors
-    # slot 15, tab20's light grey, is left out: it vanishes against the grid and the page
-    spare = [cycle[i] for i in range(len(cycle)) if i not in FIXED_COLOURS.values() and i != 15]
-    spare += [*matplotlib.colormaps["tab20b"].colors, *matplotlib.colormaps["tab20c"].colors]
-    colours = {n: cycle[FIXED_COLOURS[n]] for n in names if n in FIXED_COLOURS}
+    used = {*FIXED_COLOURS.values(), *REDS, _GREY}
+    spare = [_colour((cmap, i)) for cmap in ("tab20", "tab20b", "tab20c") for i in range(20)
+             if (cmap, i) not in used]
+    colours = {n: _colour(FIXED_COLOURS[n]) for n in names if n in FIXED_COLOURS}
     taken: set[int] = set()
     for name in sorted(names - set(colours)):
         start = zlib.crc32(name.encode()) % len(spare)
@@ -113,45 +127,75 @@ def plot_time_vs_size(lines: dict[str, dict[str, dict[str, tuple]]], out: Path,
 
 
 def _points(ax, x, y, unstable, colour, label: str) -> None:
-    """Stable points filled, unstable ones hollow: same colour, one legend entry."""
+    """Stable points filled, unstable ones hollow: same colour, one legend entry, drawn as
+    the contender's first points are (hollow when every point is unstable)."""
     unstable = np.asarray(unstable, dtype=bool)
-    ax.scatter(x[~unstable], y[~unstable], s=14, color=colour, label=label)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if (~unstable).any():
+        ax.scatter(x[~unstable], y[~unstable], s=14, color=colour, label=label)
+        label = None
     if unstable.any():
-        ax.scatter(x[unstable], y[unstable], s=14, facecolors="white", edgecolors=colour)
+        ax.scatter(x[unstable], y[unstable], s=14, facecolors="white", edgecolors=colour, label=label)
 
 
-def plot_speedup(points: dict[str, dict[str, dict[str, dict]]], out: Path,
-                 titles: dict[str, str] | None = None) -> list[Path]:
+def plot_speedup(figures: dict[str, dict], out: Path) -> list[Path]:
     """Speedup against the family's reference contender across imbalance ratio p (top) and size
-    (bottom), per mode.
-    ``points`` are {'case_p', 'size', 'speedup', 'noise', 'unstable'}, one entry per case."""
+    (bottom), per mode, one figure per run and dtype (an f16 case and an f32 one are not
+    one population). ``figures`` is {key: {"title": str, "modes": {mode: {contender:
+    {'case_p', 'size', 'speedup', 'noise', 'unstable'}}}}}, one entry per case."""
     paths = []
-    colours = palette(c for modes in points.values() for m in modes.values() for c in m)
-    for run_id, modes in points.items():
+    colours = palette(c for fig in figures.values() for m in fig["modes"].values() for c in m)
+    for key, spec in figures.items():
+        modes = spec["modes"]
         if not modes:
             continue
         fig, axes = _figure(len(modes), 2)
         for col, (mode, by_contender) in enumerate(modes.items()):
             for row, (xcol, label) in enumerate((("case_p", "rarest-class share p"),
                                                  ("size", "logits elements"))):
-                ax = axes[row][col]
-                for contender, pts in by_contender.items():
-                    ax.errorbar(pts[xcol], pts["speedup"], yerr=np.nan_to_num(pts["noise"]), fmt="none",
-                                ecolor=colours[contender], alpha=0.5, lw=1)
-                    _points(ax, pts[xcol], pts["speedup"], pts["unstable"], colours[contender], contender)
-                ax.axhline(1.0, color="grey", lw=0.8)
-                ax.set(xscale="symlog" if row == 0 else "log", yscale="log", xlabel=label,
-                       ylabel="speedup vs the family's reference",
-                       title=f"{mode}: speedup against {label}\n(bar: 95 % interval; hollow: unstable)")
-                if row == 0:  # p spans 0 .. 1 with extremes such as 1e-6: linear near 0
-                    ax.set_xscale("symlog", linthresh=1e-3)
-                    ax.set_xlim(0, 1.1)
-                ax.grid(True, which="both", alpha=0.3)
-        fig.suptitle(f"{(titles or {}).get(run_id, f'run {run_id}')}: > 1 is faster than eager "
-                     "(multi-class) or bce_logits (binary) on the same case", fontsize="medium")
+                _speedup_panel(axes[row][col], by_contender, xcol, colours)
+                axes[row][col].set_title(f"{mode}: speedup against {label}\n(bar: 95 % interval; "
+                                         "hollow: unstable)")
+                axes[row][col].set_xlabel(label)
+        fig.suptitle(f"{spec['title']}: > 1 is faster than eager (multi-class) or bce_logits "
+                     "(binary) on the same case", fontsize="medium")
         _legend(fig, axes)
-        paths.append(_save(fig, out / f"speedup-{_slug(run_id)}.png"))
+        paths.append(_save(fig, out / f"speedup-{_slug(key)}.png"))
     return paths
+
+
+P_LINEAR = 1e-3  # the p axis is linear below this (p = 0 exists), logarithmic above
+
+
+def _speedup_panel(ax, by_contender: dict[str, dict], xcol: str, colours: dict) -> None:
+    """One panel: each contender's speedups (and 95 % bars) against ``xcol``, the reference
+    as the line at 1, the axes wide enough for every point and bar: matplotlib's own limits
+    cut the points at p = 0 in half."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    xs, ys = [], [1.0]
+    for contender, pts in by_contender.items():
+        x, y = np.asarray(pts[xcol], dtype=float), np.asarray(pts["speedup"], dtype=float)
+        noise = np.nan_to_num(np.asarray(pts["noise"], dtype=float))
+        ax.errorbar(x, y, yerr=noise, fmt="none", ecolor=colours[contender], alpha=0.5, lw=1)
+        _points(ax, x, y, pts["unstable"], colours[contender], contender)
+        xs += list(x[np.isfinite(x)])
+        ys += [v for v in (*y, *(y + noise), *(y - noise)) if np.isfinite(v) and v > 0]
+    ax.axhline(1.0, color="grey", lw=0.8)
+    if xcol == "case_p":  # p spans 0 .. 1 with extremes such as 1e-6: linear near 0
+        ax.set_xscale("symlog", linthresh=P_LINEAR)
+        ax.set_xlim(-P_LINEAR / 2, max([1.0, *xs]) * 2)
+    else:
+        ax.set_xscale("log")
+        if xs and min(xs) > 0:
+            ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
+    ax.set_yscale("log")
+    ax.set_ylim(min(ys) / 1.3, max(ys) * 1.3)
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_speedup(v)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel("speedup vs the family's reference")
+    ax.grid(True, which="both", alpha=0.3)
 
 
 def plot_ranking(figures: dict[str, dict[str, dict]], out: Path) -> list[Path]:
@@ -190,13 +234,13 @@ def _ranking_panel(ax, mode: str, rows: list[dict], colours: dict) -> None:
     ms = 1e3  # drawn in milliseconds: plain tick labels instead of 10^-3 powers
     for y, r in enumerate(rows):
         if not np.isfinite(r["median"]):  # no time: written from the panel's left edge
-            ax.text(0.01, y, _wrap(f"✗ {r['mark'] or 'not timed'}"), color="tab:red", va="center",
+            ax.text(0.01, y, _wrap(f"✗ {r['mark'] or 'not timed'}"), color=FAILURE_COLOUR, va="center",
                     fontsize="small", transform=ax.get_yaxis_transform())
             continue
         hollow = r["mark"] == "unstable"
         ax.errorbar(r["median"] * ms, y, xerr=_finite(r["noise"]) * ms, fmt="o", capsize=3,
                     color=colours[r["contender"]], mfc="white" if hollow else colours[r["contender"]])
-        note = f"  ×{r['speedup']:.2f}" if np.isfinite(r["speedup"]) else ""
+        note = f"  {fmt_speedup(r['speedup'])}" if np.isfinite(r["speedup"]) else ""
         note += "  unstable" if hollow else ""
         ax.text((r["median"] + _finite(r["noise"])) * ms, y, note, va="center", fontsize="small")
     ax.set_yticks(range(len(rows)), [r["contender"] for r in rows])
@@ -286,13 +330,14 @@ def plot_accuracy(grid: dict, out: Path) -> list[Path]:
             text = ("limit" if cells["limit"][i, j] else "NaN" if broken[i, j]
                     else "" if not np.isfinite(value) else "exact" if value <= FLOOR
                     else f"{logs[i, j]:.0f}")
-            ink = "tab:red" if failed else "white" if logs[i, j] < -8 else "black"  # on dark cells
+            ink = FAILURE_COLOUR if failed else "white" if logs[i, j] < -8 else "black"  # on dark cells
             ax.text(j, i, text + (f" ✗{failed:.0f}" if failed else ""), ha="center", va="center",
                     fontsize="x-small", color=ink)
             near = cells.get("of_bound", np.full(rel.shape, np.nan))[i, j] >= NEAR_BOUND
             if failed or near:  # red: a case failed; orange: passed within 10× of its bound
                 ax.add_patch(matplotlib.patches.Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False,
-                                                          ec="tab:red" if failed else "tab:orange", lw=2))
+                                                          ec=FAILURE_COLOUR if failed else "tab:orange",
+                                                          lw=2))
         ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize="small")
         ax.set_yticks(range(len(rows)), rows, fontsize="small")
         ax.set_title(f"{prop}: log10 of the largest relative error (exact: at or below 1e-17; grey: "

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.analysis.stats import significant_digits
+from harness.benchmark.stability import shared_reasons
 from harness.problem.families import family
 from harness.rounding import round_sig
 
@@ -48,12 +49,18 @@ SUMMARY_WIDTH = 100
 
 
 def bench_summary(df, names: dict[str, str]) -> str:
-    """What a person reads first after a run, within `SUMMARY_WIDTH` columns: per case
-    (named when it is a landmark: ``names`` maps case ids to names) and mode, the
-    contenders fastest first with their median (to its noise digits), speedup against the
-    family's reference, and a mark for failed or unstable ones. ``df`` is
+    """What a person reads first after a run, within `SUMMARY_WIDTH` columns: why its
+    unstable benchmarks are unstable, said once (`unstable_line`), then per case (named
+    when it is a landmark: ``names`` maps case ids to names) and mode, the contenders
+    fastest first with their median (to its noise digits), speedup against the family's
+    reference, and a mark for failed or unstable ones. ``df`` is
     `harness.analysis.report.enrich`'s frame of one run."""
     lines = []
+    flagged = df[df["stable"].map(is_false)] if "stable" in df else df.iloc[:0]
+    if len(flagged):
+        timed = int(df["median"].notna().sum())
+        lines += textwrap.wrap(unstable_line(flagged["unstable_reason"], timed), SUMMARY_WIDTH,
+                               subsequent_indent="  ")
     for (case_id, mode), sub in df.groupby(["case_id", "mode"], sort=False):
         title = f"{names.get(case_id, 'generated')}: {case_id} {mode}"
         lines.append(title if len(title) <= SUMMARY_WIDTH else title[:SUMMARY_WIDTH - 1] + "…")
@@ -63,11 +70,24 @@ def bench_summary(df, names: dict[str, str]) -> str:
             if isinstance(getattr(r, "error", None), str) and r.error:
                 mark = f"not timed: {r.error}"
             elif is_false(getattr(r, "stable", None)):
-                mark = f"unstable: {r.unstable_reason}"
-            speed = fmt_ratio(r.speedup, r.speedup_noise)
+                mark = "unstable"  # why: the line above the cases, once
+            speed = fmt_speedup(r.speedup)
             row = f"  {r.contender!s:<26} {fmt_time(r.median, r.median_noise):>9} {speed:>8}  {mark}"
             lines.append(row.rstrip() if len(row) <= SUMMARY_WIDTH else row[:SUMMARY_WIDTH - 1] + "…")
     return "\n".join(lines)
+
+
+def unstable_line(reasons, timed: int) -> str:
+    """How many of ``timed`` benchmarks are unstable and why, each shared reason once
+    (`harness.benchmark.stability.shared_reasons`): "unstable (72 of 72): oversubscribed:
+    4 runnable tasks on 2 cores"; with several, each with its count of benchmarks."""
+    reasons = [str(r) if isinstance(r, str) else "" for r in reasons]
+    shared = shared_reasons(reasons)
+    if len(shared) == 1 and shared[0][1] == len(reasons):
+        why = shared[0][0]
+    else:
+        why = "; ".join(f"{text} ({n})" for text, n in shared) or "no reason recorded"
+    return f"unstable ({len(reasons)} of {max(timed, len(reasons))}): {why}"
 
 
 def board_header(contenders, device: str) -> str:
@@ -133,12 +153,28 @@ def fmt_ratio(value, noise=float("nan")) -> str:
     return DASH if not _finite(value) else f"{fmt_num(value, noise)}×"
 
 
+SPEEDUP_DECIMALS = 2
+
+
+def fmt_speedup(value) -> str:
+    """A speedup against the family's reference, the one format of every figure, table and
+    terminal line: "1.23×", always `SPEEDUP_DECIMALS` decimals (the reference reads
+    "1.00×"), "<0.01×" below what they can show."""
+    if not _finite(value):
+        return DASH
+    smallest = 10 ** -SPEEDUP_DECIMALS
+    if 0 < value < smallest / 2:
+        return f"<{smallest:.{SPEEDUP_DECIMALS}f}×"
+    return f"{value:.{SPEEDUP_DECIMALS}f}×"
+
+
 def fmt_bytes(n) -> str:
     if not _finite(n):
         return DASH
     for scale, unit in ((2 ** 30, "GiB"), (2 ** 20, "MiB"), (2 ** 10, "KiB")):
         if abs(n) >= scale:
-            return f"{n / scale:.3g} {unit}"
+            value = n / scale  # 1000 to 1023 of a unit: '.3g' alone read "1e+03 KiB"
+            return f"{value:.3g} {unit}" if abs(value) < 1000 else f"{value:.0f} {unit}"
     return f"{int(n)} B"
 
 
@@ -348,7 +384,7 @@ def _median_cell(r) -> str:
 # pair here (and, when it is a new number, one field of harness.benchmark.record).
 CASE_COLUMNS: tuple[tuple[str, Callable[[Any], str]], ...] = (
     ("median", _median_cell),
-    ("× ref", lambda r: fmt_ratio(r.speedup, r.speedup_noise)),
+    ("× ref", lambda r: fmt_speedup(r.speedup)),
     ("GB/s", lambda r: fmt_num(r.gbps, r.gbps_noise)),  # min_bytes / median (benchmark.traffic)
     ("% peak", lambda r: fmt_num(r.peak_bw_pct, r.peak_bw_pct_noise, 2)),
     ("peak mem", lambda r: fmt_bytes(r.peak_mem_bytes)),
@@ -386,11 +422,60 @@ def _case_cells(r) -> list[str]:
 
 
 def summary_md(summary) -> str:
-    """Fastest contender per run, device, dtype, family and mode."""
+    """Fastest contender per run, device, dtype, family and mode; where the contender with
+    the most wins is not it (slower than the reference on the whole), a note says so."""
     rows = [[r.run_id, str(r.device), str(r.dtype), str(r.family), str(r.mode), str(r.fastest),
-             f"{r.wins}/{r.cases}", fmt_ratio(r.geomean_speedup)] for r in summary.itertuples()]
+             f"{r.wins}/{r.cases}", fmt_speedup(r.geomean_speedup),
+             "" if r.most_wins == r.fastest else
+             f"most wins: {r.most_wins} ({r.most_wins_count}/{r.cases}), slower on the whole"]
+            for r in summary.itertuples()]
     return md_table(["run", "device", "dtype", "family", "mode", "fastest", "wins",
-                     "geomean × ref"], rows)
+                     "geomean × ref", "note"], rows)
+
+
+def trust_md(trust: list[dict]) -> str:
+    """What each run's numbers are worth, as a list (``trust`` from
+    `harness.analysis.report.run_trust`): per run its timer fidelity check, how many of
+    its benchmarks are unstable and why (each shared reason once), how many failed."""
+    lines = []
+    for t in trust:
+        run = f"**run {t['run_id']}**"
+        fidelity = ("timer fidelity **FAILED**: " + str(t["fidelity_reason"] or "see its check")
+                    if is_false(t["fidelity_ok"]) else "timer fidelity ok" if t["fidelity_ok"] is not None
+                    else "timer fidelity not checked")
+        lines.append(f"- {run} ({t['machine']}): {fidelity}.")
+        if t["unstable_reasons"]:
+            lines.append(f"- {run}: {unstable_line(t['unstable_reasons'], t['timed'])}. Their medians are "
+                         "marked (unstable) below: they may be wrong, and a difference between them "
+                         "is no evidence; rerun on a quiet machine.")
+        elif t["timed"]:
+            lines.append(f"- {run}: all {t['timed']} timed benchmarks stable.")
+        if t["failed"]:
+            one = t["failed"] == 1
+            lines.append(f"- {run}: {t['failed']} benchmark{'' if one else 's'} failed "
+                         f"{'its' if one else 'their'} check and {'was' if one else 'were'} not timed "
+                         "(named in the rankings).")
+    return "\n".join(lines)
+
+
+# What each figure shows, by its file's prefix (the report's figure section, tables.md and
+# report.html alike).
+FIGURE_CAPTIONS = {
+    "ranking": "one case (a landmark, by name): contenders fastest first, 95 % intervals, speedups, marks",
+    "time_vs_size": "median time against bytes moved, every timed case",
+    "speedup": "speedup against the family's reference, by imbalance and by size, one dtype",
+    "bandwidth": "achieved bandwidth against the measured copy peak",
+    "accuracy": "error against the float64 oracle by dtype and logit scale",
+}
+
+
+def figures_md(names) -> str:
+    """The figures as markdown images, one paragraph each (alt text: the file and what it shows)."""
+    out = []
+    for name in names:
+        caption = FIGURE_CAPTIONS.get(name.split("-", 1)[0].removesuffix(".png"), "")
+        out.append(f"![{name}{' — ' + caption if caption else ''}]({name})")
+    return "\n\n".join(out)
 
 
 def accuracy_md(acc) -> str:

@@ -39,7 +39,8 @@ cannot fake.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,6 +121,35 @@ class Stability:
         if self.stable:
             return False
         return not self.reasons or any(not r.startswith(SPREAD) for r in self.reasons)
+
+
+# Where a reason may be cut and still read as a statement: after its rule's name, before a
+# clause (", a neighbour…"), a parenthesis or " in 93% of rounds", and at its end.
+_CLAUSE_END = re.compile(r"(?<=:)(?=\s)|(?=,\s)|(?=\s\()|(?=\sin\s)|$")
+
+
+def shared_reasons(reasons: Iterable[str]) -> list[tuple[str, int]]:
+    """Unstable benchmarks' reasons (``Stability.reason``, one per benchmark) said once: per
+    rule, the words every benchmark's reason under it shares up to a clause boundary, and
+    how many benchmarks it holds, most first. 72 reasons "oversubscribed: 4 runnable tasks
+    on 2 cores in 9x% of rounds, …" read ("oversubscribed: 4 runnable tasks on 2 cores",
+    72); a rule whose reasons share only its name reads as the name ("preempted")."""
+    by_rule: dict[str, list[str]] = {}
+    for reason in reasons:
+        for part in (p.strip() for p in (reason or "").split("; ")):
+            if part:
+                by_rule.setdefault(part.split(":", 1)[0], []).append(part)
+    said = [(_shared_text(parts), len(parts)) for parts in by_rule.values()]
+    return sorted(said, key=lambda s: -s[1])
+
+
+def _shared_text(parts: list[str]) -> str:
+    first, common = parts[0], len(parts[0])  # characters every part starts with
+    for other in parts[1:]:
+        differs = (i for i, (a, b) in enumerate(zip(first, other, strict=False)) if a != b)
+        common = min(common, next(differs, len(other)))
+    cut = max(m.start() for m in _CLAUSE_END.finditer(first) if m.start() <= common)
+    return first[:cut].rstrip(":").strip() or first.split(":", 1)[0]
 
 
 def _preempted(wall: np.ndarray, cpu: np.ndarray, off_cpu_round: float) -> np.ndarray:

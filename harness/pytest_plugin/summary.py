@@ -45,16 +45,29 @@ def reach(terminalreporter, xent: XentSession) -> None:
 
 
 def unstable(terminalreporter, xent: XentSession) -> None:
-    """One warning naming every benchmark whose timing cannot be trusted, and why."""
+    """One warning: how many benchmarks are unstable and why, each shared reason once
+    (`tables.unstable_line`), then their names when only some are (every benchmark's own
+    reason is in the JSON and in `report`)."""
     if not xent.unstable:
         return
     terminalreporter.section("xentbench: unstable benchmarks", yellow=True)
-    for name, reason in xent.unstable:
-        terminalreporter.write_line(f"{name}: {reason}")
+    timed = _timed(terminalreporter.config)
+    terminalreporter.write_line(tables.unstable_line([reason for _, reason in xent.unstable], timed))
+    if len(xent.unstable) < timed:
+        for name, _ in xent.unstable:
+            terminalreporter.write_line(f"  {name}")
     terminalreporter.write_line(
         f"WARNING: {len(xent.unstable)} benchmark(s) unstable: their medians may be wrong; "
         "rerun on a quiet machine (see docs/benchmarking.md, 'Timing you can trust')",
         yellow=True, bold=True)
+
+
+def _timed(config) -> int:
+    """The run's timed benchmarks (pooled, ours: they carry a contender), of which
+    `XentSession.unstable` lists the unstable ones."""
+    bs = getattr(config, "_benchmarksession", None)
+    benchmarks = getattr(bs, "benchmarks", ())
+    return sum(1 for b in benchmarks if b.stats is not None and "contender" in b.extra_info)
 
 
 def defects(terminalreporter, xent: XentSession, contenders: list, device: str) -> None:

@@ -26,10 +26,12 @@ if BROWSER is None:
                     pytrace=False)
     pytest.skip("no chromium on PATH: scripts/install_browser.sh installs Debian's", allow_module_level=True)
 
-# As root and on a closed network: no sandbox, no GPU, no background connections.
+# As root and on a closed network: no sandbox, no GPU, no background connections. The
+# window is tall enough for the report's opening (what to believe, the rankings of a
+# two-case run) and its first figures.
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--window-size=1200,1600")
+         "--hide-scrollbars", "--window-size=1200,3200")
 
 
 def screenshot(page, tmp_path):
@@ -39,17 +41,31 @@ def screenshot(page, tmp_path):
     return (matplotlib.image.imread(shot)[..., :3] * 255).round().astype(int)
 
 
+def dom_after(page, script: str, tmp_path) -> str:
+    """The page's DOM as the browser leaves it after ``script`` ran at its end."""
+    copy = tmp_path / f"{page.stem}-scripted.html"
+    copy.write_text(page.read_text().replace("</body>", f"<script>{script}</script></body>"))
+    return subprocess.run([BROWSER, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                           copy.as_uri()], check=True, capture_output=True, text=True, timeout=120).stdout
+
+
+def coloured(image, colours) -> np.ndarray:
+    """Where ``image`` is within 6 levels of any of ``colours`` (0..1 RGB tuples)."""
+    near = np.zeros(image.shape[:2], dtype=bool)
+    for colour in (np.asarray(list(colours)) * 255).round().astype(int):  # one at a time: a
+        near |= np.abs(image - colour).max(axis=-1) <= 6                # 1200 x 3200 page
+    return near
+
+
 def pixels_of(image, colours) -> int:
-    """Pixels within 6 levels of any of ``colours`` (0..1 RGB tuples)."""
-    target = (np.asarray(list(colours)) * 255).round().astype(int)
-    near = np.abs(image[:, :, None, :] - target[None, None, :, :]).max(axis=-1) <= 6
-    return int(near.any(axis=-1).sum())
+    return int(coloured(image, colours).sum())
 
 
-def test_the_screenshot_of_report_html_shows_the_figures(tmp_path):
-    """The contenders' colours appear in the screenshot of the page (a ranked case and the
-    time-against-size figure are at its top), and do not in the same page without its
-    figures: what is counted is the figures, not the page's text or tables."""
+def test_the_screenshot_of_report_html_shows_the_figures_after_the_rankings(tmp_path):
+    """The contenders' colours appear in the screenshot of the page, and do not in the same
+    page without its figures: what is counted is the figures, not the page's text or
+    tables. The first of them is drawn below the last ranking table, which is below what
+    to believe, as the browser lays the page out."""
     run = write_run(tmp_path / "vm.json", make_run(cases=CASES[:2]))
     report.write_report([str(run)], tmp_path / "rep")
     page = tmp_path / "rep" / "report.html"
@@ -59,10 +75,23 @@ def test_the_screenshot_of_report_html_shows_the_figures(tmp_path):
 
     colours = [c for c in plots.palette(["eager", "naive", "compiled", "ext"]).values()
                if max(c) - min(c) > 0.2]  # coloured, not grey: table borders and text are grey
-    shown = pixels_of(screenshot(page, tmp_path), colours)
+    image = coloured(screenshot(page, tmp_path), colours)
+    shown = int(image.sum())
     without = pixels_of(screenshot(bare, tmp_path), colours)
     assert without == 0
     assert shown > 500, f"{shown} pixels of the contenders' colours in the screenshot"
+    layout = dom_after(page, """{
+      const y = e => Math.round(e.getBoundingClientRect().top);
+      const figure = document.querySelector("figure");
+      const tables = [...document.querySelectorAll("table")].filter(
+        t => t.compareDocumentPosition(figure) & Node.DOCUMENT_POSITION_FOLLOWING);
+      const last = tables[tables.length - 1];  // none: -1, below no heading
+      document.body.dataset.layout = [y(document.querySelector("h2")),
+                                      last ? y(last) + last.offsetHeight : -1, y(figure)].join(",");
+    }""", tmp_path)
+    trust, rankings_end, figure = map(int, layout.split('data-layout="')[1].split('"')[0].split(","))
+    first_coloured = int(np.argmax(image.any(axis=1)))  # the first row with a contender's colour
+    assert trust < rankings_end <= figure <= first_coloured, (trust, rankings_end, figure, first_coloured)
 
 
 def test_a_click_on_a_header_sorts_the_table_by_value(tmp_path):
@@ -72,8 +101,8 @@ def test_a_click_on_a_header_sorts_the_table_by_value(tmp_path):
     from harness.analysis.html import html_page
 
     md = tables.md_table(["contender", "median", "× ref"],
-                         [["a", "1.2 s", "×0.5"], ["b", "36 ms", "×2"], ["c", "-", "-"],
-                          ["d", "900 µs", "×10"]])
+                         [["a", "1.2 s", "0.50×"], ["b", "36 ms", "2.00×"], ["c", "-", "-"],
+                          ["d", "900 µs", "10.00×"]])
     clicks = "document.querySelectorAll('th')[1].click();"
     orders = []
     for n in (1, 2):

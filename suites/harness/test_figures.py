@@ -23,7 +23,7 @@ def test_every_builtin_has_its_own_colour_and_a_new_one_needs_no_slot():
     """The fixed slots are distinct; a built-in added later (here a toy name) takes a
     spare colour by its name, distinct from every other built-in's, with no table edit."""
     slots = list(plots.FIXED_COLOURS.values())
-    assert len(set(slots)) == len(slots) and all(0 <= s < 20 for s in slots)
+    assert len(set(slots)) == len(slots) and all(m in ("tab20", "tab20b") and 0 <= s < 20 for m, s in slots)
     names = [*(c.name for c in builtins()), "fused_newcomer"]
     colours = plots.palette(names)
     assert len(set(colours.values())) == len(names)
@@ -36,6 +36,66 @@ def test_a_contenders_colour_does_not_depend_on_the_others_in_the_figure():
     assert crowd["eager"] == alone
     assert plots.palette(["mine"])["mine"] == plots.palette(["mine", "eager", "zzz"])["mine"]
     assert len(set(crowd.values())) == len(crowd)  # the extra names found free colours
+
+
+def test_no_contender_is_drawn_in_the_colour_that_means_failure():
+    """Red names a failed check (the ranking's ✗, the accuracy map's frames): no built-in
+    and no contender of yours (a few hundred names) is drawn in red or a colour near it."""
+    import matplotlib.colors
+
+    reds = {plots._colour(slot) for slot in plots.REDS}
+    assert matplotlib.colors.to_rgb(plots.FAILURE_COLOUR) in reds
+    names = [*(c.name for c in builtins()), *(f"mine_{i}" for i in range(300))]
+    assert not {n: c for n, c in plots.palette(names).items() if c in reds}
+
+
+def _figure_axes():
+    from matplotlib.figure import Figure
+
+    return Figure().subplots()
+
+
+def test_a_speedup_panel_shows_every_point_whole_and_its_legend_as_drawn():
+    """p = 0 and the widest speedup and bar lie inside the axes (matplotlib's limits had cut
+    the points at p = 0 in half); a contender whose every point is unstable has a hollow
+    legend marker, one with a stable point a filled one; ticks read as speedups."""
+    ax = _figure_axes()
+    shaky = {"case_p": np.array([0.0, 1.0]), "size": np.array([1e3, 1e7]),
+             "speedup": np.array([0.02, 40.0]), "noise": np.array([0.005, 10.0]),
+             "unstable": np.array([True, True])}
+    steady = {**shaky, "speedup": np.array([1.5, 2.0]), "unstable": np.array([False, True])}
+    colours = plots.palette(["shaky", "steady"])
+    plots._speedup_panel(ax, {"shaky": shaky, "steady": steady}, "case_p", colours)
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert x0 < 0 and x1 > 1 and y0 < 0.015 and y1 > 50
+    handles, labels = ax.get_legend_handles_labels()
+    face = {label: tuple(h.get_facecolor()[0][:3]) for h, label in zip(handles, labels, strict=True)}
+    assert face == {"shaky": (1.0, 1.0, 1.0), "steady": tuple(colours["steady"])}
+    assert ax.yaxis.get_major_formatter()(2.0, 0) == "2.00×"
+    size = _figure_axes()
+    plots._speedup_panel(size, {"shaky": shaky}, "size", colours)
+    assert size.get_xlim()[0] < 1e3 and size.get_xlim()[1] > 1e7
+
+
+def test_one_speedup_figure_per_run_and_dtype(tmp_path):
+    path = write_run(tmp_path / "r.json", make_run(cases=(CASES[1], CASES[4])))  # f32 and bf16
+    figures = report.speedup_points(report.enrich(load([path])))
+    assert sorted(figures) == ["r-bf16", "r-f32"] and figures["r-bf16"]["title"] == "run r · cpu · bf16"
+    assert all(len(m["ext"]["speedup"]) == 1 for f in figures.values() for m in f["modes"].values())
+
+
+def test_the_ranking_writes_speedups_as_every_table_does():
+    """One speedup format (`tables.fmt_speedup`) in figures, tables and the terminal."""
+    from harness.analysis import tables
+
+    ax = _figure_axes()
+    rows = [{"contender": c, "median": m, "noise": m / 20, "speedup": s, "mark": ""}
+            for c, m, s in (("eager", 1e-3, 1.0), ("naive", 5e-3, 0.2))]
+    plots._ranking_panel(ax, "fwd", rows, plots.palette(["eager", "naive"]))
+    notes = [t.get_text().strip() for t in ax.texts]
+    assert notes == ["1.00×", "0.20×"] == [tables.fmt_speedup(1.0), tables.fmt_speedup(0.2)]
+    assert tables.fmt_speedup(1) == "1.00×" and tables.fmt_speedup(0.001) == "<0.01×"
+    assert tables.fmt_speedup(123.456) == "123.46×" and tables.fmt_speedup(math.nan) == tables.DASH
 
 
 def _landmark_run(tmp_path, **kw):
@@ -112,7 +172,7 @@ def test_time_and_speedup_points_carry_unstable_marks_and_noise(tmp_path):
     naive = report.time_vs_size_lines(df)["r"]["fwd"]["naive"]
     assert list(naive["unstable"]) == [False, True]  # CASES[0] is smaller than the landmark
     assert list(report.time_vs_size_lines(df)["r"]["fwd_bwd"]["naive"]["unstable"]) == [False, False]
-    points = report.speedup_points(df)["r"]["fwd"]
+    points = report.speedup_points(df)["r-f32"]["modes"]["fwd"]
     assert "eager" not in points  # the reference is the line at 1
     assert sorted(points["naive"]["unstable"]) == [False, True]
     assert np.all(points["ext"]["noise"] > 0) and not points["ext"]["unstable"].any()

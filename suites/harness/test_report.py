@@ -44,7 +44,7 @@ def test_report_writes_markdown_csv_and_pngs_that_open(tmp_path, two_machines, c
     acc = _accuracy_file(tmp_path / "acc.json")
     assert main(["report", *map(str, two_machines), "--out", str(out), "--accuracy", str(acc)]) == 0
     md = (out / "tables.md").read_text()
-    for text in ("## Runs", "## Fastest contender", "## Accuracy", "## Cases", CASES[0].id,
+    for text in ("## Runs", "## Fastest contender", "## Accuracy", "## Rankings", CASES[0].id,
                  "median [vm]", "median [ci]", "vm (AMD EPYC)", "ci (Intel Xeon)",
                  "| naive | f32 | 10-100 | 0.5 | 0.3 | - |"):
         assert text in md
@@ -53,7 +53,8 @@ def test_report_writes_markdown_csv_and_pngs_that_open(tmp_path, two_machines, c
     pngs = sorted(out.glob("*.png"))
     ranked = {f"ranking-{c.id}-{run}.png" for c in CASES[:3] for run in ("vm", "ci")}  # no landmark
     assert {p.name for p in pngs} == {*ranked, "accuracy.png", *(f"{kind}-{run}.png" for run in ("vm", "ci")
-                                      for kind in ("time_vs_size", "speedup", "bandwidth"))}
+                                      for kind in ("time_vs_size", "speedup", "bandwidth"))} - {
+        "speedup-vm.png", "speedup-ci.png"} | {"speedup-vm-f32.png", "speedup-ci-f32.png"}  # one per dtype
     for png in pngs:
         assert png.read_bytes()[:8] == PNG and matplotlib.image.imread(png).ndim == 3
     assert str(out / "tables.md") in capsys.readouterr().out
@@ -205,3 +206,102 @@ def test_each_family_has_its_own_reference():
                        "family": ["multiclass", "binary", "binary", "multiclass", None]})
     assert report.is_reference(df).tolist() == [True, True, False, False, False]
     assert report.reference_of("binary") == "bce_logits" and report.reference_of(None) == "eager"
+
+
+BUSY = ("oversubscribed: 4 runnable tasks on 2 cores in {}% of rounds, a neighbour shares the cores "
+        "and caches")
+
+
+def _busy_run(tmp_path, cases=CASES[:2]):
+    """A run on a busy machine, as a 2-core VM beside two busy loops records it: the timer
+    check failed, every benchmark oversubscribed (the share of rounds differs), one failure."""
+    doc = make_run(cases=cases)
+    for i, b in enumerate(doc["benchmarks"]):
+        b["extra_info"].update(stable=False, unstable_reason=BUSY.format(90 + i % 7))
+    doc["xentbench"] = {"schema": 1, "fidelity": {"ok": False, "reason": "the machine was busy: 3 runnable "
+                                                  "tasks on 2 cores"},
+                        "failures": [{"name": "t::test_bench[x-liger-fwd]", "contender": "liger",
+                                      "case_id": cases[0].id, "mode": "fwd", "error": "OOM"}]}
+    return write_run(tmp_path / "busy.json", doc)
+
+
+def test_report_html_leads_with_what_to_believe_then_rankings_then_figures(tmp_path):
+    """The page opens with the run's trust (timer fidelity, how many benchmarks are unstable
+    and why, the shared reason once), then the fastest contenders and each case ranked as a
+    table, and only then the figures; its markdown is rendered: no literal backtick
+    anywhere, headings included."""
+    from harness.analysis.html import html_page
+
+    df = report.enrich(load([_busy_run(tmp_path)]))
+    names = ["ranking-x.png", "speedup-r-f32.png"]
+    page = html_page(report.render_markdown(df, figures=names), [(n, PNG + n.encode()) for n in names])
+    assert "`" not in page
+    trust = page.index("<h2>What to believe</h2>")
+    said = page.index("unstable (16 of 16): oversubscribed: 4 runnable tasks on 2 cores.")
+    positions = [page.index(x) for x in ("timer fidelity <strong>FAILED</strong>: the machine was busy",
+                                         "<h2>Fastest contender</h2>", "<h2>Rankings</h2>",
+                                         f"<h3><code>{CASES[1].id}</code> · fwd_bwd · cpu f32</h3>",
+                                         "<figure>", "<h2>Runs</h2>")]
+    assert trust < positions[0] < said < positions[1] and positions == sorted(positions)
+    assert page[:page.index("<figure>")].count("oversubscribed") == 1  # said once before the figures
+    assert "<td>liger</td><td>failed: OOM</td>" in page
+
+
+def test_the_fastest_is_never_slower_than_the_reference():
+    """'aaa' wins two cases of three but is slower than eager on the geometric mean of its
+    speedups (0.95×): the reference is named, with its own win; a tie in wins still goes to
+    the higher geometric mean."""
+    rows = []
+    for case, medians in (("c1", {"eager": 1.0, "aaa": 0.95, "zzz": 1.2}),
+                          ("c2", {"eager": 1.0, "aaa": 0.95, "zzz": 1.2}),
+                          ("c3", {"eager": 1.0, "aaa": 1.3, "zzz": 1.2})):
+        for contender, median in medians.items():
+            rows.append(dict(run_id="r", device="cpu", dtype="f32", family="multiclass", mode="fwd",
+                             case_id=case, contender=contender, median=median, speedup=1.0 / median,
+                             size=100))
+    summary = report.fastest_summary(pd.DataFrame(rows)).iloc[0]
+    assert (summary["fastest"], summary["wins"], summary["geomean_speedup"]) == ("eager", 1, 1.0)
+    assert tables.summary_md(report.fastest_summary(pd.DataFrame(rows))).splitlines()[-1].endswith(
+        "| eager | 1/3 | 1.00× | most wins: aaa (2/3), slower on the whole |")
+
+
+def test_the_run_summary_says_a_shared_unstable_reason_once(tmp_path):
+    """Every benchmark oversubscribed: one line says so and why, each row only 'unstable'
+    (the terminal had ended 72 rows with the same cut-off reason)."""
+    text = report.run_summary(_busy_run(tmp_path), "small", "cpu")
+    lines = text.splitlines()
+    assert "unstable (16 of 16): oversubscribed: 4 runnable tasks on 2 cores" in text
+    assert text.count("oversubscribed") == 1 and not [ln for ln in lines if ln.endswith("…")]
+    rows = [ln for ln in lines if ln.startswith("  ") and "×" in ln]
+    assert len(rows) == 16 and all(ln.endswith("unstable") for ln in rows)
+
+
+def test_the_terminal_warning_says_a_shared_unstable_reason_once():
+    """The plugin's end-of-run warning: one line with the count and the shared reason, no
+    line per benchmark when every one is unstable; their names when only some are."""
+    from types import SimpleNamespace
+
+    from harness.pytest_plugin import summary
+    from harness.pytest_plugin.session import XentSession
+
+    class Terminal:
+        def __init__(self, timed: int):
+            bench = SimpleNamespace(stats=object(), extra_info={"contender": "eager"})
+            self.config = SimpleNamespace(_benchmarksession=SimpleNamespace(benchmarks=[bench] * timed))
+            self.lines: list[str] = []
+
+        def section(self, *args, **kwargs):
+            pass
+
+        def write_line(self, line, **kwargs):
+            self.lines.append(line)
+
+    xent = XentSession()
+    xent.unstable[:] = [(f"test_bench[c-eager-{i}]", BUSY.format(90 + i)) for i in range(3)]
+    every, some = Terminal(3), Terminal(5)
+    summary.unstable(every, xent)
+    summary.unstable(some, xent)
+    assert every.lines[0] == "unstable (3 of 3): oversubscribed: 4 runnable tasks on 2 cores"
+    assert len(every.lines) == 2 and every.lines[1].startswith("WARNING: 3 benchmark(s) unstable")
+    assert some.lines[0].startswith("unstable (3 of 5)") and some.lines[1:4] == [
+        f"  test_bench[c-eager-{i}]" for i in range(3)]

@@ -164,3 +164,18 @@ def test_a_real_benchmark_run_records_its_stability_threads_and_fidelity(shared_
     assert extra["stability"]["rounds"] == bench["stats"]["rounds"] and "cpu_per_wall" in extra["stability"]
     assert doc["xentbench"]["threads"] == 1
     assert {"ratio", "off_cpu", "agreement", "ok", "reason"} <= set(doc["xentbench"]["fidelity"])
+
+
+def test_reasons_shared_by_many_benchmarks_are_said_once_with_their_count():
+    """72 benchmarks oversubscribed on a busy 2-core machine read as one reason, cut where
+    their texts start to differ (the share of rounds) at a clause, not mid-phrase; a rule
+    whose texts differ right after its name reads as the name; most benchmarks first."""
+    over = [stability.oversubscribed_reason([4] * 10 + [1] * k, 1, CORES) for k in range(4)]
+    preempted = [stability.preempted_reason([1.0] * 10, [0.5] * hit + [1.0] * (10 - hit))
+                 for hit in (3, 5)]
+    reasons = [over[i % 4] for i in range(72)]
+    reasons[:2] = [f"{over[0]}; {preempted[0]}", f"{over[1]}; {preempted[1]}"]
+    assert stability.shared_reasons(reasons) == [("oversubscribed: 4 runnable tasks on 2 cores", 72),
+                                                 ("preempted", 2)]
+    same = stability.shared_reasons([over[0]] * 3)  # nothing differs: said whole
+    assert same == [(over[0], 3)]
