@@ -189,7 +189,8 @@ def property_search(contender: Contender, prop: str, device: str,
     the profile's random draws; the test fails when a declared value, pair or triple was
     not reached (`coverage.reach`, told to ``on_coverage``). Used by the equivalence suite
     (``suites/contenders/test_equivalence.py``)."""
-    budget = strategies.example_budget(compiled=contender.compiled is not None)
+    budget = strategies.example_budget(compiled=contender.compiled is not None,
+                                       interpreted=contender.untimed_reason() is not None)
     chosen = settings(max_examples=budget) if budget else (lambda f: f)
     seeded = hypothesis_seed(seed) if seed is not None else (lambda f: f)  # over derandomize
     fixed = coverage.covering(contender)

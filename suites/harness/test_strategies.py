@@ -126,6 +126,19 @@ def test_compiled_budget_meets_the_minimum() -> None:
     assert strategies.COMPILED_EXAMPLES["ci"] >= 25
 
 
+def test_each_kind_of_contender_draws_its_own_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An eager contender draws the profile's count; a compiled one and one run in an
+    interpreter (the fused kernels on CPU, after their covering cases) draw fewer, and
+    the interpreted budget stays at least 50 random cases under `ci`."""
+    monkeypatch.setattr(strategies, "profile_name", lambda: "ci")
+    assert strategies.example_budget(compiled=False) is None
+    assert strategies.example_budget(compiled=True) == strategies.COMPILED_EXAMPLES["ci"]
+    assert strategies.example_budget(compiled=False, interpreted=True) == \
+        strategies.INTERPRETED_EXAMPLES["ci"] >= 50
+    assert all(strategies.INTERPRETED_EXAMPLES[name] > n for name, n in
+               strategies.COMPILED_EXAMPLES.items())
+
+
 # ---- reproducibility, profiles, sizes --------------------------------------------------
 def test_draw_cases_is_reproducible() -> None:
     strategy = strategies.for_contender(registry.get("eager"))
