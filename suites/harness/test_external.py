@@ -145,15 +145,17 @@ def _config(**given):
 
 
 def test_only_selects_contenders_by_exact_name_and_a_typo_lists_the_names() -> None:
-    """``-k eager`` also runs compiled_eager; ``--only eager`` runs eager alone."""
-    proc = run(["-m", "pytest", EQUIVALENCE, "-p", "no:cacheprovider", "--collect-only", "-q",
-                "--only", "eager"])
-    tests = [line for line in proc.stdout.splitlines() if "::" in line]
-    assert proc.returncode == 0 and tests, show(proc)
-    assert all("[eager" in t for t in tests), show(proc)
-    # a typo: the plugin's check at configure (in process: the pytest exit code of a usage
-    # error at configure is test_bad_contender_spec_is_a_usage_error's)
+    """``-k eager`` also runs compiled_eager; ``--only eager`` runs eager alone. In process:
+    the contenders the plugin parametrizes the suites with (a child pytest's collection
+    cost 7 s; the pytest exit code of a usage error at configure is
+    test_bad_contender_spec_is_a_usage_error's)."""
     from harness import pytest_plugin
+
+    only = _config(only=["eager"])
+    assert [c.name for c in pytest_plugin._contenders(only, "multiclass")] == ["eager"]
+    assert pytest_plugin._contenders(only, "binary") == []
+    everyone = [c.name for c in pytest_plugin._contenders(_config(), "multiclass")]
+    assert "eager" in everyone and "compiled_eager" in everyone, everyone
 
     with pytest.raises(pytest.UsageError, match="--only eagre: no such contender; known:") as typo:
         pytest_plugin._check_only(_config(only=["eagre"]))
@@ -246,11 +248,12 @@ def test_installed_package_registers_contenders_by_entry_point(
     listed = capsys.readouterr().out
     assert re.search(r"^viaep\s+multiclass\s", listed, re.M), listed
     assert re.search(r"^viaep_bin\s+binary\s", listed, re.M), listed
-    collected = run(["-m", "pytest", "suites/contenders/test_equivalence.py",
-                     "--collect-only", "-q", "-p", "no:cacheprovider", "-k", "viaep"],
-                    pythonpath=tmp_path)
-    assert "test_multiclass_property[viaep-loss]" in collected.stdout, show(collected)
-    assert "test_binary_property[viaep_bin-loss]" in collected.stdout, show(collected)
+    # the suites: the contenders the plugin parametrizes them with (in process, as `list`)
+    from harness import pytest_plugin
+
+    suites = {family: [c.name for c in pytest_plugin._contenders(_config(), family)]
+              for family in ("multiclass", "binary")}
+    assert "viaep" in suites["multiclass"] and "viaep_bin" in suites["binary"], suites
 
 
 def test_a_contender_wrong_only_in_an_extra_process_is_a_failure_of_the_run(shared_bench_run) -> None:
