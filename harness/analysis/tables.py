@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.analysis.stats import significant_digits
-from harness.benchmark.stability import shared_reasons
+from harness.benchmark.stability import SPREAD, shared_reasons
 from harness.problem.families import family
 from harness.rounding import round_sig
 
@@ -445,9 +445,8 @@ def trust_md(trust: list[dict]) -> str:
                     else "timer fidelity not checked")
         lines.append(f"- {run} ({t['machine']}): {fidelity}.")
         if t["unstable_reasons"]:
-            lines.append(f"- {run}: {unstable_line(t['unstable_reasons'], t['timed'])}. Their medians are "
-                         "marked (unstable) below: they may be wrong, and a difference between them "
-                         "is no evidence; rerun on a quiet machine.")
+            lines.append(f"- {run}: {unstable_line(t['unstable_reasons'], t['timed'])}. "
+                         + _what_unstable_means(t["unstable_reasons"]))
         elif t["timed"]:
             lines.append(f"- {run}: all {t['timed']} timed benchmarks stable.")
         if t["failed"]:
@@ -456,6 +455,18 @@ def trust_md(trust: list[dict]) -> str:
                          f"{'its' if one else 'their'} check and {'was' if one else 'were'} not timed "
                          "(named in the rankings).")
     return "\n".join(lines)
+
+
+def _what_unstable_means(reasons) -> str:
+    """Contention (preempted, oversubscribed, quantised) makes a median wrong; a wide spread
+    alone is the benchmark's own variability, which `compare` still judges on its intervals
+    (`harness.benchmark.stability.Stability.contaminated`)."""
+    parts = [p for r in reasons if isinstance(r, str) for p in r.split("; ") if p]
+    if parts and all(p.startswith(SPREAD) for p in parts):
+        return ("Their rounds are widely spread, the benchmarks' own variability rather than "
+                "contention: their medians are marked (unstable) below and their intervals are wide.")
+    return ("Their medians are marked (unstable) below: they may be wrong, and a difference "
+            "between them is no evidence; rerun on a quiet machine.")
 
 
 # What each figure shows, by its file's prefix (the report's figure section, tables.md and

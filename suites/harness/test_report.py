@@ -247,6 +247,17 @@ def test_report_html_leads_with_what_to_believe_then_rankings_then_figures(tmp_p
     assert "<td>liger</td><td>failed: OOM</td>" in page
 
 
+def test_a_spread_alone_is_not_called_contention():
+    """Benchmarks unstable only by their spread (their own variability: compare still judges
+    them) are not told to be rerun on a quiet machine; contention is."""
+    trust = {"run_id": "r", "machine": "vm", "fidelity_ok": True, "fidelity_reason": None, "timed": 9,
+             "failed": 0, "unstable_reasons": ["spread: IQR is 83% of the median (limit 50%)"]}
+    wide = tables.trust_md([trust])
+    busy = tables.trust_md([{**trust, "unstable_reasons": [BUSY.format(93)]}])
+    assert "unstable (1 of 9): spread" in wide and "own variability" in wide and "quiet" not in wide
+    assert "rerun on a quiet machine" in busy
+
+
 def test_the_fastest_is_never_slower_than_the_reference():
     """'aaa' wins two cases of three but is slower than eager on the geometric mean of its
     speedups (0.95×): the reference is named, with its own win; a tie in wins still goes to
