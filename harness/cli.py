@@ -27,7 +27,7 @@ from harness.analysis.load import ResultsError, load  # noqa: E402
 from harness.analysis.paired import PairedSettings  # noqa: E402
 from harness.analysis.report import run_summary, write_report  # noqa: E402
 from harness.atomic import atomic_write_text  # noqa: E402
-from harness.benchmark import ab, counts  # noqa: E402
+from harness.benchmark import ab, case_sets, counts  # noqa: E402
 from harness.benchmark.ab_record import side_document  # noqa: E402
 from harness.benchmark.runner import NoResults, default_output, run_benchmarks  # noqa: E402
 from harness.contenders import ecosystem  # noqa: E402
@@ -36,7 +36,7 @@ from harness.equivalence.properties import PROPERTIES  # noqa: E402
 from harness.equivalence.runner import CALL_TIMEOUT_S, repro_command  # noqa: E402
 from harness.equivalence.verdicts import check_contenders, defects_of, reached, summarise  # noqa: E402
 from harness.problem import strategies  # noqa: E402
-from harness.problem.case import CaseError  # noqa: E402
+from harness.problem.case import ID_DOC, CaseError  # noqa: E402
 
 COMPARE_HELP = comparing.__doc__
 
@@ -141,6 +141,11 @@ def _defects(args, chosen, results, device: str, progress, judges: dict) -> dict
 def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_output()
     device = options.resolve_device(args.device)  # no CUDA for --device cuda: one line, exit 2
+    # Read here what pytest would refuse as a usage error (exit 4, after importing torch
+    # anew): a case id or contender that cannot be read is one line and exit 2.
+    args.cases = with_ids(args.cases, args.case)
+    case_sets.selected(args.cases)
+    options.only_chosen(_contenders(args), args.only)
     args.processes = args.processes or 1  # a quick look; pytest alone pools 3 on CPU
     flags = [*options.bench_flags(vars(args)), f"--device={args.device}",
              *options.contender_flags(args.contender, args.binary_contender, args.only,
@@ -163,6 +168,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"\nno summary: {exc}")
     print(f"\nresults: {out}" + ("" if code == 0 else "  (some benchmarks failed: see above)"))
     return code
+
+
+def with_ids(cases: str, ids: list[str]) -> str:
+    """``--cases`` with the case ids given as arguments, as one ``--cases`` text: the ids
+    instead of the default set (``all``), or beside the set ``--cases`` names."""
+    if not ids:
+        return cases
+    return ",".join(ids if cases == "all" else [cases, *ids])
 
 
 # ---- ab -------------------------------------------------------------------------------
@@ -221,6 +234,7 @@ def _with_counts(run: ab.AbRun, rows: list[dict], selection: dict, out: Path, re
 
 def cmd_ab(args: argparse.Namespace) -> int:
     device = options.resolve_device(args.device)
+    case_sets.selected(args.cases)  # a bad set name or case id: one line, before any worktree
     settings = PairedSettings(args.threshold, args.alpha)
     selection = {"select": selection_of(args.pytest_args), "size": args.size, "cases": args.cases,
                  "threads": args.threads, "device": device, "contender": args.contender,
@@ -374,15 +388,22 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_contender_options(p.add_argument)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("bench", help="run the benchmark suite and save its JSON (the main job)")
+    p = sub.add_parser("bench", help="run the benchmark suite and save its JSON (the main job)",
+                       epilog=f"Case ids and what each token means: {ID_DOC}. Anything after -- "
+                              "goes to pytest, e.g. -- -k 'eager and fwd_bwd'.")
+    p.add_argument("case", nargs="*", metavar="CASE_ID",
+                   help="time every contender that can run it on these cases, e.g. "
+                        "n8-c2-512x512-p0.05-bf16-mean-winverse_freq (instead of the default "
+                        "cases; with --cases SET, besides that set)")
     options.add_bench_options(p.add_argument, prefix="")
     options.add_device_option(p.add_argument)
     p.add_argument("--out", default=None,
                    help="JSON path (default results/runs/<time>-<machine>-<pid>.json)")
     options.add_run_options(p.add_argument)
     options.add_contender_options(p.add_argument)
-    p.add_argument("pytest_args", nargs="*", help="passed to pytest after --")
-    p.set_defaults(func=cmd_bench)
+    # what follows `--` goes to pytest, split off before parsing (`main`): the case ids
+    # before it are a list of positionals too
+    p.set_defaults(func=cmd_bench, pytest_args=[])
 
     p = sub.add_parser("ab", help="time BASE and HEAD interleaved, block by block, and judge the pairs",
                        description=ab.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -467,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     after: list[str] | None = None
-    if argv[:1] == ["ab"] and "--" in argv:
+    if argv[:1] in (["ab"], ["bench"]) and "--" in argv:
         at = argv.index("--")
         argv, after = argv[:at], argv[at + 1:]
     args = build_parser().parse_args(argv)

@@ -20,6 +20,7 @@ from harness.benchmark.case_sets import CASE_SETS, SIZES
 from harness.benchmark.timing import DEFAULT_THREADS
 from harness.equivalence.runner import CALL_TIMEOUT_S
 from harness.problem import capabilities
+from harness.problem.case import ID_DOC
 
 Add = Callable[..., Any]  # argparse's add_argument or pytest's addoption / group.addoption
 DEVICES = ("auto", *capabilities.DEVICES)  # the devices a contender may declare, or auto
@@ -147,9 +148,12 @@ class BenchOption:
 BENCH_OPTIONS = (
     BenchOption("size", dict(default="small", choices=SIZES,
                              help="benchmark size preset: small keeps a 2-core CPU run to minutes")),
-    BenchOption("cases", dict(default="all", choices=CASE_SETS,
+    BenchOption("cases", dict(default="all", metavar="{" + ",".join(CASE_SETS) + "}|CASE_ID[,...]",
                               help="which benchmark cases: the named landmarks, the generated "
-                                   "ones, or both")),
+                                   "ones, both (all), or your own by case id, e.g. "
+                                   "n8-c2-512x512-p0.05-bf16-mean-winverse_freq; a comma "
+                                   "joins several, sets and ids alike (the tokens of an id: "
+                                   f"{ID_DOC})")),
     BenchOption("threads", dict(type=whole_number(0, "threads", ", 0 for torch's default"),
                                 default=DEFAULT_THREADS, metavar="N",
                                 help="intra-op threads for CPU benchmarks (default 1: with more, "

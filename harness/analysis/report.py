@@ -412,11 +412,11 @@ def run_summary(path: str | Path, size: str, device: str) -> str:
     names = {case.id: name for name, case in landmarks(size, device).items()}
     named = df[df["case_id"].isin(names)]
     rest = df.loc[~df["case_id"].isin(names), "case_id"].nunique()
-    shown = named if len(named) else df  # a run of generated cases only shows them
-    tail = (f"\n(and {rest} generated cases: `python -m harness report` lists every one)"
+    shown = named if len(named) else df  # a run without landmarks (generated, ids) shows every case
+    tail = (f"\n(and {rest} other cases: `python -m harness report` lists every one)"
             if len(named) and rest else "")
-    return ("summary of the landmark cases (fastest first; × = speedup against the family's "
-            "reference)\n" + tables.bench_summary(shown, names) + tail)
+    return (f"summary of the {'landmark ' if len(named) else ''}cases (fastest first; × = speedup "
+            "against the family's reference)\n" + tables.bench_summary(shown, names) + tail)
 
 
 def draw_figures(df: pd.DataFrame, accuracy: pd.DataFrame | None, out: Path) -> list[Path]:

@@ -62,7 +62,8 @@ def bench_summary(df, names: dict[str, str]) -> str:
         lines += textwrap.wrap(unstable_line(flagged["unstable_reason"], timed), SUMMARY_WIDTH,
                                subsequent_indent="  ")
     for (case_id, mode), sub in df.groupby(["case_id", "mode"], sort=False):
-        title = f"{names.get(case_id, 'generated')}: {case_id} {mode}"
+        # a case that is no landmark is a generated one or the user's (bench CASE_ID): its id
+        title = f"{names[case_id]}: {case_id} {mode}" if case_id in names else f"{case_id} {mode}"
         lines.append(title if len(title) <= SUMMARY_WIDTH else title[:SUMMARY_WIDTH - 1] + "…")
         ranked = sub.sort_values("median", na_position="last")
         for r in ranked.itertuples():

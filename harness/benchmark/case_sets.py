@@ -1,11 +1,14 @@
 """The cases benchmarks time: the named landmarks every run includes and a deterministic
-draw of generated ones, per size preset (``small`` keeps a 2-core CPU run to minutes)."""
+draw of generated ones, per size preset (``small`` keeps a 2-core CPU run to minutes), or
+the cases a user names by id (``--cases``, `selected`)."""
 
 from __future__ import annotations
 
+import difflib
+
 from harness.problem import strategies
 from harness.problem.capabilities import DEVICES
-from harness.problem.case import Case
+from harness.problem.case import ID_DOC, Case, CaseError
 
 MODES = ("fwd", "fwd_bwd")
 SIZES = ("small", "full")
@@ -57,8 +60,38 @@ _SMALL_BENCH = strategies.Sizes(max_n=32, max_c=512, max_side=128, max_positions
 CASE_SETS = ("all", "landmarks", "generated")
 
 
-def bench_cases(size: str, device: str, which: str = "all") -> list[Case]:
-    """The landmark cases, the generated ones, or both (landmarks first)."""
-    named = list(landmarks(size, device).values()) if which in ("all", "landmarks") else []
-    return named + (generated(size) if which in ("all", "generated") else [])
+def selected(text: str, flag: str = "--cases") -> list[str | Case]:
+    """What ``--cases`` names: comma-separated set names (`CASE_SETS`) and case ids, each
+    set as its name and each id as its `Case`. Raises `CaseError` in one line naming the
+    item it cannot read (``flag`` is the option's spelling, for that line)."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise CaseError(f"{flag} {text!r}: give a case set ({', '.join(CASE_SETS)}) or case ids, "
+                        "comma-separated")
+    return [item if item in CASE_SETS else _case_of(item, flag) for item in items]
 
+
+def _case_of(item: str, flag: str) -> Case:
+    # every id has the digits of n<batch> and c<classes>: a word without one is a set name
+    # misspelt, and reading it as an id would only say that it lacks those tokens
+    if not any(ch.isdigit() for ch in item):
+        close = difflib.get_close_matches(item, CASE_SETS, n=1)
+        raise CaseError(f"{flag} {item!r}: not a case set ({', '.join(CASE_SETS)}) nor a case id"
+                        + (f"; did you mean {close[0]!r}?" if close else
+                           f" (case ids: {ID_DOC})"))
+    return Case.from_id(item)
+
+
+def bench_cases(size: str, device: str, which: str = "all") -> list[Case]:
+    """The cases ``which`` (`selected`'s text) names, in its order, each once: a set's
+    landmarks first, then its generated cases."""
+    cases: list[Case] = []
+    for item in selected(which):
+        if isinstance(item, Case):
+            cases.append(item)
+            continue
+        if item in ("all", "landmarks"):
+            cases += landmarks(size, device).values()
+        if item in ("all", "generated"):
+            cases += generated(size)
+    return list(dict.fromkeys(cases))

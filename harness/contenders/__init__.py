@@ -17,8 +17,11 @@ loss class (``MODULE:Class(k=v)``; its constructor decides what it handles) or a
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.util
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
@@ -135,19 +138,66 @@ def parse_spec(spec: str, family: str = "multiclass") -> Contender:
             f"cannot read contender {spec!r}: write NAME=MODULE:ATTR, "
             "e.g. probe=torch.nn.functional:cross_entropy (declare what it lacks after '@', e.g. "
             "@no-label-smoothing)")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ContenderError(f"contender {name}: cannot import module {module_name!r} ({exc}); "
-                             "is it on PYTHONPATH or in the working directory?") from None
+    obj: Any = import_module(name, module_name)
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ContenderError(f"contender {name}: {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     return as_contender(name, obj, family, source=f"external {target}", caps_text=caps_text,
                         ctor_kwargs=ctor_kwargs)
+
+
+def import_module(name: str, module_name: str) -> Any:
+    """Import the module of contender ``name`` from the working directory or PYTHONPATH.
+    Whatever its import raises is the user's to fix (exit 2, not a traceback and the exit
+    1 of a wrong loss): a `ContenderError` in one line with the file and line it raised at."""
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+            raise ContenderError(f"contender {name}: cannot import module {module_name!r} ({exc}); "
+                                 "is it on PYTHONPATH or in the working directory?") from None
+        # found, but an import in it (or in a module it imports) is not installed: the
+        # deepest line is that import
+        raise ContenderError(f"contender {name}: {_raised_at(exc)}: imports {exc.name}, which "
+                             "is not installed in this Python") from None
+    except SyntaxError as exc:  # the frame is the import machinery's: the error knows the line
+        raise ContenderError(f"contender {name}: {_shown(exc.filename)}:{exc.lineno}: "
+                             f"{type(exc).__name__}: {exc.msg}") from None
+    except Exception as exc:  # raised by the module's own code as it ran
+        first = next((line for line in str(exc).splitlines() if line.strip()), "")  # one line
+        what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        raise ContenderError(f"contender {name}: {_raised_at(exc, _origin(module_name))}: {what}") from None
+
+
+def _raised_at(exc: BaseException, own: str | None = None) -> str:
+    """FILE:LINE where ``exc`` was raised, past the import machinery: the deepest line, or
+    with ``own`` (the named module's file) that file's last line on the way down (its
+    line that called what raised, say in torch)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    frame = ([f for f in frames if f.filename == own] or frames or [None])[-1]
+    return f"{_shown(frame.filename)}:{frame.lineno}" if frame else "?"
+
+
+def _origin(module_name: str) -> str | None:
+    """The file of ``module_name`` (a failed import leaves it out of sys.modules)."""
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):  # its package failed to import: no file to name
+        return None
+    return spec.origin if spec is not None else None
+
+
+def _shown(filename: str | None) -> str:
+    """``filename`` relative to the working directory when it lies inside it."""
+    if not filename:
+        return "?"
+    path = Path(filename)
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    return filename
 
 
 def as_contender(name: str, obj: Any, family: str, source: str, caps_text: str = "",

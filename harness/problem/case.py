@@ -17,10 +17,12 @@ least one target, so extremes such as ``p = 1e-6`` reach "a single target".
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
 
 import torch
 
@@ -279,17 +281,20 @@ class Case:
 
     @classmethod
     def from_id(cls, case_id: str) -> Case:
-        """Parse an id written by `.id`; raises `CaseError` naming the token it cannot read."""
+        """Parse an id written by `.id`; raises `CaseError` in one line naming the token it
+        cannot read and what that token takes (or, for a misspelt one, the valid tokens)."""
         kw: dict = {}
-        tokens = _split_id(case_id)
-        for tok in tokens:
-            try:
-                _read_token(tok, kw)
-            except (ValueError, KeyError) as exc:
-                raise CaseError(f"cannot read token {tok!r} of case id {case_id!r}: {exc}") from None
+        for tok in _split_id(case_id):
+            if problem := _read_token(tok, kw):
+                raise CaseError(f"case id {case_id!r}: cannot read token {tok!r}{_close(tok)}: "
+                                f"{problem} (the tokens of an id: {ID_DOC})")
         if "n" not in kw or "c" not in kw:
-            raise CaseError(f"case id {case_id!r} lacks the n<batch> and c<classes> tokens")
-        return cls(**kw)
+            raise CaseError(f"case id {case_id!r} lacks the n<batch> and c<classes> tokens, "
+                            f"e.g. n8-c2 (the tokens of an id: {ID_DOC})")
+        try:
+            return cls(**kw)
+        except CaseError as exc:  # every token read, but the values cannot go together
+            raise CaseError(f"case id {case_id!r}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"Case.from_id({self.id!r})"
@@ -325,49 +330,106 @@ def _split_id(case_id: str) -> list[str]:
     return tokens
 
 
-_REVERSE_LAYOUT = {v: k for k, v in LAYOUTS.items() if v}
+ID_DOC = "docs/correctness.md#case-ids"  # the table of the tokens of an id
+
+# Tokens that are a whole word, and the fields each sets. Read before the prefixed tokens
+# below: "mean" and "mt" begin with the masked share's "m", "sum" and "soft" with the
+# seed's "s", "nc" with the batch's "n" and "cl" with the classes' "c".
+_WORDS: dict[str, dict] = {
+    "bin": {"family": "binary", "channel_dim": True},
+    "bin1": {"family": "binary", "channel_dim": False},
+    **{name: {"dtype": name} for name in DTYPES},
+    **{name: {"reduction": name} for name in REDUCTIONS},
+    **{short: {"layout": layout} for layout, short in LAYOUTS.items() if short},
+    "soft": {"soft": True},
+    "unbatched": {"batched": False},
+    "mt": {"masked_target": True},
+}
 
 
-def _read_token(tok: str, kw: dict) -> None:
-    if tok in ("bin", "bin1"):
-        kw["family"] = "binary"
-        kw["channel_dim"] = tok == "bin"
-    elif tok == "soft":
-        kw["soft"] = True
-    elif tok == "unbatched":
-        kw["batched"] = False
-    elif tok == "mt":
-        kw["masked_target"] = True
-    elif tok in DTYPES:
-        kw["dtype"] = tok
-    elif tok in REDUCTIONS:
-        kw["reduction"] = tok
-    elif tok in _REVERSE_LAYOUT:
-        kw["layout"] = _REVERSE_LAYOUT[tok]
-    elif tok[0].isdigit():
-        kw["spatial"] = tuple(int(s) for s in tok.split("x"))
-    elif tok.startswith("ls"):
-        kw["label_smoothing"] = float(tok[2:])
-    elif tok.startswith("ig"):
-        kw["ignore_frac"] = float(tok[2:])
-    elif tok.startswith("ii"):
-        kw["ignore_index"] = int(tok[2:])
-    elif tok.startswith("m"):  # after the reductions: 'mean' is one
-        kw["masked"] = float(tok[1:])
-    elif tok.startswith("n"):
-        kw["n"] = int(tok[1:])
-    elif tok.startswith("c"):
-        kw["c"] = int(tok[1:])
-    elif tok.startswith("p"):
-        kw["p"] = float(tok[1:])
-    elif tok.startswith("w"):
-        kw["weights"] = tok[1:]
-    elif tok.startswith("z"):
-        kw["scale"] = float(tok[1:])
-    elif tok.startswith("s"):
-        kw["seed"] = int(tok[1:])
+def _scheme(text: str) -> str:
+    if text not in SCHEMES[1:]:  # 'none' is the default, never written
+        raise ValueError(text)
+    return text
+
+
+class _Prefixed(NamedTuple):
+    """A token that is a prefix and a value: the field it sets, how its value is read, its
+    form in the list of tokens, and what the value must be (for the one-line error)."""
+
+    field: str
+    read: Callable[[str], object]
+    form: str
+    takes: str
+
+
+# Tokens that are a prefix and a value; the first prefix a token starts with reads it
+# (two-letter ones first, should a one-letter prefix ever share their first letter).
+_PREFIXED: dict[str, _Prefixed] = {
+    "ls": _Prefixed("label_smoothing", float, "ls<smoothing>",
+                    "the label smoothing, a number in [0, 1], e.g. ls0.1"),
+    "ig": _Prefixed("ignore_frac", float, "ig<share>",
+                    "the share of targets set to ignore_index, a number in [0, 1], e.g. ig0.25"),
+    "ii": _Prefixed("ignore_index", int, "ii<index>",
+                    "the ignore_index, a whole number, e.g. ii255 or ii-1"),
+    "n": _Prefixed("n", int, "n<batch>", "the batch size, a whole number, e.g. n8"),
+    "c": _Prefixed("c", int, "c<classes>",
+                   "the classes (logit channels; 1 for binary), a whole number, e.g. c2"),
+    "p": _Prefixed("p", float, "p<share>",
+                   "the rarest class's share of the targets, a number in [0, 1], e.g. p0.05"),
+    "w": _Prefixed("weights", _scheme, "w<scheme>",
+                   f"a class-weighting scheme: {', '.join('w' + s for s in SCHEMES[1:])}"),
+    "z": _Prefixed("scale", float, "z<scale>", "the logit scale, a positive number, e.g. z100"),
+    "s": _Prefixed("seed", int, "s<seed>", "the tensors' seed, a whole number, e.g. s3"),
+    "m": _Prefixed("masked", float, "m<share>",
+                   "the share of each position's other logits set to -inf, in [0, 1), e.g. m0.5"),
+}
+
+
+def _spatial(text: str) -> tuple[int, ...]:
+    return tuple(int(s) for s in text.split("x"))
+
+
+# The token without a prefix: it starts with a digit.
+_SPATIAL = _Prefixed("spatial", _spatial, "<sizes>",
+                     "the spatial sizes, whole numbers joined by x, e.g. 512x512")
+
+
+def token_forms() -> list[str]:
+    """Every token of an id, in the order `Case.id` writes them, as the list of valid
+    tokens in an error shows them (docs/correctness.md's table has a row for each)."""
+    form = {prefix: p.form for prefix, p in _PREFIXED.items()}
+    return ["bin|bin1", form["n"], form["c"], _SPATIAL.form, form["p"], "|".join(DTYPES),
+            "|".join(REDUCTIONS), form["w"], form["ls"], form["ig"], form["ii"], form["z"],
+            "|".join(s for s in LAYOUTS.values() if s), form["s"], "soft", "unbatched",
+            form["m"], "mt"]
+
+
+def _read_token(tok: str, kw: dict) -> str | None:
+    """Read ``tok`` into ``kw``; None, or what is wrong with it, in words."""
+    if tok in _WORDS:
+        kw.update(_WORDS[tok])
+        return None
+    if tok[:1].isdigit():
+        prefix, reader = "", _SPATIAL
     else:
-        raise KeyError("unknown token")
+        prefix = next((p for p in _PREFIXED if tok.startswith(p) and len(tok) > len(p)), "")
+        if not prefix:
+            return f"no such token; the tokens are {' '.join(token_forms())}"
+        reader = _PREFIXED[prefix]
+    try:
+        kw[reader.field] = reader.read(tok[len(prefix):])
+    except ValueError:
+        return f"{reader.form} is {reader.takes}"
+    return None
+
+
+def _close(tok: str) -> str:
+    """' (did you mean 'mean'?)' when ``tok`` looks like a misspelt word or scheme: a
+    typo of a word would otherwise be read as a prefix and a bad value ('maen': m, 'aen')."""
+    known = [*_WORDS, *(f"w{s}" for s in SCHEMES[1:])]
+    found = difflib.get_close_matches(tok, known, n=1, cutoff=0.6)
+    return f" (did you mean {found[0]!r}?)" if found else ""
 
 
 # ---- class frequencies ----------------------------------------------------------------

@@ -22,13 +22,14 @@ from hypothesis import settings
 from harness import contenders as registry
 from harness import options
 from harness.analysis.accuracy import AccuracyLog
-from harness.benchmark import passes
+from harness.benchmark import case_sets, passes
 from harness.benchmark.case_sets import MODES, ROUND_TIME, bench_cases
 from harness.benchmark.timing import copy_samples, fidelity_check, reserve_flush_buffer
 from harness.contenders import ContenderError
 from harness.equivalence.runner import CALL_TIMEOUT_S
 from harness.kernels import interpret_without_cuda
 from harness.problem import strategies
+from harness.problem.case import CaseError
 from harness.problem.families import FAMILIES
 from harness.pytest_plugin import processes, shard, summary
 from harness.pytest_plugin.ownership import OWN_RUN, is_own_item, targets_own_suites
@@ -91,6 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for family in FAMILIES:
         _contenders(config, family)  # a bad --contender spec is a usage error, up front
     _check_only(config)
+    _check_cases(config)
     if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
         # n workers × n intra-op threads on n cores stall each other's OpenMP barriers
         # (a 10 µs op took 15 ms); one thread per worker, and per process a test starts
@@ -195,6 +197,15 @@ def _check_only(config: pytest.Config) -> None:
     try:
         options.check_only(config.getoption("only"), known)
     except options.UnknownContender as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _check_cases(config: pytest.Config) -> None:
+    """A ``--bench-cases`` set name or case id that cannot be read is a usage error (one
+    line naming it), not a collection error of the benchmark suite."""
+    try:
+        case_sets.selected(config.getoption("bench_cases"), flag="--bench-cases")
+    except CaseError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 

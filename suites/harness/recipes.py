@@ -74,10 +74,8 @@ CASE_FIELD = (
 ''', '''        if self.strided_target:
             parts.append("ts")
 '''),
-    Edit("harness/problem/case.py", '''    elif tok == "mt":
-        kw["masked_target"] = True
-''', '''    elif tok == "ts":
-        kw["strided_target"] = True
+    Edit("harness/problem/case.py", '''    "mt": {"masked_target": True},
+''', '''    "ts": {"strided_target": True},
 '''),
     Edit("harness/problem/strategies.py", '''    "layout": ("contiguous", "channels_last", "strided"),
 ''', '''    "strided_target": (False, True),
@@ -103,7 +101,7 @@ NAMES = {
     "contender": ("register(Contender(", "Capabilities"),
     "property": ("check_<name>", "PROPERTIES", "CHECKS"),
     "column": ("BenchRecord", "CASE_COLUMNS"),
-    "case field": ("Case.id", "_read_token", "FIELD_VALUES", "Capabilities", "_flag", "make_inputs"),
+    "case field": ("Case.id", "_WORDS", "FIELD_VALUES", "Capabilities", "_flag", "make_inputs"),
 }
 
 

@@ -7,6 +7,8 @@ expectation), or a rare class could silently vanish from a case that claims to h
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -155,6 +157,43 @@ def test_bad_id_raises_case_error(case_id: str, says: str) -> None:
     with pytest.raises(CaseError) as info:
         Case.from_id(case_id)
     assert says in str(info.value)
+
+
+@pytest.mark.parametrize(("case_id", "says"), [
+    # a misspelt word would be read as a prefix and a value ('m' and 'aen'): named as the word
+    ("n8-c2-p0.5-f32-maen", ["token 'maen' (did you mean 'mean'?)", "m<share> is the share"]),
+    ("n2-c3-bf16-sun", ["token 'sun' (did you mean 'sum'?)"]),
+    ("n2-c3-winverse_freqq", ["(did you mean 'winverse_freq'?)", "wbalanced, wsqrt_inv_freq"]),
+    ("n2-c3-wfoo", ["token 'wfoo': w<scheme> is a class-weighting scheme: winverse_freq"]),
+    ("n2-c3-512x51a", ["token '512x51a': <sizes> is the spatial sizes"]),
+    ("n2-c3-pp", ["token 'pp': p<share> is the rarest class's share"]),
+    ("n2-c3-f8", ["token 'f8': no such token; the tokens are bin|bin1 n<batch> c<classes>",
+                  "f64|f32|bf16|f16 mean|sum|none"]),
+])
+def test_a_bad_token_is_named_with_what_it_takes_in_one_line(case_id: str, says: list[str]) -> None:
+    with pytest.raises(CaseError) as info:
+        Case.from_id(case_id)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"case id {case_id!r}: cannot read token")
+    assert all(part in message for part in says), message
+    assert message.endswith("(the tokens of an id: docs/correctness.md#case-ids)")
+
+
+def test_every_token_has_a_row_in_the_documented_table() -> None:
+    """docs/correctness.md's table of tokens, which `bench --help` and every error on an id
+    point to, has each token the reader knows (a new field's token goes into both)."""
+    from pathlib import Path
+
+    from harness.problem.case import ID_DOC, token_forms
+
+    doc, anchor = ID_DOC.split("#")
+    text = (Path(__file__).resolve().parents[2] / doc).read_text()
+    section = text.split("### Case ids", 1)[1].split("\n#", 1)[0]
+    rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| `")}
+    documented = {code for row in rows for code in re.findall(r"`([^`]+)`", row)}
+    assert anchor == "case-ids"
+    missing = [form for form in token_forms() for word in form.split("|") if word not in documented]
+    assert not missing, (missing, sorted(documented))
 
 
 # ---- class counts ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ selects with ``-k`` only the tests it needs, to stay well under a minute in tota
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 import shlex
@@ -212,6 +213,64 @@ def test_cli_bad_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
     assert "cannot import module 'no_such_module_xb'" in capsys.readouterr().err
     assert cli_main(["list", "--contender", "x=torch.nn.functional:no_such_fn"]) == 2
     assert "has no attribute 'no_such_fn'" in capsys.readouterr().err
+
+
+BROKEN = {  # a user's module that fails as it is imported, and the one line that says where
+    "xb_syntax": ("import torch\n\nx = = 1\n", "xb_syntax.py:3: SyntaxError: invalid syntax"),
+    "xb_raises": ("import torch\nSCALE = 2\nraise RuntimeError('no GPU here\\nmore')\n",
+                  "xb_raises.py:3: RuntimeError: no GPU here"),
+    # raised inside a library it calls: the module's own line, not the library's
+    "xb_calls": ("import json\nTABLE = json.loads('{')\n", "xb_calls.py:2: JSONDecodeError: Expecting "
+                 "property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    # found, but what it imports is not: no 'is it on PYTHONPATH?', the dependency by name
+    "xb_needs": ("import torch\nimport numpyy\n", "xb_needs.py:2: imports numpyy, which is not "
+                 "installed in this Python"),
+}
+
+
+@pytest.mark.parametrize("module", BROKEN)
+def test_a_module_that_fails_to_import_is_one_line_with_its_file_and_line(
+        module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        pytestconfig: pytest.Config) -> None:
+    """The user's mistake, exit 2 (not a traceback and exit 1, a wrong loss's code); the
+    same line from the plugin, as pytest's usage error."""
+    from harness import pytest_plugin
+
+    (tmp_path / f"{module}.py").write_text(BROKEN[module][0])
+    monkeypatch.chdir(tmp_path)  # as a user runs it: the module in the working directory
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli_main(["list", "--contender", f"mine={module}:fn"]) == 2
+    assert capsys.readouterr().err == f"error: contender mine: {BROKEN[module][1]}\n"
+    monkeypatch.setattr(pytestconfig.option, "contender", [f"mine={module}:fn"])
+    with pytest.raises(pytest.UsageError) as usage:
+        pytest_plugin._contenders(pytestconfig, "multiclass")
+    assert str(usage.value) == f"contender mine: {BROKEN[module][1]}"
+
+
+@pytest.mark.slow  # one bench of 4 benchmarks in a child process, torch imported twice (about 15 s)
+def test_bench_times_a_users_case_id_for_every_contender_and_report_shows_it(tmp_path: Path) -> None:
+    """`bench ID` from the user's own directory: every contender asked for, both modes, on
+    that case alone, each checked against the oracle first; `report` ranks them."""
+    case_id = "n4-c3-8x8-p0.2-f32-sum-wbalanced"
+    (tmp_path / "my_loss.py").write_text("from torch.nn.functional import cross_entropy as fn\n")
+    out = tmp_path / "run.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "bench", case_id, "--contender", "mine=my_loss:fn",
+         "--only", "mine", "--only", "eager", "--passes", "1", "--round-time", "0.02", "--out", str(out)],
+        cwd=tmp_path, env=clean_env(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=300, check=False)
+    assert proc.returncode == 0, show(proc)
+    doc = json.loads(out.read_text())
+    timed = {(b["extra_info"]["contender"], b["extra_info"]["mode"]): b["extra_info"]
+             for b in doc["benchmarks"]}
+    assert sorted(timed) == [(c, m) for c in ("eager", "mine") for m in ("fwd", "fwd_bwd")], sorted(timed)
+    assert {info["case_id"] for info in timed.values()} == {case_id}
+    assert {info["accuracy"] for info in timed.values()} == {"exact"}  # judged before timing
+    assert f"{case_id} fwd_bwd\n  " in proc.stdout, show(proc)  # the summary, by its id
+    assert cli_main(["report", str(out), "--out", str(tmp_path / "report"), "--no-plots"]) == 0
+    tables = (tmp_path / "report" / "tables.md").read_text()
+    ranking = tables.split(f"### `{case_id}` · fwd_bwd", 1)[1].split("###", 1)[0]
+    assert "| mine |" in ranking and "| eager |" in ranking, ranking
 
 
 def test_cli_lists_an_external_contender(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

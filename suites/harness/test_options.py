@@ -246,3 +246,85 @@ def test_a_full_disk_names_the_output_in_one_line(monkeypatch, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: cannot write {tmp_path / 'rep'}: No space left on device; give a path "
                    "inside a folder you can write"]
+
+
+# ---- cases by id: bench, ab and the pytest option ---------------------------------------
+USER_CASE = "n8-c2-512x512-p0.05-bf16-mean-winverse_freq"
+
+
+def test_bench_cases_reads_sets_and_ids_each_once_in_order():
+    from harness.benchmark.case_sets import bench_cases, landmarks
+    from harness.problem.case import Case
+
+    mine = Case.from_id("n2-c3-p0.5-f32-sum")
+    named = list(landmarks("small", "cpu").values())
+    assert bench_cases("small", "cpu", f"{mine.id}, {USER_CASE},{mine.id}") == [mine, Case.from_id(USER_CASE)]
+    assert bench_cases("small", "cpu", f"landmarks,{mine.id},{named[0].id}") == [*named, mine]
+
+
+def test_bench_takes_case_ids_as_arguments_or_in_cases(monkeypatch, tmp_path):
+    """`bench ID` times that case instead of the default set, `--cases SET ID` besides the
+    set; both reach pytest as one --bench-cases; what follows -- is pytest's."""
+    from harness import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "run_benchmarks", lambda out, flags: seen.append(flags) or 0)
+    out = ["--device", "cpu", "--out", str(tmp_path / "r.json")]
+    assert cli.main(["bench", USER_CASE, "n2-c3-p0.5-f32-sum", *out, "--", "-k", "eager"]) == 0
+    assert cli.main(["bench", "--cases", "landmarks", USER_CASE, *out]) == 0
+    assert cli.main(["bench", "--cases", f"generated,{USER_CASE}", *out]) == 0
+    cases = [[f for f in flags if f.startswith("--bench-cases")] for flags in seen]
+    assert cases == [[f"--bench-cases={USER_CASE},n2-c3-p0.5-f32-sum"],
+                     [f"--bench-cases=landmarks,{USER_CASE}"], [f"--bench-cases=generated,{USER_CASE}"]]
+    assert seen[0][-2:] == ["-k", "eager"]
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["bench", "n8-c2-p0.5-f32-maen"], "error: case id 'n8-c2-p0.5-f32-maen': cannot read token 'maen' "
+                                       "(did you mean 'mean'?): m<share> is"),
+    (["bench", "--cases", "landmark"], "error: --cases 'landmark': not a case set (all, landmarks, "
+                                       "generated) nor a case id; did you mean 'landmarks'?"),
+    (["bench", "--cases", "all,n2-c3-qq"], "error: case id 'n2-c3-qq': cannot read token 'qq': no such "
+                                           "token; the tokens are bin|bin1 n<batch>"),
+    (["ab", "HEAD", "--cases", "n2-c3-wfoo"], "error: case id 'n2-c3-wfoo': cannot read token 'wfoo': "
+                                              "w<scheme> is a class-weighting scheme: winverse_freq"),
+], ids=["bench-id", "bench-set", "bench-cases-id", "ab-cases-id"])
+def test_a_bad_case_id_is_one_line_and_exit_2_before_anything_runs(argv, says, monkeypatch, tmp_path, capsys):
+    """Before pytest starts (bench) or a worktree is made (ab): not pytest's 'file or
+    directory not found' (exit 4) for `bench ID`, nor a conversion error on a typo."""
+    from harness import cli
+    from harness.benchmark import ab
+
+    monkeypatch.setattr(cli, "run_benchmarks", lambda out, flags: pytest.fail("pytest was started"))
+    monkeypatch.setattr(ab, "opened_side", lambda *a, **k: pytest.fail("a side was opened"))
+    assert cli.main([*argv, "--device", "cpu", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(says), err
+
+
+def test_pytest_refuses_a_bad_bench_case_as_a_usage_error(pytestconfig, monkeypatch):
+    from harness import pytest_plugin
+
+    monkeypatch.setattr(pytestconfig.option, "bench_cases", f"landmarks,{USER_CASE}")
+    pytest_plugin._check_cases(pytestconfig)
+    monkeypatch.setattr(pytestconfig.option, "bench_cases", "landmarks,n8-c2-p0.5-f32-maen")
+    with pytest.raises(pytest.UsageError, match=r"^case id 'n8-c2-p0.5-f32-maen': cannot read token 'maen'"):
+        pytest_plugin._check_cases(pytestconfig)
+    monkeypatch.setattr(pytestconfig.option, "bench_cases", "generatd")
+    with pytest.raises(pytest.UsageError, match=r"^--bench-cases 'generatd': not a case set .* 'generated'"):
+        pytest_plugin._check_cases(pytestconfig)
+
+
+def test_bench_refuses_a_contender_module_that_cannot_import_before_pytest_starts(monkeypatch, tmp_path,
+                                                                                  capsys):
+    """The user's module is imported here first: its syntax error is bench's one line and
+    exit 2, not pytest's usage error (exit 4) and 'left as it was' for a file never made."""
+    from harness import cli
+
+    (tmp_path / "xb_bench_syntax.py").write_text("import torch\n\nx = = 1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "run_benchmarks", lambda out, flags: pytest.fail("pytest was started"))
+    assert cli.main(["bench", USER_CASE, "--contender", "mine=xb_bench_syntax:fn", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == ("error: contender mine: xb_bench_syntax.py:3: SyntaxError: "
+                                       "invalid syntax\n")
