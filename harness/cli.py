@@ -24,7 +24,7 @@ from harness import options  # noqa: E402
 from harness.analysis import ab_verdicts, tables  # noqa: E402
 from harness.analysis import compare as comparing  # noqa: E402
 from harness.analysis.load import ResultsError, load  # noqa: E402
-from harness.analysis.paired import PairedSettings  # noqa: E402
+from harness.analysis.paired import PairedSettings, fewest_pairs  # noqa: E402
 from harness.analysis.report import run_summary, write_report  # noqa: E402
 from harness.atomic import atomic_write_text  # noqa: E402
 from harness.benchmark import ab, case_sets, counts  # noqa: E402
@@ -210,10 +210,12 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def _ab_out(args: argparse.Namespace) -> Path:
+    """``--out``, or results/ab/<time>-<machine>-<pid>/ under the working directory: the
+    user's own repository, not this harness's checkout (`default_output` keeps `bench`'s
+    runs in the checkout, where its pytest runs)."""
     if args.out:
         return Path(args.out)
-    stamp = default_output().stem
-    return default_output().parent.parent / "ab" / stamp
+    return Path.cwd() / "results" / "ab" / default_output().stem
 
 
 def _with_counts(run: ab.AbRun, rows: list[dict], selection: dict, out: Path, repo: Path,
@@ -240,6 +242,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
                  "threads": args.threads, "device": device, "contender": args.contender,
                  "binary_contender": args.binary_contender, "only": args.only}
     timing = ab.Timing(seconds=args.seconds, timeout=args.call_timeout or CALL_TIMEOUT_S)
+    ab.check_selection(selection)  # a -k that keeps nothing: one line, before any worker
     out = _ab_out(args).resolve()  # the workers run in the sides' directories
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
@@ -258,12 +261,12 @@ def cmd_ab(args: argparse.Namespace) -> int:
         print(f"xentbench: ab {what}, block pairs on {device}; workers' logs in {out}", flush=True)
         run = ab.run_ab({"BASE": base, "HEAD": head}, selection, timing, out, seed, repo,
                         undecided=lambda r: ab_verdicts.undecided(r, settings), budget=budget,
-                        pair=args.pair, sessions=args.sessions)
+                        pair=args.pair, sessions=args.sessions, needed=fewest_pairs(settings.alpha))
         rows = ab_verdicts.judge_run(run, settings)
-        instructions = ""
+        instructions = None  # not asked for
         if args.instructions:  # while the sides' worktrees exist
             rows, instructions = _with_counts(run, rows, selection, out, repo, settings)
-    doc = ab_verdicts.document(run, rows, settings, instructions)
+    doc = ab_verdicts.document(run, rows, settings, instructions or "")
     with writing(out):
         for label in ab.SIDES:
             side = side_document(run.sides[label], run.listed[label], run.results, run.started, selection)
@@ -282,9 +285,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
         print(f"FAIL: {len(failing)} benchmark(s): "
               + ", ".join(f"{r['verdict']} {r['benchmark']}" for r in failing[:5]), file=sys.stderr)
         return 1
-    if not ab_verdicts.judgeable(rows):
-        print("error: no pairs left to judge (every block pair was contaminated, or nothing was timed): "
-              "rerun on a quieter machine", file=sys.stderr)
+    if not ab_verdicts.judgeable(rows):  # by wall time or by counts: then the exit follows them
+        print(f"error: {ab_verdicts.no_verdict(rows, instructions)}", file=sys.stderr)
         return 2
     return 0
 

@@ -3,7 +3,8 @@
 # the accepted one named in results/baseline/accepted, both timed in one job, interleaved
 # block by block (`python -m harness ab`, docs/benchmarking.md "Paired verdicts"). Fails
 # (exit 1) on a benchmark that HEAD breaks or makes `slower` by FAIL_RATIO or more; exit 2
-# when no clean pair was left to judge. Each side's JSON and ab.json go to out/ab/.
+# when no benchmark could be judged, neither by wall time nor by its instruction counts (every
+# block pair contaminated and no count). Each side's JSON and ab.json go to out/ab/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

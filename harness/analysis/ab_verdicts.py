@@ -2,20 +2,25 @@
 sides have, judged on its pairs (`harness.analysis.paired`), the changes first; the
 verdict document written beside the two sides' JSON; and what fails the gate.
 
-Row verdicts: ``slower``, ``faster``, ``undecided``, ``same`` (`harness.analysis.paired`),
-``unstable`` (every pair had a contaminated block: nothing left to judge), and
-``broken`` (HEAD failed its check or raised where BASE passed: a correctness regression,
-never timed) or ``failed`` (both sides failed; BASE alone failing is ``fixed``)."""
+Row verdicts: ``slower``, ``faster``, ``undecided``, ``same``, ``too few`` (fewer clean
+pairs than the test needs to reach alpha: `harness.analysis.paired`), ``unstable`` (every
+pair had a contaminated block: nothing left to judge), and ``broken`` (HEAD failed its
+check or raised where BASE passed: a correctness regression, never timed) or ``failed``
+(both sides failed; BASE alone failing is ``fixed``). Where wall time gave no verdict
+(``too few``, ``unstable``, ``undecided``), instruction counts may (`with_instructions`);
+the row's ``note`` then still says what wall time lacked."""
 
 from __future__ import annotations
 
 import math
 
-from harness.analysis.paired import PairedSettings, judge_all, pairs_needed
+from harness.analysis.paired import PairedSettings, fewest_pairs, judge_all, pairs_needed
 from harness.benchmark.ab import SIDES, AbRun
 
 SCHEMA = 1
-ORDER = ("broken", "slower", "faster", "unstable", "undecided", "fixed", "failed", "same")
+ORDER = ("broken", "slower", "faster", "unstable", "too few", "undecided", "fixed", "failed", "same")
+VERDICTS = ("slower", "faster", "same", "undecided")  # a judgement, by wall time or by counts
+NO_WALL_VERDICT = ("undecided", "too few", "unstable")  # where a count may decide instead
 
 
 def _identity(run: AbRun, ident: str) -> dict:
@@ -33,7 +38,7 @@ def _failure_row(run: AbRun, ident: str) -> dict:
     failed = run.results[ident].failed
     verdict = "failed" if len(failed) == 2 else ("broken" if "HEAD" in failed else "fixed")
     return {"benchmark": ident, **_identity(run, ident), "verdict": verdict, "by": "the check",
-            "pairs": 0, "dropped": 0,
+            "pairs": 0, "dropped": 0, "note": None,
             "ratio": None, "low": None, "high": None, "p": None, "p_adjusted": None, "sigma": None,
             "error": "; ".join(f"{s}: {e}" for s, e in failed.items())}
 
@@ -48,13 +53,24 @@ def judge_run(run: AbRun, settings: PairedSettings) -> list[dict]:
             rows.append(_failure_row(run, ident))
             continue
         j = judged[ident]
-        row = {"benchmark": ident, **_identity(run, ident), **j.as_dict(), "error": None}
+        row = {"benchmark": ident, **_identity(run, ident), **j.as_dict(), "error": None,
+               "note": _wall_note(j.pairs, j.dropped, fewest_pairs(settings.alpha))}
         row.pop("name")
-        if j.pairs == 0:
-            row["verdict"] = "unstable" if j.dropped else "undecided"
+        if j.pairs == 0 and j.dropped:
+            row["verdict"] = "unstable"
         row["by"] = "wall time" if row["verdict"] in ("slower", "faster", "same") else None
         rows.append(row)
     return sorted(rows, key=lambda r: (ORDER.index(r["verdict"]), r["benchmark"]))
+
+
+def _wall_note(pairs: int, dropped: int, needed: int) -> str | None:
+    """What wall time lacked for a verdict, or None where it had enough pairs."""
+    if pairs >= needed:
+        return None
+    if pairs == 0 and dropped:
+        return f"wall time: every pair contaminated ({dropped} dropped)"
+    also = f"; {dropped} dropped as contaminated" if dropped else ""
+    return f"wall time: too few pairs ({pairs} of {needed} needed{also})"
 
 
 def with_instructions(rows: list[dict], counted: dict[str, dict[str, list[float] | str]],
@@ -77,7 +93,7 @@ def with_instructions(rows: list[dict], counted: dict[str, dict[str, list[float]
         spread = max((max(s) - min(s)) / min(s) for s in sides)
         r.update(instr_base=base, instr_head=head, instr_ratio=ratio, instr_verdict=says,
                  instr_note=f"repeats within {spread:.2%}")
-        if r["verdict"] in ("undecided", "unstable"):
+        if r["verdict"] in NO_WALL_VERDICT:
             r["verdict"], r["by"] = says, "instructions"
         elif r["verdict"] == says:
             r["by"] = "wall time + instructions"
@@ -87,8 +103,9 @@ def with_instructions(rows: list[dict], counted: dict[str, dict[str, list[float]
 
 
 def undecided(run: AbRun, settings: PairedSettings) -> list[str]:
-    """The benchmarks more pairs could still decide (`--until-decided`)."""
-    return [r["benchmark"] for r in judge_run(run, settings) if r["verdict"] == "undecided"]
+    """The benchmarks more pairs could still decide (`--until-decided`): undecided ones,
+    and those with too few clean pairs (a busy spell may pass)."""
+    return [r["benchmark"] for r in judge_run(run, settings) if r["verdict"] in NO_WALL_VERDICT]
 
 
 def counts(rows: list[dict]) -> dict[str, int]:
@@ -99,17 +116,43 @@ def counts(rows: list[dict]) -> dict[str, int]:
 
 
 def judgeable(rows: list[dict]) -> bool:
-    """Whether any benchmark had a clean pair left to judge."""
-    return any(r["pairs"] for r in rows)
+    """Whether any benchmark was judged, by wall time or by its instruction counts."""
+    return any(r["verdict"] in VERDICTS for r in rows)
+
+
+def decided_ratio(row: dict) -> float | None:
+    """HEAD/BASE as measured by whatever gave the row its verdict: the count ratio where
+    the counts decided (wall time's ratio there rests on too few pairs, or none)."""
+    return row.get("instr_ratio") if row.get("by") == "instructions" else row.get("ratio")
 
 
 def failing(rows: list[dict], fail_ratio: float | None) -> list[dict]:
     """What fails the gate: a ``broken`` benchmark always; a ``slower`` one of at least
-    ``fail_ratio``× when a ratio is given."""
+    ``fail_ratio``× (`decided_ratio`) when a ratio is given."""
     out = [r for r in rows if r["verdict"] == "broken"]
     if fail_ratio is not None:
-        out += [r for r in rows if r["verdict"] == "slower" and (r["ratio"] or 0) >= fail_ratio]
+        out += [r for r in rows if r["verdict"] == "slower" and (decided_ratio(r) or 0) >= fail_ratio]
     return out
+
+
+def no_verdict(rows: list[dict], instructions: str | None) -> str:
+    """The one line for a run in which no benchmark was judged: what wall time lacked,
+    and how to get a verdict (``instructions``: how the counts went, None when not asked)."""
+    dropped, kept = sum(r["dropped"] for r in rows), sum(r["pairs"] for r in rows)
+    lacked = (f"every block pair was contaminated ({dropped} of {dropped} dropped: a busy machine)"
+              if dropped and not kept else
+              f"too few clean pairs for the test ({kept} kept, {dropped} dropped as contaminated)"
+              if kept or dropped else "nothing was timed")
+    if instructions is None:
+        how = ("for a verdict, add --instructions (callgrind's counts do not depend on load), "
+               "rerun on a quieter machine, or add --until-decided --budget MINUTES (more pairs "
+               "while the budget lasts)")
+    else:
+        why = next((r["instr_note"] for r in rows if r.get("instr_note") and r.get("instr_ratio") is None),
+                   instructions)
+        how = (f"the instruction counts gave none either ({why}); rerun on a quieter machine, or "
+               "add --until-decided --budget MINUTES")
+    return f"no benchmark could be judged: {lacked}; {how}"
 
 
 def grain_sigma(rows: list[dict]) -> float:
@@ -129,6 +172,7 @@ def document(run: AbRun, rows: list[dict], settings: PairedSettings, instruction
                           "torch": run.listed[label].get("torch")} for label in SIDES},
         "settings": {"threshold": settings.threshold, "alpha": settings.alpha,
                      "confidence": settings.confidence, "grain": "block", "sessions": run.sessions,
+                     "fewest_pairs": fewest_pairs(settings.alpha),
                      "threads": run.threads, "cores": run.cores},
         "sigma_median": sigma, "pairs_for_1.1x": pairs_needed(sigma),
         "only_in": run.only_in, "counts": counts(rows), "rows": rows, "instructions": instructions,

@@ -12,7 +12,9 @@ whatever the machine was doing at that moment; what is left is judged across the
   (`benjamini_hochberg`) at ``alpha``;
 - three verdicts (`decide`): ``slower``/``faster`` when the adjusted p is below ``alpha``
   and the median ratio is beyond the threshold; ``same`` when the interval lies within
-  ± the threshold (an equivalence claim); ``undecided`` otherwise.
+  ± the threshold (an equivalence claim); ``undecided`` otherwise;
+- and none on fewer pairs than the test needs to reach ``alpha`` at all (`fewest_pairs`):
+  ``too few``, whatever the pairs seem to say.
 
 No machine factor is needed: a machine that drifts moves both halves of a pair.
 ``suites/harness/test_paired.py`` proves the rules on synthetic pairs.
@@ -33,7 +35,7 @@ from harness.analysis.stats import rankdata
 ArrayLike = Sequence[float] | np.ndarray
 EXACT_LIMIT = 60  # exact signed-rank distribution up to this many pairs (without ties)
 N_BOOT = 4000
-VERDICTS = ("slower", "faster", "undecided", "same")
+VERDICTS = ("slower", "faster", "undecided", "same", "too few")
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,17 @@ def smallest_p(n: int) -> float:
     """The smallest two-sided p a signed-rank test of ``n`` pairs can reach (all of one
     sign): 2 / 2**n. Below 0.01 from 8 pairs on; what `ab` needs before it can decide."""
     return min(1.0, 2.0 / 2 ** n) if n > 0 else 1.0
+
+
+def fewest_pairs(alpha: float) -> int:
+    """The fewest pairs whose signed-rank test can reach ``alpha`` at all (`smallest_p`
+    at most ``alpha``): below it no outcome of the pairs is significant, so a verdict
+    would rest on the interval of a handful of values (seen: 3 pairs read ``undecided
+    1.37× (1.36-1.39), p 0.25``, and 0.25 is the least 3 pairs can give)."""
+    n = 1
+    while smallest_p(n) > alpha:
+        n += 1
+    return n
 
 
 def median_interval(d: ArrayLike, confidence: float = 0.95, n_boot: int = N_BOOT,
@@ -202,14 +215,22 @@ def pairs_needed(sigma: float, change: float = 0.10, z_alpha: float = 2.326,
 def judge_all(pairs: dict[str, tuple[np.ndarray, int]], settings: PairedSettings = PairedSettings(),
               seed: int = 0) -> list[Judged]:
     """Judge every benchmark: ``pairs`` maps its name to (log ratios of the kept pairs,
-    pairs dropped as contaminated). The p-values are adjusted together."""
+    pairs dropped as contaminated). The p-values are adjusted together, over the
+    benchmarks with enough pairs to be tested (`fewest_pairs`): one that cannot reach
+    ``alpha`` is ``too few``, without an interval, and adds no test to the adjustment."""
     names = list(pairs)
+    enough = fewest_pairs(settings.alpha)
     tests = [signed_rank(pairs[n][0]) for n in names]
-    adjusted = benjamini_hochberg([t.p if t.n else math.nan for t in tests])
+    adjusted = benjamini_hochberg([t.p if len(pairs[n][0]) >= enough and t.n else math.nan
+                                   for n, t in zip(names, tests, strict=True)])
     out = []
     for name, test, p_adj in zip(names, tests, adjusted, strict=True):
         d, dropped = pairs[name]
         med = float(np.median(d)) if len(d) else math.nan
+        if len(d) < enough:
+            out.append(Judged(name, len(d), dropped, math.exp(med), math.nan, math.nan, test.p, math.nan,
+                              robust_sigma(d), "too few"))
+            continue
         lo, hi = median_interval(d, settings.confidence, seed=seed)
         verdict = decide(med, (lo, hi), float(p_adj), settings)
         out.append(Judged(name, len(d), dropped, math.exp(med), math.exp(lo), math.exp(hi),

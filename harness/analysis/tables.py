@@ -306,8 +306,14 @@ def _ab_intro(doc: dict) -> list[str]:
             f"median over pairs of HEAD/BASE; Wilcoxon signed-rank, Benjamini-Hochberg at "
             f"{st['alpha']:g}; threshold {st['threshold']:.0%}; verdicts by {doc['gave_verdict']}",
             *([f"instructions: {doc['instructions']}"] if doc.get("instructions") else []),
-            f"median σ of a pair's log ratio {doc['sigma_median']:.3f}: a 1.1× change needs about "
-            f"{doc['pairs_for_1.1x']} pairs; {doc['seconds']:.0f} s"]
+            _ab_sigma_line(doc)]
+
+
+def _ab_sigma_line(doc: dict) -> str:
+    if not _finite(doc["sigma_median"]):  # every pair dropped: nothing to estimate it from
+        return f"no clean pairs to estimate a pair's σ from; {doc['seconds']:.0f} s"
+    return (f"median σ of a pair's log ratio {doc['sigma_median']:.3f}: a 1.1× change needs about "
+            f"{doc['pairs_for_1.1x']} pairs; {doc['seconds']:.0f} s")
 
 
 def _ab_counts(doc: dict) -> str:
@@ -324,7 +330,7 @@ def ab_table(doc: dict, everything: bool = False) -> str:
         lines.append(_table(_AB_HEADER, _ab_rows(rows, AB_CASE_WIDTH)))
         for r in rows:
             disagree = r.get("instr_note") if "memory" in str(r.get("instr_note")) else None
-            said = "; ".join(x for x in (r.get("error"), disagree) if x)
+            said = "; ".join(x for x in (r.get("error"), r.get("note"), disagree) if x)
             if said:
                 head = f"[{r['verdict']}] {r['contender']} {r['case_id']} {r['mode']}"
                 lines.append(textwrap.fill(f"{head}: {said}", width=120, subsequent_indent="    "))

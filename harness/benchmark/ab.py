@@ -280,22 +280,40 @@ class Interleaved:
         were dropped because a block of either side was contaminated."""
         kept, dropped = [], 0
         for b, h in zip(self.blocks["BASE"], self.blocks["HEAD"], strict=True):
-            if b.stability(threads, cores).contaminated or h.stability(threads, cores).contaminated:
+            if not clean(b, h, threads, cores):
                 dropped += 1
             elif b.median > 0 and h.median > 0:
                 kept.append(math.log(h.median / b.median))
         return np.asarray(kept), dropped
 
 
+def clean(base: Block, head: Block, threads: int, cores: int) -> bool:
+    """Whether a block pair is judged: neither block contaminated."""
+    return not (base.stability(threads, cores).contaminated or head.stability(threads, cores).contaminated)
+
+
 PREPARE_MARGIN_S = 120.0  # past the call's own limit: importing, building inputs, a compile
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """Stop once ``pairs`` clean block pairs are in (`clean`, on a machine of ``threads``
+    and ``cores``) instead of after `Timing.min_pairs` pairs: the top-up to the fewest
+    pairs the test can judge."""
+
+    pairs: int
+    threads: int
+    cores: int
 
 
 def interleave(ident: str, running: dict[str, WorkerProcess], timing: Timing, rng: random.Random,
                seconds: float | None = None, head_ident: str | None = None,
-               rounds: int | None = None) -> Interleaved:
+               rounds: int | None = None, wanted: Wanted | None = None) -> Interleaved:
     """Check, warm up and then time ``ident`` on both sides in alternating blocks of
-    ``rounds`` rounds (default: `Timing.rounds` of the slower side's one call). With
-    ``head_ident`` (`ab --pair`), HEAD's half is that benchmark, usually in the same worker."""
+    ``rounds`` rounds (default: `Timing.rounds` of the slower side's one call), at least
+    `Timing.min_pairs` pairs and then until ``seconds`` have passed; with ``wanted``, until
+    that many clean pairs are in or ``seconds`` have passed. With ``head_ident``
+    (`ab --pair`), HEAD's half is that benchmark, usually in the same worker."""
     out = Interleaved(ident, head_ident=head_ident)
     idents = {"BASE": ident, "HEAD": out.ident_of("HEAD")}
     shared = running["BASE"] is running["HEAD"]
@@ -314,14 +332,26 @@ def interleave(ident: str, running: dict[str, WorkerProcess], timing: Timing, rn
     out.rounds = rounds or timing.rounds(max(out.info[s]["once"] for s in SIDES))
     budget = timing.seconds if seconds is None else seconds
     start = time.monotonic()
-    while len(out.blocks["BASE"]) < timing.max_pairs and (
-            len(out.blocks["BASE"]) < timing.min_pairs or time.monotonic() - start < budget):
+    got = 0  # clean pairs, counted as they come (judging every block again each time is quadratic)
+
+    def more() -> bool:
+        done = len(out.blocks["BASE"])
+        in_time = time.monotonic() - start < budget
+        if done >= timing.max_pairs:
+            return False
+        if wanted:
+            return got < wanted.pairs and in_time
+        return done < timing.min_pairs or in_time
+
+    while more():
         for label in rng.sample(SIDES, 2):
             reply = running[label].call(op="block", id=idents[label], rounds=out.rounds)
             if not reply.get("ok"):
                 out.info[label] = {"ok": False, "error": reply.get("error", "?")}
                 return out
             out.blocks[label].append(Block(reply["wall"], reply["cpu"], reply["switches"], reply["runnable"]))
+        if wanted:
+            got += clean(out.blocks["BASE"][-1], out.blocks["HEAD"][-1], wanted.threads, wanted.cores)
     out.seconds = time.monotonic() - start
     return out
 
@@ -366,6 +396,43 @@ class AbRun:
                 if not item.failed}
 
 
+def check_selection(selection: dict) -> None:
+    """Refuse a ``-k`` (or ``--only``) that keeps no benchmark, before any worker starts
+    (seen: 21 s of workers, then an empty table and "σ nan"). Counted by the workers' own
+    rule (`harness.benchmark.worker.selected`) over this harness's cases and contender
+    names; a ``--contender`` spec counts by its NAME, unimported, since its module may be
+    importable only from a side's directory."""
+    from harness import contenders as registry
+    from harness.benchmark.case_sets import MODES, bench_cases
+    from harness.benchmark.worker import selected
+    from harness.problem.families import FAMILIES
+
+    select, only = selection.get("select"), set(selection.get("only") or [])
+    if not select and not only:
+        return
+    specs = {"multiclass": selection.get("contender") or [],
+             "binary": selection.get("binary_contender") or []}
+    names = {f: [c.name for c in registry.resolve(f)] + [s.partition("=")[0] for s in specs.get(f, [])]
+             for f in FAMILIES}
+    size, which = selection.get("size", "small"), selection.get("cases", "all")
+    cases = bench_cases(size, selection.get("device", "cpu"), which)
+    try:
+        kept = selected(cases, names, MODES, only, select)
+    except SyntaxError as exc:  # what pytest's expression parser raises
+        raise AbError(f"-k {select!r} is not a pytest -k expression ({exc.msg}): write e.g. "
+                      "-k \"n256-c1000 and eager\"") from None
+    if kept:
+        return
+    every = selected(cases, names, MODES)
+    what = [f"-k {select!r}"] if select else []
+    if only:
+        what.append(f"--only {','.join(sorted(only))}")
+    example = every[0][3] if every else "CASE-CONTENDER-MODE"
+    raise AbError(f"{' and '.join(what)} selects none of the {len(every)} benchmarks of --size {size} "
+                  f"--cases {which} (ids read CASE-CONTENDER-MODE, e.g. {example}; `python -m harness "
+                  "list` names the contenders): widen the selection")
+
+
 def timing_core() -> int | None:
     """The core both workers are pinned to: the last one this process may use (the first
     is where the system's own interrupts and daemons tend to land). None where the platform
@@ -378,7 +445,7 @@ def timing_core() -> int | None:
 def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Path, seed: int,
            caller_dir: Path, undecided: Callable[[AbRun], list[str]] | None = None,
            budget: float | None = None, say: Callable[[str], None] = print,
-           pair: tuple[str, str] | None = None, sessions: int = 3) -> AbRun:
+           pair: tuple[str, str] | None = None, sessions: int = 3, needed: int = 0) -> AbRun:
     """Interleave every benchmark both sides select (``selection``: the worker's ``list``
     message) in ``sessions`` sessions, each with fresh workers and 1/``sessions`` of
     `Timing.seconds` per benchmark, their pairs pooled. Why sessions: a worker process has
@@ -387,7 +454,9 @@ def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Pat
     contender); fresh processes average it. With ``undecided`` and a ``budget`` in
     seconds, the last session goes back to the benchmarks it names, a further
     `Timing.seconds` each, while the budget lasts. With ``pair`` (OLD, NEW), one worker
-    times both contenders, OLD as BASE and NEW as HEAD, block by block."""
+    times both contenders, OLD as BASE and NEW as HEAD, block by block. ``needed``: the
+    clean pairs a benchmark must have to be judged at all; the last session adds pairs to
+    those short of it first (`_up_to`), before anything is judged."""
     import datetime as dt
 
     rng = random.Random(seed)
@@ -418,6 +487,7 @@ def run_ab(sides: dict[str, Side], selection: dict, timing: Timing, out_dir: Pat
             _session(run, matched, running, timing, rng, timing.seconds / sessions,
                      f"session {session}/{sessions}" if sessions > 1 else "", say, pair is not None)
             if session == sessions:
+                _up_to(needed, run, running, timing, rng, say)
                 _until_decided(run, running, timing, rng, undecided, budget, clock, say)
     assert run is not None
     run.seconds = time.monotonic() - clock
@@ -438,6 +508,28 @@ def _session(run: AbRun, matched: dict[str, str], running: dict[str, WorkerProce
         state = (f"not timed: {failed}" if failed else
                  f"{len(item.blocks['BASE'])} block pairs of {item.rounds} rounds, {item.seconds:.0f} s")
         say(f"xentbench ab: {label + ' ' if label else ''}{k}/{len(matched)} {ident}: {state}")
+
+
+def _up_to(needed: int, run: AbRun, running: dict[str, WorkerProcess], timing: Timing, rng: random.Random,
+           say: Callable[[str], None]) -> None:
+    """More pairs for every benchmark with fewer than ``needed`` clean ones, until it has
+    them or a further `Timing.seconds` has passed (contaminated pairs are dropped, so a
+    busy spell can leave a benchmark short of what its test needs to reach alpha: seen,
+    3 pairs judged, p 0.25 the least they could give). What is still short is judged
+    ``too few``."""
+    for ident, item in run.results.items():
+        if item.failed:
+            continue
+        have = len(item.pairs(run.threads, run.cores)[0])
+        if have >= needed:
+            continue
+        wanted = Wanted(needed - have, run.threads, run.cores)
+        more = interleave(ident, running, timing, rng, head_ident=item.head_ident, rounds=item.rounds,
+                          wanted=wanted)
+        merge(item, more)
+        got = len(item.pairs(run.threads, run.cores)[0])
+        say(f"xentbench ab: {ident}: {have} clean pairs of the {needed} a verdict needs; "
+            f"{len(more.blocks['BASE'])} more pairs in {more.seconds:.0f} s, {got} clean now")
 
 
 def _until_decided(run: AbRun, running: dict[str, WorkerProcess], timing: Timing, rng: random.Random,

@@ -62,6 +62,26 @@ def _matcher(ident: str):
     return match
 
 
+def selected(cases, names: dict[str, list[str]], modes, only=(), select: str | None = None) -> list[tuple]:
+    """(case, contender name, mode, benchmark id) for every benchmark of ``cases`` ×
+    ``names`` (contender names per family) × ``modes`` that ``only`` and ``select`` (a
+    pytest ``-k`` expression) keep, named as the benchmark suite names them. The rule of
+    `Worker.list`, and what the controller counts before it starts any worker
+    (`harness.benchmark.ab.check_selection`)."""
+    from _pytest.mark.expression import Expression
+
+    expr = Expression.compile(select) if select else None
+    out = []
+    for case in cases:
+        for name in names.get(case.family, []):
+            if only and name not in only:
+                continue
+            for mode in modes:
+                ident = f"{case.id}-{name}-{mode}"
+                if expr is None or expr.evaluate(_matcher(ident)):
+                    out.append((case, name, mode, ident))
+    return out
+
 
 def _copier(case, device: str):
     """Fresh inputs for a block: on CUDA cloned from the side's cached device copy (making
@@ -90,7 +110,6 @@ class Worker:
     # ---- list: the side's benchmarks of the selection ----------------------------------
     def list(self, msg: dict) -> dict:
         import torch
-        from _pytest.mark.expression import Expression
 
         from harness import contenders as registry
         from harness.benchmark.case_sets import MODES, bench_cases
@@ -105,25 +124,19 @@ class Worker:
             os.sched_setaffinity(0, {int(msg["cpu"])})
         device = msg.get("device", "cpu")
         specs = {"multiclass": msg.get("contender") or [], "binary": msg.get("binary_contender") or []}
-        by_family = {f: registry.resolve(f, specs.get(f, [])) for f in FAMILIES}
-        only = set(msg.get("only") or [])
-        expr = Expression.compile(msg["select"]) if msg.get("select") else None
+        by_family = {f: {c.name: c for c in registry.resolve(f, specs.get(f, []))} for f in FAMILIES}
+        cases = bench_cases(msg.get("size", "small"), device, msg.get("cases", "all"))
         listed, skipped = [], {}
-        for case in bench_cases(msg.get("size", "small"), device, msg.get("cases", "all")):
-            for contender in by_family[case.family]:
-                if only and contender.name not in only:
-                    continue
-                for mode in MODES:
-                    ident = f"{case.id}-{contender.name}-{mode}"
-                    if expr is not None and not expr.evaluate(_matcher(ident)):
-                        continue
-                    reason = (contender.skip_reason(case, device)
-                              or predicted_breakdown(contender, case, device) or contender.untimed_reason())
-                    if reason:
-                        skipped[ident] = reason
-                        continue
-                    self.items[ident] = (case, contender, mode, device)
-                    listed.append(ident)
+        for case, name, mode, ident in selected(cases, {f: list(c) for f, c in by_family.items()}, MODES,
+                                                set(msg.get("only") or []), msg.get("select")):
+            contender = by_family[case.family][name]
+            reason = (contender.skip_reason(case, device)
+                      or predicted_breakdown(contender, case, device) or contender.untimed_reason())
+            if reason:
+                skipped[ident] = reason
+                continue
+            self.items[ident] = (case, contender, mode, device)
+            listed.append(ident)
         return {"ok": True, "benchmarks": listed, "skipped": skipped, "torch": torch.__version__,
                 "threads": torch.get_num_threads(), "cores": os.cpu_count() or 1,
                 "machine_info": _machine_info(torch), "commit_info": _commit_info(),

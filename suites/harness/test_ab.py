@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis import ab_verdicts, tables
+from harness.analysis import ab_verdicts, paired, tables
 from harness.analysis.load import load, validate
 from harness.analysis.paired import PairedSettings
 from harness.benchmark import ab, counts
@@ -271,6 +271,26 @@ def test_no_benchmark_in_common_is_exit_2_with_one_line(tmp_path, monkeypatch, c
     assert len(err.strip().splitlines()) == 1, err
 
 
+def test_a_selection_of_nothing_is_one_line_before_any_worker_starts(tmp_path, monkeypatch, capsys):
+    """Seen: a -k matching nothing ran 21 s of workers, then printed an empty table."""
+    def no_workers(*args, **kwargs):
+        raise AssertionError("a worker was started")
+
+    monkeypatch.setattr(ab, "workers", no_workers)
+    monkeypatch.setattr(counts, "count_both", no_workers)
+    # landmarks only: drawing the generated cases is most of this test's time, and beside the point
+    code = main(["ab", str(tmp_path), str(tmp_path), "--instructions", "--out", str(tmp_path / "out"),
+                 "--cases", "landmarks", "--", "-k", "n256-c1000 and no_such_contender"])
+    err = capsys.readouterr().err
+    assert code == 2 and "selects none of the" in err and "CASE-CONTENDER-MODE" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    # a --contender counts by its NAME, unimported (its module may be on a side's path only)
+    ab.check_selection({"select": "n256-c1000 and mine", "cases": "landmarks",
+                        "contender": ["mine=not_importable_here:ce"]})
+    with pytest.raises(ab.AbError, match="not a pytest -k expression"):
+        ab.check_selection({"select": "eager and (", "cases": "landmarks"})
+
+
 def test_pair_maps_each_old_benchmark_to_the_new_contender_on_the_same_case_and_mode():
     names = ["c1-old-fwd", "c1-old-fwd_bwd", "c1-new-fwd", "c2-old-fwd", "c1-eager-fwd"]
     assert ab.paired_names(names, ("old", "new")) == {"c1-old-fwd": "c1-new-fwd"}
@@ -325,10 +345,26 @@ def test_instructions_agreeing_with_wall_time_say_so():
 def test_instructions_decide_where_wall_time_could_not():
     run = _fake_run({"ext": 1.10}, pairs=6)  # too few pairs for the signed-rank test
     rows = ab_verdicts.judge_run(run, S)
-    assert rows[0]["verdict"] == "undecided"
+    assert rows[0]["verdict"] == "too few" and rows[0]["note"] == "wall time: too few pairs (6 of 8 needed)"
     counted = {"BASE": {rows[0]["benchmark"]: [1e6] * 3}, "HEAD": {rows[0]["benchmark"]: [1.12e6] * 3}}
     (row,) = ab_verdicts.with_instructions(rows, counted, S)
     assert (row["verdict"], row["by"]) == ("slower", "instructions")
+
+
+def test_counts_judge_a_benchmark_whose_every_pair_was_contaminated_and_the_gate_follows_them():
+    """Seen: `slower instr 1.288×`, then "no pairs left to judge", exit 2: the count's
+    verdict was thrown away because the gate read only wall time's ratio."""
+    run = _fake_run({"ext": 1.0})
+    (item,) = run.results.values()
+    item.blocks["HEAD"] = [_block(1e-3, preempted=True) for _ in item.blocks["HEAD"]]
+    rows = ab_verdicts.judge_run(run, S)
+    counted = {"BASE": {item.ident: [1e6] * 3}, "HEAD": {item.ident: [1.2e6] * 3}}
+    (row,) = ab_verdicts.with_instructions(rows, counted, S)
+    assert (row["verdict"], row["by"], row["ratio"]) == ("slower", "instructions", None)
+    assert row["note"] == "wall time: every pair contaminated (30 dropped)"
+    assert ab_verdicts.judgeable([row])
+    assert ab_verdicts.failing([row], 1.1) == [row] and ab_verdicts.failing([row], 1.3) == []
+    assert "wall time: every pair contaminated" in tables.ab_table(ab_verdicts.document(run, [row], S))
 
 
 def test_a_wall_time_change_without_more_instructions_is_kept_and_explained():
@@ -445,6 +481,70 @@ def test_a_check_failing_only_in_a_later_session_fails_the_benchmark(monkeypatch
     run = _run_with(monkeypatch, base, head, sessions=2)
     assert run.results["c-ext-fwd"].failed == {"HEAD": "boom"}
     assert ab_verdicts.judge_run(run, S)[0]["verdict"] == "broken"
+
+
+class BusyWorker(FakeWorker):
+    """A FakeWorker whose blocks are preempted (contaminated) while ``busy(n)`` holds for
+    the n-th block it times."""
+
+    def __init__(self, benchmarks, median, busy=lambda n: True):
+        super().__init__(benchmarks, median, seed=1)  # not BASE's noise: tied ratios test another way
+        self.busy, self.timed = busy, 0
+
+    def call(self, **msg):
+        reply = super().call(**msg)
+        if msg["op"] == "block":
+            self.timed += 1
+            if self.busy(self.timed):
+                reply["cpu"] = [w * 0.5 for w in reply["wall"]]
+        return reply
+
+
+@pytest.mark.parametrize(("busy", "verdict", "clean"), [
+    (lambda n: n <= 11, "slower", 8),   # 10 contaminated pairs, then clean ones: topped up to 8
+    (lambda n: n % 5, "too few", 4),    # 1 pair in 5 clean: 20 pairs leave 4 of the 8 needed
+])
+def test_pairs_are_added_up_to_the_fewest_the_test_needs_before_judging(monkeypatch, busy, verdict, clean):
+    base, head = FakeWorker(["c-ext-fwd"], 1e-3), BusyWorker(["c-ext-fwd"], 1.2e-3, busy)
+    _fake_workers(monkeypatch, base, head)
+    sides = {s: ab.Side(s, s, Path("/tmp"), "python") for s in ab.SIDES}
+    needed = paired.fewest_pairs(S.alpha)
+    run = ab.run_ab(sides, {}, ab.Timing(seconds=5.0, min_pairs=10, max_pairs=10), Path("/tmp"), 1,
+                    Path("/tmp"), say=lambda _: None, sessions=1, needed=needed)
+    kept, dropped = run.results["c-ext-fwd"].pairs(run.threads, run.cores)
+    assert len(kept) == clean and len(kept) + dropped <= 20
+    (row,) = ab_verdicts.judge_run(run, S)
+    assert row["verdict"] == verdict
+    if verdict == "too few":
+        assert f"too few pairs ({clean} of {needed} needed; 16 dropped" in row["note"]
+
+
+@pytest.mark.parametrize(("instructions", "head_count", "code"), [
+    (True, 1.2e6, 1),    # slower by the counts, 1.2x >= --fail-ratio 1.1: the gate fails
+    (True, 1.0e6, 0),    # the same by the counts (an A/A beside busy loops): passes
+    (False, None, 2),    # no counts: nothing could be judged, one line saying how to get a verdict
+])
+def test_with_every_pair_contaminated_the_exit_code_follows_the_counts(tmp_path, monkeypatch, capsys,
+                                                                       instructions, head_count, code):
+    _fake_workers(monkeypatch, BusyWorker(["c-ext-fwd"], 1e-3), BusyWorker(["c-ext-fwd"], 1e-3))
+    monkeypatch.setattr(counts, "unavailable", lambda: None)
+    monkeypatch.setattr(counts, "count_both", lambda sides, idents, *a, **k: {
+        "BASE": {"c-ext-fwd": [1e6] * 3}, "HEAD": {"c-ext-fwd": [head_count] * 3}})
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path)  # the user's own directory: results go under it
+    got = main(["ab", "b", "b", "--seconds", "0.001", "--sessions", "1", "--fail-ratio", "1.1",
+                *(["--instructions"] if instructions else [])])
+    out = capsys.readouterr()
+    assert got == code, out.out + out.err
+    (written,) = (tmp_path / "results" / "ab").glob("*/ab.json")
+    (row,) = json.loads(written.read_text())["rows"]
+    assert row["note"].startswith("wall time: every pair contaminated")
+    assert "nan" not in out.out
+    if code == 2:
+        assert len(out.err.strip().splitlines()) == 1 and "--instructions" in out.err, out.err
+        assert "quieter machine" in out.err and "--until-decided" in out.err
+    else:
+        assert row["by"] == "instructions"
 
 
 def test_no_benchmark_in_common_starts_no_further_session(monkeypatch):

@@ -47,6 +47,31 @@ def test_eight_pairs_are_the_fewest_that_reach_one_percent():
     assert paired.signed_rank(np.linspace(0.1, 0.8, 8)).p == pytest.approx(paired.smallest_p(8))
 
 
+@pytest.mark.parametrize("alpha", [0.05, 0.01, 0.001, 1e-4])
+def test_the_fewest_pairs_are_those_whose_least_exact_p_reaches_alpha(alpha):
+    def least(n: int) -> float:  # scipy's exact p of n pairs all of one sign
+        return scipy_stats.wilcoxon(np.arange(1, n + 1) / 10, method="exact").pvalue
+
+    m = paired.fewest_pairs(alpha)
+    assert least(m) <= alpha < least(m - 1)
+
+
+def test_no_verdict_on_fewer_pairs_than_the_test_needs():
+    """3 pairs once read `undecided 1.37× (1.36–1.39), p 0.25`, and 3 steady pairs near 1
+    read `same`: below `fewest_pairs` no outcome is significant, so neither is said."""
+    m = paired.fewest_pairs(S.alpha)
+    slow = np.log(1.37) + np.linspace(0, 0.01, m)
+    steady = np.linspace(-0.001, 0.001, 3)
+    judged = {j.name: j for j in paired.judge_all({"few": (slow[:-1], 2), "steady": (steady, 0),
+                                                   "enough": (slow, 0)}, S)}
+    for name in ("few", "steady"):
+        j = judged[name]
+        assert j.verdict == "too few" and math.isnan(j.p_adjusted) and math.isnan(j.low), j
+    assert judged["enough"].verdict == "slower"
+    # an untestable benchmark adds no test to the adjustment: `enough` is adjusted alone
+    assert judged["enough"].p_adjusted == pytest.approx(judged["enough"].p)
+
+
 def test_benjamini_hochberg_matches_scipy_and_keeps_nan():
     p = np.array([0.001, 0.04, 0.03, 0.2, np.nan, 0.0005, 0.9])
     ours = paired.benjamini_hochberg(p)
