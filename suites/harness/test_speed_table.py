@@ -89,7 +89,8 @@ def test_tiny_table_rows_have_their_fields(tmp_path, monkeypatch):
         assert math.isclose(row["speedup"]["eager"] * row["median_s"],
                             next(r["median_s"] for r in data["rows"] if r["case"] == row["case"]
                                  and r["mode"] == row["mode"] and r["contender"] == "eager")), where
-        assert row["peak_extra_bytes"] is None, where  # CPU: no allocator statistics
+        # CPU too: the allocations torch's CPU allocator reports to its profiler (timing)
+        assert isinstance(row["peak_extra_bytes"], int) and row["peak_extra_bytes"] >= 0, where
         assert (row["compile_s"] is not None) == (row["contender"] == "compiled"
                                                   and row["mode"] == "fwd_bwd"), where
 
