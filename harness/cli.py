@@ -211,8 +211,7 @@ def _pair(text: str) -> tuple[str, str]:
 
 def _ab_out(args: argparse.Namespace) -> Path:
     """``--out``, or results/ab/<time>-<machine>-<pid>/ under the working directory: the
-    user's own repository, not this harness's checkout (`default_output` keeps `bench`'s
-    runs in the checkout, where its pytest runs)."""
+    user's own repository, not this harness's checkout (as `bench`'s `default_output`)."""
     if args.out:
         return Path(args.out)
     return Path.cwd() / "results" / "ab" / default_output().stem

@@ -39,11 +39,12 @@ def work_dir() -> Path:
 
 
 def default_output() -> Path:
-    """results/runs/<UTC time>-<machine>-<process id>.json: two runs started in the same
-    second on one machine get two files."""
+    """results/runs/<UTC time>-<machine>-<process id>.json under the working directory (the
+    user's own project; the checkout when run from it, as `make bench` does): two runs
+    started in the same second on one machine get two files."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     machine = re.sub(r"[^A-Za-z0-9_.-]+", "_", platform.node() or "machine")
-    return work_dir() / "results" / "runs" / f"{stamp}-{machine}-{os.getpid()}.json"
+    return Path.cwd() / "results" / "runs" / f"{stamp}-{machine}-{os.getpid()}.json"
 
 
 def pytest_command(json_path: Path, flags: Sequence[str] = ()) -> list[str]:

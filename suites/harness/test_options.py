@@ -166,6 +166,15 @@ def test_bench_children_can_import_from_the_callers_directory(monkeypatch, tmp_p
     assert runner._child_env()["PYTHONPATH"].split(os.pathsep)[:2] == [str(tmp_path), "/elsewhere"]
 
 
+def test_a_run_is_saved_under_the_working_directory(tmp_path, monkeypatch):
+    """A user's bench run goes to their own project's results/runs/, not the checkout of
+    the harness that timed it (as ab's results do)."""
+    from harness.benchmark import runner
+
+    monkeypatch.chdir(tmp_path)
+    assert runner.default_output().parent == tmp_path / "results" / "runs"
+
+
 def test_run_files_of_two_processes_never_collide_and_temporaries_are_not_runs(tmp_path):
     from harness.analysis.load import expand_paths
     from harness.benchmark import runner
