@@ -73,6 +73,7 @@ from harness.problem.expectations import tolerance  # noqa: E402
 from harness.problem.families import FAMILIES  # noqa: E402
 from harness.problem.layout import class_rows  # noqa: E402
 from harness.problem.oracle import log_softmax, softplus  # noqa: E402
+from harness.problem.weights import inverse_freq  # noqa: E402
 
 F64 = torch.float64
 IGNORE_INDEX = -100
@@ -184,19 +185,9 @@ def class_counts_on_device(target: torch.Tensor, n_classes: int) -> torch.Tensor
     return torch.stack([(target == k).sum() for k in range(n_classes)]).to(F64)
 
 
-def inverse_freq_on_device(counts: torch.Tensor) -> torch.Tensor:
-    """`harness.problem.weights.inverse_freq` without a host sync: [f1, f0] for two
-    classes, (1 - f_c)/(K - 1) for more, ones when at most one class is present.
-    Test: test_per_call_weights_match_harness."""
-    k = counts.numel()
-    freq = counts / counts.sum().clamp(min=1)
-    w = freq.flip(0) if k == 2 else (1 - freq) / (k - 1)
-    return torch.where((counts > 0).sum() <= 1, torch.ones_like(w), w)
-
-
 def per_call_class_weights(target: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
     """The batch's inverse-frequency class weights in the logits' dtype, from its targets."""
-    return inverse_freq_on_device(class_counts_on_device(target, n_classes)).to(dtype)
+    return inverse_freq(class_counts_on_device(target, n_classes)).to(dtype)
 
 
 def per_call_pos_weight(target: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,7 +197,7 @@ def per_call_pos_weight(target: torch.Tensor, dtype: torch.dtype) -> tuple[torch
     without positives gets uniform weights."""
     n_pos = (target > 0.5).sum()
     counts = torch.stack([target.numel() - n_pos, n_pos]).to(F64)
-    w = inverse_freq_on_device(counts)
+    w = inverse_freq(counts)
     return w[:1].to(dtype), (w[1:] / w[:1]).to(dtype)
 
 
@@ -622,9 +613,9 @@ def bind_fused_binary(case: TableCase, t: CaseTensors, device: str) -> Bound:
     if not case.binary:
         raise Skip("fused_triton_binary is the binary kernel")
     if case.weights == "per_call":
-        from harness.kernels.bce import inverse_freq
+        from harness.kernels.bce import inverse_freq as fused_inverse_freq
 
-        return _leaf_bound(t, lambda x: inverse_freq(x, t.target, normalize="numel"))
+        return _leaf_bound(t, lambda x: fused_inverse_freq(x, t.target, normalize="numel"))
     from harness.contenders.fused import fused_triton_binary
 
     return _leaf_bound(t, lambda x: fused_triton_binary(x, t.target, weight=t.weight,

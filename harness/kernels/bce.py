@@ -215,10 +215,9 @@ def count_positives(target: torch.Tensor) -> torch.Tensor:
 def inverse_freq_weights(n_pos: torch.Tensor, numel: int) -> torch.Tensor:
     """`harness.problem.weights.inverse_freq` for K = 2 from a device-side positive count: [f1, f0],
     or [1, 1] when fewer than two classes are present. float64, on n_pos's device."""
-    n = torch.stack([numel - n_pos, n_pos]).to(torch.float64)
-    freq = n / max(numel, 1)
-    both = (n > 0).all()
-    return torch.where(both, freq.flip(0), torch.ones_like(freq))
+    from harness.problem.weights import inverse_freq  # the one rule, written once
+
+    return inverse_freq(torch.stack([numel - n_pos, n_pos]).to(torch.float64))
 
 
 def inverse_freq(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean",

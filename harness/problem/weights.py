@@ -64,14 +64,13 @@ def inverse_freq(counts: torch.Tensor) -> torch.Tensor:
     present class makes every weight cancel in the weighted mean, and the seed's formula
     would give that class weight 0 and a NaN loss.
     """
+    # Without a host sync (no int() or if on a tensor), so that the same function serves a
+    # loss that computes its weights on the device in every call (the headline's per-call
+    # weights, the fused BCE kernel's): float64 counts give float64 weights on their device.
     k = counts.numel()
-    total = counts.sum()
-    if int((counts > 0).sum()) <= 1:
-        return torch.ones(k, dtype=torch.float64)
-    freq = counts / total
-    if k == 2:
-        return freq.flip(0)
-    return (1 - freq) / (k - 1)
+    freq = counts / counts.sum().clamp(min=1)
+    w = freq.flip(0) if k == 2 else (1 - freq) / (k - 1)
+    return torch.where((counts > 0).sum() <= 1, torch.ones_like(w), w)
 
 
 def balanced(counts: torch.Tensor) -> torch.Tensor:
