@@ -122,6 +122,17 @@ def add_device_option(add: Add) -> None:
         help="where contenders run (auto: cuda when available)")
 
 
+def add_pytest_options(add: Add) -> None:
+    """The options only the pytest plugin has: what it writes beside the run."""
+    add("--defects", action="store_true",
+        help="after the run, list every distinct defect of each contender whose "
+             "equivalence test failed, each with its minimal case (as `python -m "
+             "harness check` does)")
+    add("--accuracy-out", default=None, metavar="DIR",
+        help="record the largest errors against the oracle per contender, dtype "
+             "and logit-scale band into DIR/accuracy-<process>.json")
+
+
 def add_run_options(add: Add) -> None:
     add("--run-id", default=None, metavar="ID",
         help="id shared by the shard files of one run, so that reports merge them "

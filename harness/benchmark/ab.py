@@ -399,12 +399,12 @@ class AbRun:
 def check_selection(selection: dict) -> None:
     """Refuse a ``-k`` (or ``--only``) that keeps no benchmark, before any worker starts
     (seen: 21 s of workers, then an empty table and "σ nan"). Counted by the workers' own
-    rule (`harness.benchmark.worker.selected`) over this harness's cases and contender
+    rule (`harness.benchmark.selection.benchmarks`) over this harness's cases and contender
     names; a ``--contender`` spec counts by its NAME, unimported, since its module may be
     importable only from a side's directory."""
     from harness import contenders as registry
     from harness.benchmark.case_sets import MODES, bench_cases
-    from harness.benchmark.worker import selected
+    from harness.benchmark.selection import benchmarks
     from harness.problem.families import FAMILIES
 
     select, only = selection.get("select"), set(selection.get("only") or [])
@@ -417,17 +417,17 @@ def check_selection(selection: dict) -> None:
     size, which = selection.get("size", "small"), selection.get("cases", "all")
     cases = bench_cases(size, selection.get("device", "cpu"), which)
     try:
-        kept = selected(cases, names, MODES, only, select)
+        kept = benchmarks(cases, names, MODES, only, select)
     except SyntaxError as exc:  # what pytest's expression parser raises
         raise AbError(f"-k {select!r} is not a pytest -k expression ({exc.msg}): write e.g. "
                       "-k \"n256-c1000 and eager\"") from None
     if kept:
         return
-    every = selected(cases, names, MODES)
+    every = benchmarks(cases, names, MODES)
     what = [f"-k {select!r}"] if select else []
     if only:
         what.append(f"--only {','.join(sorted(only))}")
-    example = every[0][3] if every else "CASE-CONTENDER-MODE"
+    example = every[0].id if every else "CASE-CONTENDER-MODE"
     raise AbError(f"{' and '.join(what)} selects none of the {len(every)} benchmarks of --size {size} "
                   f"--cases {which} (ids read CASE-CONTENDER-MODE, e.g. {example}; `python -m harness "
                   "list` names the contenders): widen the selection")

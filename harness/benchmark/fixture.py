@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from harness.benchmark import passes, stability, timing
+from harness.benchmark import passes, selection, stability, timing
 from harness.benchmark.gpu_state import exposure_reason, gpu_state
 from harness.benchmark.record import BenchRecord, unknown_keys
 from harness.benchmark.step import (
@@ -25,7 +25,6 @@ from harness.benchmark.step import (
     expectation,
     inputs_for,
     make_step,
-    predicted_breakdown,
     replicated,
 )
 from harness.benchmark.timing import RoundProbe, peak_extra_memory
@@ -69,12 +68,8 @@ def run(benchmark, bench_item, device: str, peak_gbps: float, bench_options: dic
     then time the replicated rounds and record how (`BenchRecord`)."""
     case, contender, mode = bench_item
     benchmark.group = f"{case.id} {mode}"
-    if reason := contender.skip_reason(case, device):
+    if reason := selection.skip_reason(contender, case, device):
         pytest.skip(reason)
-    if reason := predicted_breakdown(contender, case, device):
-        pytest.skip(reason)
-    if reason := contender.untimed_reason():
-        pytest.skip(f"{contender.name}: {reason}")
     index, log = bench_pass
     if index and (reason := log.later_skip_reason(nodeid)):
         pytest.skip(reason)

@@ -24,6 +24,7 @@ import resource
 import sys
 import time
 import traceback
+from pathlib import Path
 
 
 def _runnable() -> int:
@@ -52,35 +53,18 @@ def _commit_info() -> dict:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def _matcher(ident: str):
-    """pytest's ``-k`` rule: a name matches when it is a substring of the test's names
-    (the test id and its module), case-insensitively."""
-    text = f"test_bench[{ident}] test_bench.py".lower()
+def _selection():
+    """`harness.benchmark.selection` of the controller's checkout, loaded from beside this
+    file: the ``harness`` on ``sys.path`` is the side's, which may predate that module."""
+    import importlib.util
 
-    def match(name: str, /, **kwargs) -> bool:
-        return name.lower() in text
-    return match
-
-
-def selected(cases, names: dict[str, list[str]], modes, only=(), select: str | None = None) -> list[tuple]:
-    """(case, contender name, mode, benchmark id) for every benchmark of ``cases`` ×
-    ``names`` (contender names per family) × ``modes`` that ``only`` and ``select`` (a
-    pytest ``-k`` expression) keep, named as the benchmark suite names them. The rule of
-    `Worker.list`, and what the controller counts before it starts any worker
-    (`harness.benchmark.ab.check_selection`)."""
-    from _pytest.mark.expression import Expression
-
-    expr = Expression.compile(select) if select else None
-    out = []
-    for case in cases:
-        for name in names.get(case.family, []):
-            if only and name not in only:
-                continue
-            for mode in modes:
-                ident = f"{case.id}-{name}-{mode}"
-                if expr is None or expr.evaluate(_matcher(ident)):
-                    out.append((case, name, mode, ident))
-    return out
+    name = "_xentbench_selection"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("selection.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def _copier(case, device: str):
@@ -113,7 +97,6 @@ class Worker:
 
         from harness import contenders as registry
         from harness.benchmark.case_sets import MODES, bench_cases
-        from harness.benchmark.step import predicted_breakdown
         from harness.problem.families import FAMILIES
 
         torch.set_num_threads(int(msg.get("threads") or torch.get_num_threads()))
@@ -124,15 +107,13 @@ class Worker:
             os.sched_setaffinity(0, {int(msg["cpu"])})
         device = msg.get("device", "cpu")
         specs = {"multiclass": msg.get("contender") or [], "binary": msg.get("binary_contender") or []}
-        by_family = {f: {c.name: c for c in registry.resolve(f, specs.get(f, []))} for f in FAMILIES}
+        by_family = {f: registry.resolve(f, specs.get(f, [])) for f in FAMILIES}
         cases = bench_cases(msg.get("size", "small"), device, msg.get("cases", "all"))
+        selection = _selection()
         listed, skipped = [], {}
-        for case, name, mode, ident in selected(cases, {f: list(c) for f, c in by_family.items()}, MODES,
-                                                set(msg.get("only") or []), msg.get("select")):
-            contender = by_family[case.family][name]
-            reason = (contender.skip_reason(case, device)
-                      or predicted_breakdown(contender, case, device) or contender.untimed_reason())
-            if reason:
+        for case, contender, mode, ident in selection.benchmarks(
+                cases, by_family, MODES, msg.get("only") or [], msg.get("select")):
+            if reason := selection.skip_reason(contender, case, device):
                 skipped[ident] = reason
                 continue
             self.items[ident] = (case, contender, mode, device)

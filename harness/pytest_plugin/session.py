@@ -5,8 +5,10 @@ kept in module globals."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import platform
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,11 +18,18 @@ from typing import Any
 import pytest
 import torch
 
+from harness import contenders as registry
+from harness import options
 from harness.analysis.accuracy import AccuracyLog
 from harness.atomic import atomic_write_text
+from harness.benchmark import case_sets, passes
 from harness.benchmark.passes import PassLog
 from harness.benchmark.record import machine_info_stamp
+from harness.contenders import ContenderError
+from harness.equivalence.runner import CALL_TIMEOUT_S
+from harness.problem.case import CaseError
 from harness.problem.coverage import Reach
+from harness.problem.families import FAMILIES
 
 CASES_CHECKED = "xentbench_cases_checked"  # user property: generated cases one test checked
 REACH = "xentbench_reach"  # user property: a property test's `coverage.Reach`, as a dict
@@ -47,6 +56,7 @@ class XentSession:
     deadline: float | None = None                # --bench-deadline: time.monotonic() to stop at
     device: str = "cpu"                          # where this session's contenders run
     seed: int | None = None                      # --hypothesis-seed: the suites' draw
+    contenders: dict[str, list] = field(default_factory=dict)  # per family, as `contenders_of` resolved
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -156,3 +166,100 @@ SESSION = pytest.StashKey[XentSession]()
 
 def session_of(config: pytest.Config) -> XentSession:
     return config.stash[SESSION]
+
+
+def build(config: pytest.Config) -> XentSession:
+    """The run's session, made once in ``pytest_configure`` from the options: the device
+    resolved, the passes wanted, the accuracy log, the deadline."""
+    device = resolve_device(config.getoption("device"))
+    wanted = config.getoption("bench_passes") or passes.default_passes(device)
+    accuracy = (AccuracyLog(device=device, torch=torch.__version__)
+                if config.getoption("accuracy_out") else None)
+    seconds = config.getoption("bench_deadline")
+    return XentSession(accuracy=accuracy, device=device,
+                       passes=PassLog(passes=wanted if timing(config) else 1),
+                       call_timeout=config.getoption("call_timeout") or CALL_TIMEOUT_S,
+                       seed=seed(config),
+                       started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                       deadline=time.monotonic() + seconds if seconds else None)
+
+
+def timing(config: pytest.Config) -> bool:
+    """Whether this run times anything (not a smoke run, a skip of benchmarks, a collection)."""
+    return not (config.getoption("benchmark_disable", False)
+                or config.getoption("benchmark_skip", False) or config.option.collectonly)
+
+
+def resolve_device(choice: str) -> str:
+    try:
+        return options.resolve_device(choice)
+    except options.DeviceError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def seed(config: pytest.Config) -> int | None:
+    """``--hypothesis-seed`` as an int (Hypothesis takes any text: hashed to one)."""
+    given = config.getoption("hypothesis_seed", None)
+    if given is None:
+        return None
+    return int(given) if str(given).isdigit() else int.from_bytes(str(given).encode()[:8], "little")
+
+
+def contenders_of(config: pytest.Config, family: str) -> list[registry.Contender]:
+    """The family's contenders, resolved once per session: at its start in xentbench's runs
+    (a bad spec is a usage error up front), in a foreign run only if one of xentbench's
+    tests asks (the registry's entry points are none of its business)."""
+    known = session_of(config).contenders
+    if family not in known:
+        known[family] = resolve_contenders(config, family)
+    return known[family]
+
+
+def resolve_contenders(config: pytest.Config, family: str) -> list[registry.Contender]:
+    """The family's contenders as the options name them, narrowed by ``--only`` (exact names)."""
+    try:
+        found = registry.resolve(family, config.getoption(FAMILIES[family].option_dest))
+    except ContenderError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return options.keep_only(found, config.getoption("only"))
+
+
+def check_only(config: pytest.Config) -> None:
+    """``--only`` names that no family has are a usage error listing the known names."""
+    known = [c.name for f in FAMILIES
+             for c in registry.resolve(f, config.getoption(FAMILIES[f].option_dest))]
+    try:
+        options.check_only(config.getoption("only"), known)
+    except options.UnknownContender as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def check_cases(config: pytest.Config) -> None:
+    """A ``--bench-cases`` set name or case id that cannot be read is a usage error (one
+    line naming it), not a collection error of the benchmark suite."""
+    try:
+        case_sets.selected(config.getoption("bench_cases"), flag="--bench-cases")
+    except CaseError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def add_machine_info(machine_info: dict) -> None:
+    """What pytest-benchmark's JSON says of the machine, plus torch's and the GPU's."""
+    machine_info["torch"] = torch.__version__
+    machine_info["python_implementation"] = platform.python_implementation()
+    machine_info["cpu_count"] = os.cpu_count()
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        machine_info["gpu_name"] = props.name
+        machine_info["gpu_memory_bytes"] = props.total_memory
+        machine_info["gpu_count"] = torch.cuda.device_count()
+        machine_info["cuda"] = torch.version.cuda
+        machine_info["driver"] = _nvidia_driver()
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        with open("/proc/driver/nvidia/version") as f:
+            return f.readline().strip()
+    except OSError:
+        return None

@@ -6,6 +6,10 @@ the plugin module; nothing here is a hook."""
 
 from __future__ import annotations
 
+import contextlib
+
+import pytest
+
 from harness.analysis import tables
 from harness.equivalence.runner import repro_command
 from harness.equivalence.verdicts import check_contenders, defects_of
@@ -109,3 +113,16 @@ def cases(terminalreporter, xent: XentSession) -> None:
         terminalreporter.write_line(
             f"{name}: {compiles} compiles ({recompiles} recompiles), {runs} compiled calls, "
             f"in {processes} process(es) (a fallback to eager fails its test)")
+
+
+def say(config: pytest.Config, text: str) -> None:
+    """One line of what the run is doing now (a phase that would otherwise be silent)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        # after -q's progress dots: a line of its own (ensure_newline only knows file names)
+        if getattr(getattr(reporter, "_tw", None), "width_of_current_line", 0):
+            reporter.write("\n")
+        reporter.write_line(f"xentbench: {text}")

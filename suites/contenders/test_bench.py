@@ -7,7 +7,7 @@ Run ``pytest suites/ --benchmark-only`` (``--bench-size full`` on a GPU); with
 from __future__ import annotations
 
 from harness.benchmark import fixture
-from harness.pytest_plugin import say
+from harness.pytest_plugin.summary import say
 
 
 def test_bench(benchmark, bench_item, device, peak_gbps, bench_options, bench_threads, timer_fidelity,

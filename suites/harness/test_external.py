@@ -150,16 +150,16 @@ def test_only_selects_contenders_by_exact_name_and_a_typo_lists_the_names() -> N
     the contenders the plugin parametrizes the suites with (a child pytest's collection
     cost 7 s; the pytest exit code of a usage error at configure is
     test_bad_contender_spec_is_a_usage_error's)."""
-    from harness import pytest_plugin
+    from harness.pytest_plugin import session
 
     only = _config(only=["eager"])
-    assert [c.name for c in pytest_plugin._contenders(only, "multiclass")] == ["eager"]
-    assert pytest_plugin._contenders(only, "binary") == []
-    everyone = [c.name for c in pytest_plugin._contenders(_config(), "multiclass")]
+    assert [c.name for c in session.resolve_contenders(only, "multiclass")] == ["eager"]
+    assert session.resolve_contenders(only, "binary") == []
+    everyone = [c.name for c in session.resolve_contenders(_config(), "multiclass")]
     assert "eager" in everyone and "compiled_eager" in everyone, everyone
 
     with pytest.raises(pytest.UsageError, match="--only eagre: no such contender; known:") as typo:
-        pytest_plugin._check_only(_config(only=["eagre"]))
+        session.check_only(_config(only=["eagre"]))
     assert "compiled_eager" in str(typo.value)
 
 
@@ -169,7 +169,7 @@ def test_ci_profile_is_the_default_and_draws_enough_cases(monkeypatch: pytest.Mo
     from hypothesis import settings
 
     from harness.problem import strategies
-    from harness.pytest_plugin import own_profile
+    from harness.pytest_plugin.profiles import own_profile
 
     strategies.register_profiles()
     assert strategies.DEFAULT_PROFILE == "ci"
@@ -234,7 +234,7 @@ def test_a_module_that_fails_to_import_is_one_line_with_its_file_and_line(
         pytestconfig: pytest.Config) -> None:
     """The user's mistake, exit 2 (not a traceback and exit 1, a wrong loss's code); the
     same line from the plugin, as pytest's usage error."""
-    from harness import pytest_plugin
+    from harness.pytest_plugin import session
 
     (tmp_path / f"{module}.py").write_text(BROKEN[module][0])
     monkeypatch.chdir(tmp_path)  # as a user runs it: the module in the working directory
@@ -243,7 +243,7 @@ def test_a_module_that_fails_to_import_is_one_line_with_its_file_and_line(
     assert capsys.readouterr().err == f"error: contender mine: {BROKEN[module][1]}\n"
     monkeypatch.setattr(pytestconfig.option, "contender", [f"mine={module}:fn"])
     with pytest.raises(pytest.UsageError) as usage:
-        pytest_plugin._contenders(pytestconfig, "multiclass")
+        session.resolve_contenders(pytestconfig, "multiclass")
     assert str(usage.value) == f"contender mine: {BROKEN[module][1]}"
 
 
@@ -308,9 +308,9 @@ def test_installed_package_registers_contenders_by_entry_point(
     assert re.search(r"^viaep\s+multiclass\s", listed, re.M), listed
     assert re.search(r"^viaep_bin\s+binary\s", listed, re.M), listed
     # the suites: the contenders the plugin parametrizes them with (in process, as `list`)
-    from harness import pytest_plugin
+    from harness.pytest_plugin import session
 
-    suites = {family: [c.name for c in pytest_plugin._contenders(_config(), family)]
+    suites = {family: [c.name for c in session.resolve_contenders(_config(), family)]
               for family in ("multiclass", "binary")}
     assert "viaep" in suites["multiclass"] and "viaep_bin" in suites["binary"], suites
 

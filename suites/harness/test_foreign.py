@@ -1,8 +1,9 @@
 """Installing xentbench does not change another project's test run (issue 21): a foreign
-project made in a temporary folder, with a plain pytest-benchmark test and a Hypothesis
-test, runs the same with xentbench's plugin loaded (its ``pytest11`` entry point, as in
-any environment where xentbench is installed) as with ``-p no:harness.pytest_plugin``:
-one process, its own Hypothesis profile, its own JSON, no Triton interpreter."""
+project made in a temporary folder, with a plain pytest-benchmark test, a Hypothesis test
+and a test of its own ``contender`` fixture, runs the same with xentbench's plugin loaded
+(its ``pytest11`` entry point, as in any environment where xentbench is installed) as with
+``-p no:harness.pytest_plugin``: one process, its own Hypothesis profile, its own JSON, no
+Triton interpreter, its fixtures its own."""
 
 from __future__ import annotations
 
@@ -22,9 +23,17 @@ ROOT = Path(__file__).resolve().parents[2]
 FOREIGN_TEST = '''
 import json, os, sys
 from pathlib import Path
+import pytest
 from hypothesis import given, settings, strategies as st
 
 OUT = Path(__file__).with_name("seen.json")
+
+@pytest.fixture
+def contender():  # a name xentbench parametrizes its own suites by: this one stays theirs
+    return "theirs"
+
+def test_their_contender(contender):
+    assert contender == "theirs"
 
 def test_sum(benchmark):
     benchmark.pedantic(sum, args=(range(1000),), rounds=7, iterations=1)
@@ -74,6 +83,7 @@ def test_a_foreign_project_runs_as_if_xentbench_were_not_installed(tmp_path):
     with_plugin, doc, seen = _run(project)
     _, doc_without, seen_without = _run(project, "-p", "no:harness.pytest_plugin")
     assert "xentbench" not in with_plugin.stdout
+    assert "3 passed" in with_plugin.stdout, with_plugin.stdout[-2000:]  # test_their_contender once
     assert seen == {**seen_without, "pid": seen["pid"]}
     # Hypothesis's own profile: 'default', or its built-in 'ci' under CI=true (which
     # xentbench's 'ci' replaced, with 200 examples, until the profiles were registered

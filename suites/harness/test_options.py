@@ -312,16 +312,16 @@ def test_a_bad_case_id_is_one_line_and_exit_2_before_anything_runs(argv, says, m
 
 
 def test_pytest_refuses_a_bad_bench_case_as_a_usage_error(pytestconfig, monkeypatch):
-    from harness import pytest_plugin
+    from harness.pytest_plugin import session
 
     monkeypatch.setattr(pytestconfig.option, "bench_cases", f"landmarks,{USER_CASE}")
-    pytest_plugin._check_cases(pytestconfig)
+    session.check_cases(pytestconfig)
     monkeypatch.setattr(pytestconfig.option, "bench_cases", "landmarks,n8-c2-p0.5-f32-maen")
     with pytest.raises(pytest.UsageError, match=r"^case id 'n8-c2-p0.5-f32-maen': cannot read token 'maen'"):
-        pytest_plugin._check_cases(pytestconfig)
+        session.check_cases(pytestconfig)
     monkeypatch.setattr(pytestconfig.option, "bench_cases", "generatd")
     with pytest.raises(pytest.UsageError, match=r"^--bench-cases 'generatd': not a case set .* 'generated'"):
-        pytest_plugin._check_cases(pytestconfig)
+        session.check_cases(pytestconfig)
 
 
 def test_bench_refuses_a_contender_module_that_cannot_import_before_pytest_starts(monkeypatch, tmp_path,
