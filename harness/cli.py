@@ -21,7 +21,7 @@ interpret_without_cuda()  # before the imports below: torch._dynamo imports Trit
 
 from harness import contenders as registry  # noqa: E402
 from harness import options  # noqa: E402
-from harness.analysis import ab_verdicts, tables  # noqa: E402
+from harness.analysis import ab_verdicts, tables, verdict  # noqa: E402
 from harness.analysis import compare as comparing  # noqa: E402
 from harness.analysis.load import ResultsError, load  # noqa: E402
 from harness.analysis.paired import PairedSettings, fewest_pairs  # noqa: E402
@@ -419,8 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-python", metavar="PY", default=None,
                    help="BASE's interpreter (e.g. a venv with other pinned versions; default this one)")
     p.add_argument("--head-python", metavar="PY", default=None, help="HEAD's interpreter")
-    p.add_argument("--threshold", type=parse_threshold, default=0.05,
-                   help="smallest change that counts, and the band of `same` (default 5%%)")
+    p.add_argument("--threshold", type=parse_threshold, default=verdict.DEFAULT_THRESHOLD,
+                   help="smallest change that counts, and the band of `same` (default "
+                        f"{verdict.DEFAULT_THRESHOLD * 100:.0f}%%, as compare)")
     p.add_argument("--alpha", type=_probability, default=0.01,
                    help="false-discovery rate over the benchmarks compared (default 0.01)")
     p.add_argument("--seconds", type=options.positive_seconds, default=ab.Timing.seconds, metavar="S",
@@ -469,8 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("base", help="BASE run: a pytest-benchmark JSON, or a directory of its shards")
     p.add_argument("new", help="NEW run: a pytest-benchmark JSON, or a directory of its shards")
-    p.add_argument("--threshold", type=parse_threshold, default=0.10,
-                   help="smallest normalised change that counts (default 10%%)")
+    p.add_argument("--threshold", type=parse_threshold, default=verdict.DEFAULT_THRESHOLD,
+                   help="smallest normalised change that counts, and the band of `same` "
+                        f"(default {verdict.DEFAULT_THRESHOLD * 100:.0f}%%, as ab)")
     p.add_argument("--alpha", type=_probability, default=comparing.ALPHA,
                    help="significance level (default 0.01)")
     p.add_argument("--fail-on-regression", action="store_true",
@@ -481,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="judge ratios even when torch, device, hardware or threads differ")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as markdown "
                    "(appended when FILE is $GITHUB_STEP_SUMMARY)")
-    p.add_argument("--all", action="store_true", help="list unchanged benchmarks too")
+    p.add_argument("--all", action="store_true", help="list `same` benchmarks too")
     p.set_defaults(func=cmd_compare)
     return parser
 

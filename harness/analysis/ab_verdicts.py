@@ -2,7 +2,8 @@
 sides have, judged on its pairs (`harness.analysis.paired`), the changes first; the
 verdict document written beside the two sides' JSON; and what fails the gate.
 
-Row verdicts: ``slower``, ``faster``, ``undecided``, ``same``, ``too few`` (fewer clean
+Row verdicts, the words ``compare`` says too (`harness.analysis.verdict`): ``slower``,
+``faster``, ``undecided``, ``same``, ``too few`` (fewer clean
 pairs than the test needs to reach alpha: `harness.analysis.paired`), ``unstable`` (every
 pair had a contaminated block: nothing left to judge), and ``broken`` (HEAD failed its
 check or raised where BASE passed: a correctness regression, never timed) or ``failed``
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import math
 
+from harness.analysis import verdict
 from harness.analysis.paired import PairedSettings, fewest_pairs, judge_all, pairs_needed
 from harness.benchmark.ab import SIDES, AbRun
 
 SCHEMA = 1
 ORDER = ("broken", "slower", "faster", "unstable", "too few", "undecided", "fixed", "failed", "same")
-VERDICTS = ("slower", "faster", "same", "undecided")  # a judgement, by wall time or by counts
-NO_WALL_VERDICT = ("undecided", "too few", "unstable")  # where a count may decide instead
+VERDICTS = (verdict.SLOWER, verdict.FASTER, verdict.SAME, verdict.UNDECIDED)  # by wall time or counts
+NO_WALL_VERDICT = (verdict.UNDECIDED, verdict.TOO_FEW, verdict.UNSTABLE)  # where a count may decide
 
 
 def _identity(run: AbRun, ident: str) -> dict:
@@ -36,8 +38,8 @@ def _identity(run: AbRun, ident: str) -> dict:
 
 def _failure_row(run: AbRun, ident: str) -> dict:
     failed = run.results[ident].failed
-    verdict = "failed" if len(failed) == 2 else ("broken" if "HEAD" in failed else "fixed")
-    return {"benchmark": ident, **_identity(run, ident), "verdict": verdict, "by": "the check",
+    said = "failed" if len(failed) == 2 else ("broken" if "HEAD" in failed else "fixed")
+    return {"benchmark": ident, **_identity(run, ident), "verdict": said, "by": "the check",
             "pairs": 0, "dropped": 0, "note": None,
             "ratio": None, "low": None, "high": None, "p": None, "p_adjusted": None, "sigma": None,
             "error": "; ".join(f"{s}: {e}" for s, e in failed.items())}
@@ -79,7 +81,6 @@ def with_instructions(rows: list[dict], counted: dict[str, dict[str, list[float]
     median over repeats, their ratio HEAD/BASE and what it says against the threshold.
     The row's verdict stays wall time's where wall time decided; where it did not
     (``undecided``, ``unstable``), a decisive count gives it, and ``by`` says which."""
-    band = math.log1p(settings.threshold)
     for r in rows:
         r["by"] = "wall time" if r["verdict"] in ("slower", "faster", "same") else None
         sides = [counted.get(label, {}).get(r["benchmark"]) for label in SIDES]
@@ -89,7 +90,9 @@ def with_instructions(rows: list[dict], counted: dict[str, dict[str, list[float]
             continue
         base, head = (sorted(s)[len(s) // 2] for s in sides)
         ratio = head / base
-        says = "slower" if math.log(ratio) > band else "faster" if math.log(ratio) < -band else "same"
+        # counts do not vary from run to run: the ratio itself is significant and is the
+        # interval (`verdict.decide` with none)
+        says = verdict.decide(verdict.log_ratio(ratio), True, settings.threshold)
         spread = max((max(s) - min(s)) / min(s) for s in sides)
         r.update(instr_base=base, instr_head=head, instr_ratio=ratio, instr_verdict=says,
                  instr_note=f"repeats within {spread:.2%}")

@@ -9,20 +9,22 @@ one reference contender's median, as this module did before, imported that conte
 run-to-run jitter into every row of its case: ±20 % on one case flagged identical code.)
 The factor's own uncertainty is carried into every benchmark's interval.
 
-A change is called faster or slower only when it passes the threshold (default 10 %), a
-significance test on the raw rounds — Mann-Whitney U at p < 0.01 on BASE's rounds times
-the factor against NEW's, when both sides have at least `MIN_U_ROUNDS` rounds, and in any
-case a 99 % bootstrap interval of the normalised ratio that excludes 1 (blocks of rounds on
-fresh inputs resampled first, then rounds, and the factor drawn from its uncertainty) —
-and the run-to-run drift floor (`drift_floor`). Beyond the threshold but short of either
-is ``noisy``. A benchmark that either run recorded as contaminated (preempted,
-oversubscribed, quantised: `harness.benchmark.stability`) is ``unstable``, never slower or
-faster; one that is only wide (its spread) is judged like the others, on intervals that its
-spread widens, with the spread in its note: never judging it let a 2.5× slowdown of the
-widest landmark pass (measured: ext twice as slow, 78 of 88 comparisons flagged, every miss
-that landmark marked unstable for its idle spread). An environment that differs (torch version, device,
-hardware, intra-op threads) makes the ratio meaningless, hence its own status unless
-``--allow-env-change``.
+A change is called faster or slower only when it passes the threshold (default 10 %,
+`verdict.DEFAULT_THRESHOLD`, shared with ``ab``), a significance test on the raw rounds —
+Mann-Whitney U at p < 0.01 on BASE's rounds times the factor against NEW's, when both sides
+have at least `MIN_U_ROUNDS` rounds, and in any case a 99 % bootstrap interval of the
+normalised ratio that excludes 1 (blocks of rounds on fresh inputs resampled first, then
+rounds, and the factor drawn from its uncertainty) — and the run-to-run drift floor
+(`drift_floor`), all inputs to the decision ``ab`` makes too
+(`harness.analysis.verdict.decide`, its words). Within the threshold is ``same``; beyond it
+but short of the test or the floor, ``undecided``. A benchmark that either run recorded as
+contaminated (preempted, oversubscribed, quantised: `harness.benchmark.stability`) is
+``unstable``, never slower or faster; one that is only wide (its spread) is judged like the
+others, on intervals that its spread widens, with the spread in its note: never judging it
+let a 2.5× slowdown of the widest landmark pass (measured: ext twice as slow, 78 of 88
+comparisons flagged, every miss that landmark marked unstable for its idle spread). An
+environment that differs (torch version, device, hardware, intra-op threads) makes the ratio
+meaningless, hence its own status unless ``--allow-env-change``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.analysis import stats
+from harness.analysis import stats, verdict
 from harness.analysis.load import ResultsError, runs_table
 from harness.benchmark import stability
 
@@ -42,13 +44,14 @@ MIN_U_ROUNDS = 5      # fewer rounds cannot reach p < 0.01 in a two-sided U test
 MIN_BOOT_ROUNDS = 3   # fewer than this on a side: no test at all, never significant
 MIN_FACTOR_BENCHMARKS = 4  # fewer stable benchmarks in common: raw ratios, not normalised
 N_BOOT = 1000
-STATUSES = ("slower", "faster", "unstable", "noisy", "environment changed", "new", "missing",
-            "untimed", "unchanged")  # untimed: failed (or was not timed) in both runs
+STATUSES = (verdict.SLOWER, verdict.FASTER, verdict.UNSTABLE, verdict.UNDECIDED, "environment changed",
+            "new", "missing", "untimed", verdict.SAME)  # untimed: failed (or was not timed) in both runs
+METHOD = verdict.UNPAIRED  # what judged, said in the output beside `ab`'s paired method
 
 
 @dataclass(frozen=True)
 class Settings:
-    threshold: float = 0.10
+    threshold: float = verdict.DEFAULT_THRESHOLD
     alpha: float = ALPHA
     allow_env_change: bool = False
 
@@ -139,9 +142,9 @@ def machine_factor(raw_ratios: np.ndarray, groups: list[str] | None = None, seed
     the plain median of all ratios is dragged by a third of them towards the change
     (measured: 1.27 against 1.0 with one of three contenders made 2.5× slower, which
     hid it). With fewer contenders, the median of all ratios."""
-    r = np.asarray(raw_ratios, dtype=float)
-    keep = np.isfinite(r) & (r > 0)
-    r = np.log(r[keep])
+    logs = verdict.log_ratio(np.asarray(raw_ratios, dtype=float))
+    keep = np.isfinite(logs)
+    r = logs[keep]
     if r.size < MIN_FACTOR_BENCHMARKS:
         return MachineFactor(1.0, np.ones(N_BOOT), int(r.size))
     labels = np.asarray(groups if groups is not None else ["all"] * keep.size)[keep]
@@ -189,17 +192,6 @@ def significance(base: np.ndarray, new: np.ndarray, factor: MachineFactor, alpha
     return math.nan, ci, False, "too few rounds"
 
 
-def decide(ratio: float, significant: bool, threshold: float) -> str:
-    """Both tests must pass: beyond the threshold *and* significant."""
-    if not math.isfinite(ratio):
-        return "noisy"
-    if ratio >= 1 + threshold:
-        return "slower" if significant else "noisy"
-    if ratio <= 1 / (1 + threshold):
-        return "faster" if significant else "noisy"
-    return "unchanged"
-
-
 # ---- whole runs ----------------------------------------------------------------------
 def _single_run(df: pd.DataFrame, what: str) -> pd.DataFrame:
     runs = df["run_id"].unique()
@@ -230,10 +222,13 @@ def compare(base: pd.DataFrame, new: pd.DataFrame, settings: Settings = Settings
     stable = [m for m in matched if m["_both"] and m["_stable"]]
     factor = machine_factor(np.asarray([m["raw_ratio"] for m in stable], dtype=float),
                             groups=[str(m["contender"]) for m in stable])
-    rows = pd.DataFrame([_judge(m, factor, env, settings) for m in matched])
-    normalised = rows["_both"] & rows["_stable"] & factor.estimated
-    floor = with_machine_move(drift_floor(rows.loc[normalised, "ratio"]), factor)
-    rows = _apply_drift_floor(rows, floor)
+    for m in matched:
+        m["ratio"] = m["raw_ratio"] / factor.value
+    # the floor comes from the normalised ratios alone, so it is known before any judgement
+    # and enters each one as an input (`verdict.decide`)
+    normalised = [m["ratio"] for m in stable] if factor.estimated else []
+    floor = with_machine_move(drift_floor(pd.Series(normalised, dtype=float)), factor)
+    rows = pd.DataFrame([_judge(m, factor, env, settings, floor) for m in matched])
     return Comparison(rows.drop(columns=["_both", "_stable", "_judged", "_base", "_new"]), factor,
                       env, floor)
 
@@ -272,20 +267,26 @@ def _match(name: str, b_idx: pd.DataFrame, n_idx: pd.DataFrame) -> dict:
     return row
 
 
-def _judge(row: dict, factor: MachineFactor, env: list[str], settings: Settings) -> dict:
+def _judge(row: dict, factor: MachineFactor, env: list[str], settings: Settings,
+           floor: tuple[float, float]) -> dict:
     if not row["_both"]:
         return row
     b, n = row["_base"], row["_new"]
-    row["ratio"] = row["raw_ratio"] / factor.value
     if not factor.estimated:
         row["note"] = "; ".join(x for x in (row["note"], f"not normalised: {factor.n} stable "
                                             "benchmarks in common") if x)
     mine = _rounds(b["data"], b["median"]), _rounds(n["data"], n["median"])
-    beyond = decide(row["ratio"], True, settings.threshold) != "unchanged"
+    log_r = verdict.log_ratio(row["ratio"])
+    beyond = verdict.decide(log_r, True, settings.threshold) != verdict.SAME
     p, ci, significant, test = significance(*mine, factor, settings.alpha, with_ci=beyond,
                                             blocks=(_blocks(b), _blocks(n)))
     row.update(p=p, ci_low=ci[0], ci_high=ci[1], test=test)
-    row["judged"] = status = decide(row["ratio"], significant, settings.threshold)
+    # `same` on the ratio itself (interval None): an interval of one run's rounds cannot
+    # bound the next run's drift, and compare has never claimed more than the ratio
+    row["judged"] = status = verdict.decide(log_r, significant, settings.threshold, floor=floor)
+    if status != verdict.decide(log_r, significant, settings.threshold):  # the floor held it back
+        drift = floor[0] if log_r > 0 else floor[1]
+        row["note"] = _join_note(row["note"], f"within run-to-run drift ({_pct(drift)})")
     if not row["_judged"]:  # contaminated: a wide spread alone is judged on its intervals
         status = "unstable"
     if env and not settings.allow_env_change:
@@ -313,7 +314,7 @@ def drift_floor(ratios: pd.Series) -> tuple[float, float]:
     call those moves significant at p < 1e-4. Measured on 26 A/A pairs of real runs
     (`scripts/noise_demo.sh`): a floor capped at 25 % flagged 8 of 10 pairs; a fixed three
     sigmas 4 of 10; this rule 1 of 10, 1 of 6 and 1 of 10."""
-    logs = np.log(np.asarray(ratios, dtype=float))
+    logs = verdict.log_ratio(np.asarray(ratios, dtype=float))
     logs = logs[np.isfinite(logs)]
     below, above = stats.one_sided_scales(logs, 0.0)
     n = max(logs.size, 1)
@@ -330,7 +331,7 @@ def machine_move(factor: MachineFactor) -> float:
     """How far the machine moved between the runs, |log factor| (0 when not estimated),
     at most `MACHINE_MOVE_CAP`: on a day the VM is 3x slower, a 2x regression must still
     show."""
-    move = abs(math.log(factor.value)) if factor.estimated and factor.value > 0 else 0.0
+    move = abs(verdict.log_ratio(factor.value)) if factor.estimated and factor.value > 0 else 0.0
     return min(move, MACHINE_MOVE_CAP)
 
 
@@ -344,23 +345,6 @@ def with_machine_move(floor: tuple[float, float], factor: MachineFactor) -> tupl
     move is not told from it; a 2× regression still is."""
     move = machine_move(factor)
     return tuple(move if not math.isfinite(f) else max(f, move) for f in floor)  # type: ignore[return-value]
-
-
-def _apply_drift_floor(result: pd.DataFrame, floor: tuple[float, float]) -> pd.DataFrame:
-    """A judged change within the ``floor`` of its direction (`drift_floor`) is ``noisy``,
-    however significant its rounds."""
-    logs = np.log(result["ratio"].astype(float))
-    slower_floor, faster_floor = (f if math.isfinite(f) else 0.0 for f in floor)
-    within = (((logs > 0) & (logs <= slower_floor)) | ((logs < 0) & (-logs <= faster_floor))) & result[
-        "judged"].isin(["slower", "faster"])
-    judged_here = within & result["status"].isin(["slower", "faster"])
-    notes = [f"within run-to-run drift ({math.expm1(slower_floor if lg > 0 else faster_floor):.0%})"
-             for lg in logs[within]]
-    result.loc[within, "judged"] = "noisy"
-    result.loc[judged_here, "status"] = "noisy"
-    result.loc[within, "note"] = [_join_note(n, d) for n, d in zip(result.loc[within, "note"], notes,
-                                                                    strict=True)]
-    return result
 
 
 def _pct(log_ratio: float) -> str:
@@ -385,16 +369,16 @@ def presentable(result: pd.DataFrame) -> pd.DataFrame:
     return ranked
 
 
-CHANGES = ("slower", "faster", "unstable", "noisy", "environment changed")
+CHANGES = (verdict.SLOWER, verdict.FASTER, verdict.UNSTABLE, verdict.UNDECIDED, "environment changed")
 
 
 def worth_a_look(result: pd.DataFrame) -> pd.DataFrame:
-    """Rows worth a look: a judged change, an unstable or noisy benchmark, or one whose
-    environment changed and would not be unchanged. Benchmarks only one run has (``new``,
+    """Rows worth a look: a judged change, an unstable or undecided benchmark, or one whose
+    environment changed and would not be the same. Benchmarks only one run has (``new``,
     ``missing``) are counted, not listed: a full run against a small baseline has a hundred
     of them (``--all`` lists them)."""
-    changed = result["status"].isin(CHANGES) & (result["judged"] != "unchanged")
-    return result[changed | result["status"].isin(("slower", "faster", "unstable", "noisy"))]
+    changed = result["status"].isin(CHANGES) & (result["judged"] != verdict.SAME)
+    return result[changed | result["status"].isin(CHANGES[:4])]
 
 
 def status_counts(result: pd.DataFrame) -> dict[str, int]:
@@ -404,7 +388,7 @@ def status_counts(result: pd.DataFrame) -> dict[str, int]:
 
 def regressions(result: pd.DataFrame, fail_ratio: float | None = None) -> pd.DataFrame:
     """Rows that fail CI: significant slowdowns, at least ``fail_ratio`` when given."""
-    slow = result[result["status"] == "slower"]
+    slow = result[result["status"] == verdict.SLOWER]
     if fail_ratio is not None:
         slow = slow[slow["ratio"] >= fail_ratio]
     return slow
@@ -439,11 +423,11 @@ def header_lines(comparison: Comparison, base: pd.DataFrame, new: pd.DataFrame) 
     slower, faster = comparison.floor
     if math.isfinite(slower) or math.isfinite(faster):
         lines.append(f"run-to-run drift (how far the other benchmarks scatter): slowdowns within "
-                     f"{_pct(slower)} and speedups within {_pct(faster)} are noisy")
+                     f"{_pct(slower)} and speedups within {_pct(faster)} are undecided")
     move = machine_move(comparison.factor)
     if move > 0 and move in (slower, faster):
         lines.append(f"the machine itself moved by {_pct(move)} between the runs: benchmarks do "
-                     "not all scale alike, so changes within that are noisy too")
+                     "not all scale alike, so changes within that are undecided too")
     for side, df in (("BASE", base), ("NEW", new)):
         run = runs_table(df).iloc[0]
         if isinstance(run.get("fidelity_ok"), bool | np.bool_) and not run["fidelity_ok"]:

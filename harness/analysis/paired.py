@@ -10,9 +10,10 @@ whatever the machine was doing at that moment; what is left is judged across the
   interval (`PairedSettings.confidence`);
 - the false changes over every benchmark compared are controlled by Benjamini–Hochberg
   (`benjamini_hochberg`) at ``alpha``;
-- three verdicts (`decide`): ``slower``/``faster`` when the adjusted p is below ``alpha``
-  and the median ratio is beyond the threshold; ``same`` when the interval lies within
-  ± the threshold (an equivalence claim); ``undecided`` otherwise;
+- three verdicts (`harness.analysis.verdict.decide`, shared with ``compare``):
+  ``slower``/``faster`` when the adjusted p is below ``alpha`` and the median ratio is
+  beyond the threshold; ``same`` when the interval lies within ± the threshold (an
+  equivalence claim); ``undecided`` otherwise;
 - and none on fewer pairs than the test needs to reach ``alpha`` at all (`fewest_pairs`):
   ``too few``, whatever the pairs seem to say.
 
@@ -30,17 +31,18 @@ from typing import NamedTuple
 
 import numpy as np
 
+from harness.analysis import verdict
 from harness.analysis.stats import rankdata
 
 ArrayLike = Sequence[float] | np.ndarray
 EXACT_LIMIT = 60  # exact signed-rank distribution up to this many pairs (without ties)
 N_BOOT = 4000
-VERDICTS = ("slower", "faster", "undecided", "same", "too few")
+VERDICTS = (verdict.SLOWER, verdict.FASTER, verdict.UNDECIDED, verdict.SAME, verdict.TOO_FEW)
 
 
 @dataclass(frozen=True)
 class PairedSettings:
-    threshold: float = 0.05   # the smallest change that counts, and the band of `same`
+    threshold: float = verdict.DEFAULT_THRESHOLD  # the smallest change that counts, and the band of `same`
     alpha: float = 0.01       # false-discovery rate over the benchmarks of one comparison
     confidence: float = 0.95  # of the median ratio's interval (`same` is a 2.5 % one-sided claim)
 
@@ -58,7 +60,7 @@ def log_ratios(base: ArrayLike, head: ArrayLike) -> np.ndarray:
         raise ValueError(f"{b.size} BASE timings against {h.size} HEAD timings: pairs need one "
                          "of each")
     keep = np.isfinite(b) & np.isfinite(h) & (b > 0) & (h > 0)
-    return np.log(h[keep] / b[keep])
+    return verdict.log_ratio(h[keep] / b[keep])
 
 
 class SignedRank(NamedTuple):
@@ -155,23 +157,6 @@ def benjamini_hochberg(p: ArrayLike) -> np.ndarray:
     return out
 
 
-def decide(median_log: float, interval: tuple[float, float], p_adjusted: float,
-           settings: PairedSettings) -> str:
-    """The verdict of one benchmark from its pairs (see the module's docstring)."""
-    band = math.log1p(settings.threshold)
-    if not math.isfinite(median_log):
-        return "undecided"
-    if math.isfinite(p_adjusted) and p_adjusted < settings.alpha:
-        if median_log > band:
-            return "slower"
-        if median_log < -band:
-            return "faster"
-    lo, hi = interval
-    if math.isfinite(lo) and -band < lo and hi < band:
-        return "same"
-    return "undecided"
-
-
 @dataclass(frozen=True)
 class Judged:
     """One benchmark's pairs, judged. Ratios are HEAD / BASE (> 1: HEAD slower)."""
@@ -212,6 +197,14 @@ def pairs_needed(sigma: float, change: float = 0.10, z_alpha: float = 2.326,
     return math.ceil(((z_alpha + z_power) * sigma / math.log1p(change)) ** 2)
 
 
+def decide(median_log: float, interval: tuple[float, float], p_adjusted: float,
+           settings: PairedSettings) -> str:
+    """The verdict of one benchmark from its pairs: the shared `verdict.decide`, significant
+    when the adjusted p is below alpha, ``same`` judged on the median's interval."""
+    significant = math.isfinite(p_adjusted) and p_adjusted < settings.alpha
+    return verdict.decide(median_log, significant, settings.threshold, interval=interval)
+
+
 def judge_all(pairs: dict[str, tuple[np.ndarray, int]], settings: PairedSettings = PairedSettings(),
               seed: int = 0) -> list[Judged]:
     """Judge every benchmark: ``pairs`` maps its name to (log ratios of the kept pairs,
@@ -229,10 +222,10 @@ def judge_all(pairs: dict[str, tuple[np.ndarray, int]], settings: PairedSettings
         med = float(np.median(d)) if len(d) else math.nan
         if len(d) < enough:
             out.append(Judged(name, len(d), dropped, math.exp(med), math.nan, math.nan, test.p, math.nan,
-                              robust_sigma(d), "too few"))
+                              robust_sigma(d), verdict.TOO_FEW))
             continue
         lo, hi = median_interval(d, settings.confidence, seed=seed)
-        verdict = decide(med, (lo, hi), float(p_adj), settings)
+        said = decide(med, (lo, hi), float(p_adj), settings)
         out.append(Judged(name, len(d), dropped, math.exp(med), math.exp(lo), math.exp(hi),
-                          test.p, float(p_adj), robust_sigma(d), verdict))
+                          test.p, float(p_adj), robust_sigma(d), said))
     return out

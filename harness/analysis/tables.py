@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
+from harness.analysis import verdict
 from harness.analysis.stats import significant_digits
 from harness.benchmark.stability import SPREAD, shared_reasons
 from harness.problem.families import family
@@ -223,8 +224,9 @@ def _counts(counts: dict[str, int]) -> str:
 
 def _compare_intro(title: str, context: list[str], threshold: float) -> list[str]:
     return [f"compare {title}",
-            f"ratio = NEW/BASE of medians divided by the machine factor; threshold {threshold:.0%}, "
-            "significance by Mann-Whitney U or bootstrap CI; unstable benchmarks are never judged",
+            f"judged by {verdict.UNPAIRED}: ratio = NEW/BASE of medians divided by the machine "
+            f"factor; threshold {threshold:.0%}, significance by Mann-Whitney U or bootstrap CI; "
+            "unstable benchmarks are never judged",
             *context]
 
 
@@ -245,7 +247,7 @@ def compare_table(shown, counts: dict[str, int], title: str, context: list[str],
             detail = "; ".join(x for x in (note, f"raw ratio {raw}" if raw != DASH else "",
                                            test if test != DASH else "") if x)
             mark = ""
-            if detail and status not in ("unchanged", "new"):
+            if detail and status not in (verdict.SAME, "new"):
                 notes.append(textwrap.fill(f"[{len(notes) + 1}] {contender} {case} {mode}: {detail}",
                                            width=120, subsequent_indent="    "))
                 mark = f"[{len(notes)}]"
@@ -302,7 +304,8 @@ def _ab_intro(doc: dict) -> list[str]:
     sides, st = doc["sides"], doc["settings"]
     name = {k: v["spec"] + (f" ({v['commit'][:10]})" if v.get("commit") else "") for k, v in sides.items()}
     return [f"ab {name['BASE']} -> {name['HEAD']}",
-            f"pairs: a block of rounds on each side, milliseconds apart, in a random order; ratio = "
+            f"judged by {verdict.PAIRED}: a block of rounds on each side, milliseconds apart, "
+            f"in a random order; ratio = "
             f"median over pairs of HEAD/BASE; Wilcoxon signed-rank, Benjamini-Hochberg at "
             f"{st['alpha']:g}; threshold {st['threshold']:.0%}; verdicts by {doc['gave_verdict']}",
             *([f"instructions: {doc['instructions']}"] if doc.get("instructions") else []),
@@ -324,7 +327,7 @@ def _ab_counts(doc: dict) -> str:
 def ab_table(doc: dict, everything: bool = False) -> str:
     """Terminal table of an `ab` verdict document: changes first, `same` rows only with
     ``everything``, errors as numbered notes."""
-    rows = doc["rows"] if everything else [r for r in doc["rows"] if r["verdict"] != "same"]
+    rows = doc["rows"] if everything else [r for r in doc["rows"] if r["verdict"] != verdict.SAME]
     lines = _ab_intro(doc)
     if rows:
         lines.append(_table(_AB_HEADER, _ab_rows(rows, AB_CASE_WIDTH)))
@@ -341,7 +344,7 @@ def ab_table(doc: dict, everything: bool = False) -> str:
 def ab_markdown(doc: dict) -> str:
     """Markdown for a CI summary: the counts, the changed rows, every row in a fold."""
     intro = _ab_intro(doc)
-    changed = [r for r in doc["rows"] if r["verdict"] != "same"]
+    changed = [r for r in doc["rows"] if r["verdict"] != verdict.SAME]
     out = [f"### Paired benchmark comparison: {intro[0].removeprefix('ab ')}", "", *intro[1:], "",
            f"**{_ab_counts(doc)}**", ""]
     if changed:

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.analysis import verdict
 from harness.benchmark import stability
 
 SIDES = ("BASE", "HEAD")
@@ -283,7 +284,7 @@ class Interleaved:
             if not clean(b, h, threads, cores):
                 dropped += 1
             elif b.median > 0 and h.median > 0:
-                kept.append(math.log(h.median / b.median))
+                kept.append(verdict.log_ratio(h.median / b.median))
         return np.asarray(kept), dropped
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis import ab_verdicts, paired, tables
+from harness.analysis import ab_verdicts, paired, tables, verdict
 from harness.analysis.load import load, validate
 from harness.analysis.paired import PairedSettings
 from harness.benchmark import ab, counts
@@ -260,6 +260,9 @@ def test_a_wrong_head_is_broken_and_exits_1(tmp_path, monkeypatch, capsys):
     assert [r["verdict"] for r in doc["rows"]] == ["broken"] and doc["rows"][0]["error"] == "HEAD: boom"
     assert "FAIL: 1 benchmark(s): broken c-ext-fwd" in out.err
     assert doc["seed"] == 3 and doc["sides"]["HEAD"]["root"] == str(tmp_path / "h")
+    # the shared default, and the method that judged, said as compare says its own
+    assert doc["settings"]["threshold"] == verdict.DEFAULT_THRESHOLD
+    assert f"judged by {verdict.PAIRED}" in out.out and "threshold 10%" in out.out
 
 
 def test_no_benchmark_in_common_is_exit_2_with_one_line(tmp_path, monkeypatch, capsys):

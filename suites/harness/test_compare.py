@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from fakes import CASES, make_run, scale_contender, write_run
 
-from harness.analysis import compare, stats
+from harness.analysis import ab_verdicts, compare, paired, stats, verdict
 from harness.analysis.load import load
+from harness.analysis.paired import PairedSettings
 from harness.cli import main, parse_threshold
 
 
@@ -28,14 +29,14 @@ def _statuses(result) -> dict:
 
 def test_two_runs_of_the_same_code_show_no_change(tmp_path):
     result = _compare(tmp_path, make_run(0), make_run(1))
-    assert set(result["status"]) == {"unchanged"}
+    assert set(result["status"]) == {"same"}
 
 
 def test_exactly_the_contender_made_2x_slower_is_slower(tmp_path):
     result = _compare(tmp_path, make_run(0), scale_contender(make_run(1), "ext", 2.0))
     slower = result[result["status"] == "slower"]
     assert set(slower["contender"]) == {"ext"} and len(slower) == len(result[result["contender"] == "ext"])
-    assert set(result[result["contender"] != "ext"]["status"]) == {"unchanged"}
+    assert set(result[result["contender"] != "ext"]["status"]) == {"same"}
     assert slower["ratio"].between(1.8, 2.2).all() and (slower["p"] < 0.01).all()
 
 
@@ -46,7 +47,7 @@ def test_faster_is_reported_as_faster(tmp_path):
 
 def test_a_uniformly_slower_machine_flags_nothing(tmp_path):
     result = _compare(tmp_path, make_run(0), make_run(1, machine=1.5))
-    assert set(result["status"]) == {"unchanged"}
+    assert set(result["status"]) == {"same"}
     assert result["raw_ratio"].between(1.35, 1.65).all()
 
 
@@ -54,7 +55,7 @@ def test_a_slower_eager_is_slower_and_moves_no_one_else(tmp_path):
     """No contender is a reference any more: eager is judged like the others, and its
     change does not reach their ratios (it did when every ratio was divided by eager's)."""
     result = _compare(tmp_path, make_run(0), scale_contender(make_run(1), "eager", 2.0))
-    assert _statuses(result) == {"slower": {"eager"}, "unchanged": {"naive", "compiled", "ext"}}
+    assert _statuses(result) == {"slower": {"eager"}, "same": {"naive", "compiled", "ext"}}
 
 
 def test_a_noisy_contender_does_not_move_everyone(tmp_path):
@@ -63,7 +64,7 @@ def test_a_noisy_contender_does_not_move_everyone(tmp_path):
     noisy = {"eager": 0.4}
     result = _compare(tmp_path, make_run(0, noise_of=noisy), make_run(1, noise_of=noisy))
     assert not {"slower", "faster"} & set(result["status"])
-    assert set(result[result["contender"] != "eager"]["status"]) == {"unchanged"}
+    assert set(result[result["contender"] != "eager"]["status"]) == {"same"}
 
 
 def test_a_jittery_reference_no_longer_flags_its_case(tmp_path):
@@ -78,15 +79,15 @@ def test_a_jittery_reference_no_longer_flags_its_case(tmp_path):
             b["stats"]["data"] = [x * 1.2 for x in b["stats"]["data"]]
     result = _compare(tmp_path, base, new)
     others = result[(result["case_id"] == case) & (result["contender"] != "eager")]
-    assert set(others["status"]) == {"unchanged"}
-    assert set(result[result["contender"] != "eager"]["status"]) == {"unchanged"}
+    assert set(others["status"]) == {"same"}
+    assert set(result[result["contender"] != "eager"]["status"]) == {"same"}
 
 
-def test_noise_without_significance_is_noisy(tmp_path):
+def test_noise_without_significance_is_undecided(tmp_path):
     base = make_run(0, rounds=6, noise=0.5)
     result = _compare(tmp_path, base, scale_contender(make_run(1, rounds=6, noise=0.5), "ext", 1.25))
     ext = result[result["contender"] == "ext"]
-    assert "slower" not in set(ext["status"]) and "noisy" in set(ext["status"])
+    assert "slower" not in set(ext["status"]) and "undecided" in set(ext["status"])
 
 
 def test_few_rounds_use_the_bootstrap_interval(tmp_path):
@@ -98,7 +99,7 @@ def test_few_rounds_use_the_bootstrap_interval(tmp_path):
 def test_without_raw_rounds_nothing_is_called_significant(tmp_path):
     base, new = make_run(0, save_data=False), scale_contender(make_run(1, save_data=False), "ext", 2.0)
     result = _compare(tmp_path, base, new)
-    assert set(result[result["contender"] == "ext"]["status"]) == {"noisy"}
+    assert set(result[result["contender"] == "ext"]["status"]) == {"undecided"}
 
 
 def test_new_missing_and_failed_benchmarks(tmp_path):
@@ -127,9 +128,9 @@ def test_environment_change_is_its_own_status(tmp_path):
     base, new = make_run(0), make_run(1, torch="2.14.0")
     result = _compare(tmp_path, base, new)
     assert set(result["status"]) == {"environment changed"}
-    assert set(result["judged"]) == {"unchanged"}
+    assert set(result["judged"]) == {"same"}
     allowed = _compare(tmp_path, base, new, allow_env_change=True)
-    assert set(allowed["status"]) == {"unchanged"}
+    assert set(allowed["status"]) == {"same"}
 
 
 def test_too_few_benchmarks_in_common_fall_back_to_raw_ratios(tmp_path):
@@ -141,10 +142,40 @@ def test_too_few_benchmarks_in_common_fall_back_to_raw_ratios(tmp_path):
 
 
 def test_decide_needs_threshold_and_significance():
-    assert compare.decide(1.5, True, 0.1) == "slower"
-    assert compare.decide(1.5, False, 0.1) == "noisy"
-    assert compare.decide(1.05, True, 0.1) == "unchanged"
-    assert compare.decide(0.8, True, 0.1) == "faster"
+    """compare's use of the shared decision: the ratio itself is the evidence of `same`."""
+    lg = verdict.log_ratio
+    assert verdict.decide(lg(1.5), True, 0.1) == "slower"
+    assert verdict.decide(lg(1.5), False, 0.1) == "undecided"
+    assert verdict.decide(lg(1.05), True, 0.1) == "same"
+    assert verdict.decide(lg(0.8), True, 0.1) == "faster"
+    # the drift floor is an input: within it a significant change is undecided, beyond it not
+    assert verdict.decide(lg(1.5), True, 0.1, floor=(lg(1.6), 0.0)) == "undecided"
+    assert verdict.decide(lg(1.5), True, 0.1, floor=(lg(1.4), lg(3.0))) == "slower"
+    assert verdict.decide(lg(0.5), True, 0.1, floor=(0.0, lg(2.5))) == "undecided"
+
+
+def test_compare_and_ab_share_the_words_and_the_default():
+    """One vocabulary and one default: a status compare can give that ab cannot say (or
+    the other way round) would split the gate's words again."""
+    assert compare.Settings().threshold == PairedSettings().threshold == verdict.DEFAULT_THRESHOLD
+    judgements = set(compare.STATUSES) - {"environment changed", "new", "missing", "untimed"}
+    assert judgements <= set(ab_verdicts.ORDER) and set(paired.VERDICTS) <= set(ab_verdicts.ORDER)
+    assert set(paired.VERDICTS) - {"too few"} <= judgements
+
+
+def test_every_log_ratio_is_the_shared_one():
+    """A ratio of 0, a negative one or a missing side reads NaN, never -inf or a crash."""
+    assert verdict.log_ratio(2.0) == pytest.approx(math.log(2.0))
+    got = verdict.log_ratio([2.0, 0.0, -1.0, math.nan, math.inf])
+    assert got[0] == pytest.approx(math.log(2.0)) and np.isnan(got[1:]).all()
+
+
+def test_the_output_says_which_method_judged(tmp_path, capsys):
+    base = write_run(tmp_path / "b.json", make_run(0))
+    new = write_run(tmp_path / "n.json", make_run(1))
+    assert main(["compare", str(base), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert verdict.UNPAIRED in out and "threshold 10%" in out
 
 
 @pytest.mark.parametrize(("text", "value"), [("10%", 0.10), ("0.1", 0.10), ("25", 0.25), ("5.5%", 0.055)])
@@ -194,7 +225,7 @@ def test_sharded_new_run_compares_as_one(tmp_path):
         (shard_dir / f"s{i}.json").write_text(json.dumps(part))
     base = load([write_run(tmp_path / "base.json", make_run(0))])
     result = compare.compare_runs(base, load([shard_dir]))
-    assert set(result["status"]) == {"unchanged"}
+    assert set(result["status"]) == {"same"}
 
 
 def _drifted(doc: dict, spread: float) -> dict:
@@ -214,7 +245,7 @@ def _drifted(doc: dict, spread: float) -> dict:
     return doc
 
 
-def test_changes_within_run_to_run_drift_are_noisy_not_slower(tmp_path):
+def test_changes_within_run_to_run_drift_are_undecided_not_slower(tmp_path):
     """Drift of ~6 % per benchmark between runs, the widest beyond the 10 % threshold:
     rounds call each 'significant', the drift floor does not; a 2x slowdown still stands
     out against it."""
@@ -222,7 +253,10 @@ def test_changes_within_run_to_run_drift_are_noisy_not_slower(tmp_path):
     new = _drifted(make_run(1), spread=0.06)
     result = _compare(tmp_path, base, new)
     assert "slower" not in set(result["status"]) and "faster" not in set(result["status"])
-    assert "noisy" in set(result["status"])
+    assert "undecided" in set(result["status"])
+    # the floor held back changes the rounds called significant, and says so
+    held = result[result["note"].str.contains("within run-to-run drift", regex=False)]
+    assert len(held) and set(held["judged"]) == {"undecided"} and (held["p"] < 0.01).all()
     regressed = _compare(tmp_path, base, scale_contender(new, "ext", 2.0))
     assert set(regressed[regressed["status"] == "slower"]["contender"]) == {"ext"}
 
@@ -270,7 +304,7 @@ def test_an_unstable_benchmark_is_never_slower_and_never_fails_the_gate(tmp_path
     ext = result[result["contender"] == "ext"]
     assert set(ext["status"]) == {"unstable"} and set(ext["judged"]) == {"slower"}
     assert ext["note"].str.contains("NEW: preempted").all()
-    assert set(result[result["contender"] != "ext"]["status"]) == {"unchanged"}
+    assert set(result[result["contender"] != "ext"]["status"]) == {"same"}
     base, slow = write_run(tmp_path / "b.json", make_run(0)), write_run(tmp_path / "s.json", new)
     assert main(["compare", str(base), str(slow), "--fail-ratio", "1.5"]) == 0
     assert "unstable" in capsys.readouterr().out
@@ -362,15 +396,15 @@ def test_one_sided_scales_ignore_the_other_side():
     assert 0.07 < below < 0.13 and above > 1.5 * below
 
 
-def test_a_change_within_the_machines_own_move_is_noisy_a_large_one_is_not(tmp_path):
+def test_a_change_within_the_machines_own_move_is_undecided_a_large_one_is_not(tmp_path):
     """NEW's machine is 25 % faster: a contender 1.2× off after normalising is within what
     unequal scaling leaves (measured in CI on identical code), a 2× slowdown is not."""
     base = make_run(0)
-    for factor, status in ((1.2, "noisy"), (2.0, "slower")):
+    for factor, status in ((1.2, "undecided"), (2.0, "slower")):
         new = scale_contender(make_run(1, machine=0.75), "naive", factor)
         result = _compare(tmp_path, base, new)
         assert set(result[result["contender"] == "naive"]["status"]) == {status}, result
-        assert set(result[result["contender"] != "naive"]["status"]) <= {"unchanged", "noisy"}
+        assert set(result[result["contender"] != "naive"]["status"]) <= {"same", "undecided"}
     same_machine = _compare(tmp_path, base, scale_contender(make_run(1), "naive", 1.2))
     assert set(same_machine[same_machine["contender"] == "naive"]["status"]) == {"slower"}
     # a machine 4x slower still shows a 2.5x regression: the move counts up to 2x only
