@@ -40,6 +40,44 @@ def landmarks(size: str, device: str) -> dict[str, Case]:
     return found
 
 
+def headline(size: str, device: str) -> dict[str, Case]:
+    """The headline table's cases, most telling first (a deadline cuts the least telling):
+    the seed's inverse-frequency weighted cross-entropy, f32 and bf16, with the weights
+    given and computed from the targets in every call (``percall``); the vocabulary cases,
+    bf16 with 5 % of the targets ignored, with and without label smoothing; the seed's
+    binary form (BCE's weight/pos_weight). GPU sizes on CUDA with the ``full`` preset, CPU
+    sizes otherwise."""
+    gpu = device.startswith("cuda") and size != "small"
+    seed = dict(n=64, spatial=(1024, 1024)) if gpu else dict(n=2, spatial=(64, 64))
+    (big, big_rows), (vocab, rows) = (((128256, 4096), (32000, 4096)) if gpu
+                                      else ((4000, 64), (1000, 64)))
+
+    def seed_case(dtype: str, per_call: bool, binary: bool = False) -> Case:
+        return Case(c=1 if binary else 2, p=0.05, dtype=dtype, weights="inverse_freq",
+                    per_call=per_call, family="binary" if binary else "multiclass", **seed)
+
+    def vocab_case(c: int, n: int, smoothing: float) -> Case:
+        return Case(n=n, c=c, p=0.001, dtype="bf16", ignore_frac=0.05, label_smoothing=smoothing)
+
+    return {
+        "seed_f32": seed_case("f32", False), "seed_bf16": seed_case("bf16", False),
+        f"vocab_{big}": vocab_case(big, big_rows, 0.0),
+        f"vocab_{big}_ls": vocab_case(big, big_rows, 0.1),
+        "seed_f32_per_call": seed_case("f32", True), "seed_bf16_per_call": seed_case("bf16", True),
+        **{f"seed_bce_{dtype}" + ("_per_call" if per_call else ""): seed_case(dtype, per_call, True)
+           for per_call in (False, True) for dtype in ("f32", "bf16")},
+        f"vocab_{vocab}": vocab_case(vocab, rows, 0.0),
+        f"vocab_{vocab}_ls": vocab_case(vocab, rows, 0.1),
+    }
+
+
+def headline_names() -> dict[str, str]:
+    """Every headline case's id and name, over every size preset and device kind: how
+    `report` finds the headline cases in a run of any preset."""
+    return {case.id: name for size in SIZES for device in DEVICES
+            for name, case in headline(size, device).items()}
+
+
 def landmark_names() -> dict[str, str]:
     """Every landmark's case id and name, over every size preset and device kind: how a
     report, which reads runs of any preset, knows a landmark when it sees one."""
@@ -57,7 +95,7 @@ _SMALL_BENCH = strategies.Sizes(max_n=32, max_c=512, max_side=128, max_positions
                                 max_elements=1 << 20, min_n=4, min_side=8)
 
 
-CASE_SETS = ("all", "landmarks", "generated")
+CASE_SETS = ("all", "landmarks", "generated", "headline")  # "all": landmarks and generated
 
 
 def selected(text: str, flag: str = "--cases") -> list[str | Case]:
@@ -94,4 +132,6 @@ def bench_cases(size: str, device: str, which: str = "all") -> list[Case]:
             cases += landmarks(size, device).values()
         if item in ("all", "generated"):
             cases += generated(size)
+        if item == "headline":
+            cases += headline(size, device).values()
     return list(dict.fromkeys(cases))

@@ -15,10 +15,11 @@ from functools import lru_cache
 
 import torch
 
+from harness.benchmark.per_call import call_kwargs, check_same_weights
 from harness.benchmark.timing import EventRounds, flush_cache, synchronize
 from harness.contenders import Contender
 from harness.equivalence.properties import Verdict, check_grad, check_loss, check_nonfinite
-from harness.equivalence.runner import CALL_TIMEOUT_S, call_args, evaluate, solve
+from harness.equivalence.runner import CALL_TIMEOUT_S, evaluate, solve
 from harness.problem.case import Case
 from harness.problem.expectations import EXACT, Expect, Expectation
 from harness.problem.inputs import Inputs, make_inputs
@@ -51,7 +52,7 @@ def make_step(contender: Contender, inputs: Inputs, mode: str, device: str,
     (on for CUDA). On CUDA the timed function is a round of `EventRounds`, whose calls
     after the first clear the gradient on the host only (no flush, no synchronisation)."""
     x = inputs.logits.detach().requires_grad_(True)
-    target, kwargs = inputs.target, call_args(inputs)
+    target, kwargs = inputs.target, call_kwargs(inputs)  # per-call weights: computed in the call
     upstream = inputs.grad_out
     flush = device.startswith("cuda") if flush is None else flush
 
@@ -65,10 +66,10 @@ def make_step(contender: Contender, inputs: Inputs, mode: str, device: str,
         synchronize(device)
 
     def fwd() -> None:
-        contender(x, target, **kwargs)
+        contender(x, target, **kwargs())
 
     def fwd_bwd() -> None:
-        loss = contender(x, target, **kwargs)
+        loss = contender(x, target, **kwargs())
         loss.backward(upstream.to(loss.dtype).expand_as(loss))
 
     compute = fwd if mode == "fwd" else fwd_bwd
@@ -164,6 +165,8 @@ def check_before_timing(contender: Contender, case: Case, mode: str, device: str
     chance is still a wrong loss (on the seed's landmark the logits do not depend on the
     targets, every class's mean loss is about the same, and a loss that drops ``weight``
     passed a forward-only check and was timed in ``fwd``; its gradient gives it away).
+    A per-call case (`Case.per_call`) also checks that the weights the step computes in
+    every call are the ones judged (`harness.benchmark.per_call.check_same_weights`).
     Untimed; a call past ``timeout`` seconds is a failure
     (`harness.equivalence.runner.time_limit`). ``mode`` is kept for the callers' record."""
     del mode  # every mode is judged alike
@@ -171,8 +174,11 @@ def check_before_timing(contender: Contender, case: Case, mode: str, device: str
     truth = oracle_for(case, device)
     expect = expectation(contender, case, device)
     outcome = evaluate(contender, inputs, backward=True, requires_grad=True, timeout=timeout)
-    return [check_loss(outcome, truth, inputs, expect), check_nonfinite(outcome, truth, inputs, expect),
-            check_grad(outcome, truth, inputs, expect)]
+    verdicts = [check_loss(outcome, truth, inputs, expect),
+                check_nonfinite(outcome, truth, inputs, expect), check_grad(outcome, truth, inputs, expect)]
+    if case.per_call:  # the step computes the weights itself: they must be the ones judged
+        verdicts.append(check_same_weights(inputs))
+    return verdicts
 
 
 def predicted_breakdown(contender: Contender, case: Case, device: str) -> str | None:

@@ -47,6 +47,8 @@ REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 LAYOUTS: dict[str, str] = {"contiguous": "", "channels_last": "cl", "strided": "nc"}
 DEFAULT_IGNORE_INDEX = -100
 MAX_SPATIAL_DIMS = 5  # F.cross_entropy takes any rank; 5 covers video and 3-D + time
+PER_CALL_SCHEME = "inverse_freq"  # the scheme per-call weights compute (`Case.per_call`)
+PER_CALL_MAX_CLASSES = 64  # per-call counting: one comparison-sum over the targets per class
 
 
 class CaseError(ValueError):
@@ -76,6 +78,9 @@ class Case:
     batched: bool = True  # False: one sample, [C] logits and a 0-d target (binary: a 0-d logit)
     masked: float = 0.0  # share of each position's non-target logits set to -inf
     masked_target: bool = False  # one position's own target logit is -inf too
+    # the class weights computed from the targets inside every timed call, as the seed's
+    # training loop does: the same tensors and truth, the counting's cost in the step
+    per_call: bool = False
 
     def __post_init__(self) -> None:
         # A list is accepted where a tuple is meant; equality and hashing need the tuple.
@@ -149,6 +154,7 @@ class Case:
             yield f"{self.family} logits always have the class dim: set channel_dim=True"
         yield from self._unbatched_problems()
         yield from self._mask_problems()
+        yield from self._per_call_problems()
 
     def _unbatched_problems(self):
         if self.batched:
@@ -179,6 +185,20 @@ class Case:
         if self.masked_target and self.positions <= self.n_ignored:
             yield ("masked_target needs a position whose target is not ignored: lower ignore_frac "
                    "or add positions")
+
+    def _per_call_problems(self):
+        if not self.per_call:
+            return
+        # only inverse_freq is computed without a host sync (harness.problem.weights), and
+        # counting one comparison-sum per class is for the few classes of segmentation
+        if self.weights != PER_CALL_SCHEME:
+            yield (f"per-call weights (percall) are computed as {PER_CALL_SCHEME}: "
+                   f"set weights={PER_CALL_SCHEME!r}, got {self.weights!r}")
+        if self.n_classes > PER_CALL_MAX_CLASSES:
+            yield (f"per-call weights count each class on the device: at most "
+                   f"{PER_CALL_MAX_CLASSES} classes, got {self.n_classes}")
+        if self.soft:
+            yield "per-call weights count class-index (or 0/1) targets: set soft=False"
 
     @property
     def spec(self) -> FamilyRecord:
@@ -257,6 +277,8 @@ class Case:
         parts += [f"p{_num(self.p)}", self.dtype, self.reduction]
         if self.weights != "none":
             parts.append(f"w{self.weights}")
+        if self.per_call:
+            parts.append("percall")
         if self.label_smoothing:
             parts.append(f"ls{_num(self.label_smoothing)}")
         if self.ignore_frac:
@@ -334,7 +356,8 @@ ID_DOC = "docs/correctness.md#case-ids"  # the table of the tokens of an id
 
 # Tokens that are a whole word, and the fields each sets. Read before the prefixed tokens
 # below: "mean" and "mt" begin with the masked share's "m", "sum" and "soft" with the
-# seed's "s", "nc" with the batch's "n" and "cl" with the classes' "c".
+# seed's "s", "percall" with the share's "p", "nc" with the batch's "n" and "cl" with the
+# classes' "c".
 _WORDS: dict[str, dict] = {
     "bin": {"family": "binary", "channel_dim": True},
     "bin1": {"family": "binary", "channel_dim": False},
@@ -344,6 +367,7 @@ _WORDS: dict[str, dict] = {
     "soft": {"soft": True},
     "unbatched": {"batched": False},
     "mt": {"masked_target": True},
+    "percall": {"per_call": True},
 }
 
 
@@ -400,7 +424,7 @@ def token_forms() -> list[str]:
     tokens in an error shows them (docs/correctness.md's table has a row for each)."""
     form = {prefix: p.form for prefix, p in _PREFIXED.items()}
     return ["bin|bin1", form["n"], form["c"], _SPATIAL.form, form["p"], "|".join(DTYPES),
-            "|".join(REDUCTIONS), form["w"], form["ls"], form["ig"], form["ii"], form["z"],
+            "|".join(REDUCTIONS), form["w"], "percall", form["ls"], form["ig"], form["ii"], form["z"],
             "|".join(s for s in LAYOUTS.values() if s), form["s"], "soft", "unbatched",
             form["m"], "mt"]
 

@@ -292,7 +292,7 @@ def test_bench_takes_case_ids_as_arguments_or_in_cases(monkeypatch, tmp_path):
     (["bench", "n8-c2-p0.5-f32-maen"], "error: case id 'n8-c2-p0.5-f32-maen': cannot read token 'maen' "
                                        "(did you mean 'mean'?): m<share> is"),
     (["bench", "--cases", "landmark"], "error: --cases 'landmark': not a case set (all, landmarks, "
-                                       "generated) nor a case id; did you mean 'landmarks'?"),
+                                       "generated, headline) nor a case id; did you mean 'landmarks'?"),
     (["bench", "--cases", "all,n2-c3-qq"], "error: case id 'n2-c3-qq': cannot read token 'qq': no such "
                                            "token; the tokens are bin|bin1 n<batch>"),
     (["ab", "HEAD", "--cases", "n2-c3-wfoo"], "error: case id 'n2-c3-wfoo': cannot read token 'wfoo': "
