@@ -28,7 +28,7 @@ from harness.analysis.plots import (
 )
 from harness.analysis.writers import write_csv, write_parquet
 from harness.atomic import atomic_write_text
-from harness.benchmark.case_sets import landmark_names, landmarks
+from harness.benchmark.case_sets import headline_names, landmark_names, landmarks
 from harness.problem.families import FAMILIES, MULTICLASS
 
 
@@ -116,6 +116,43 @@ def fastest_summary(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# What each headline row is compared with, by family: eager (the family's reference), its
+# static compiled form and Liger-Kernel (multi-class only: Liger has no BCE here)
+HEADLINE_BASES: dict[str, dict[str, str]] = {
+    "multiclass": {"x_eager": "eager", "x_compiled": "compiled_eager", "x_liger": "liger"},
+    "binary": {"x_eager": "bce_logits", "x_compiled": "compiled_bce_logits"},
+}
+
+
+def headline_view(df: pd.DataFrame) -> pd.DataFrame:
+    """The headline cases' benchmarks (`harness.benchmark.case_sets.headline`, any preset)
+    in the set's order, each mode's contenders fastest first, with the speedups against
+    eager, compiled and Liger (``x_eager``, ``x_compiled``, ``x_liger``: their median over
+    this one's, same run, case and mode; NaN where that contender has no time)."""
+    names = headline_names()
+    rows = df[_is_case(df) & df["case_id"].isin(names)].copy()
+    if not len(rows):
+        return rows
+    rows["headline"] = rows["case_id"].map(names)
+    keys = ["run_id", "case_id", "mode"]
+    medians = rows.set_index([*keys, "contender"])["median"]
+    medians = medians[~medians.index.duplicated()]
+    for column in ("x_eager", "x_compiled", "x_liger"):
+        rows[column] = [
+            _ratio(medians.get((r.run_id, r.case_id, r.mode,
+                                HEADLINE_BASES.get(r.family, {}).get(column, "")), np.nan), r.median)
+            for r in rows.itertuples()]
+    order = {case_id: i for i, case_id in enumerate(names)}
+    rows["_order"] = rows["case_id"].map(order)
+    rows["_median"] = rows["median"].fillna(math.inf)
+    rows = rows.sort_values(["run_id", "_order", "mode", "_median"], kind="stable")
+    return rows.drop(columns=["_order", "_median"])
+
+
+def _ratio(base: float, median: float) -> float:
+    return base / median if base == base and median == median and median > 0 else math.nan
+
+
 def _finite_or(value: float, default: float) -> float:
     return value if math.isfinite(value) else default
 
@@ -194,6 +231,16 @@ def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None,
     if len(cases) and not cases["peak_mem_bytes"].notna().any():
         out += ["`peak mem` reads `-`: these runs recorded no peak memory (CPU runs from before "
                 "it was measured on CPU, through torch's profiler, recorded none).", ""]
+    headline = headline_view(cases)
+    if len(headline):
+        out += ["## Headline", "",
+                "The headline cases (`bench --cases headline`): GB/s and % of the measured copy "
+                "bandwidth by `min_bytes` (the least a loss must move); speedups against eager, "
+                "`torch.compile` and Liger-Kernel on the same case and mode (> 1 is faster); peak "
+                "memory above the inputs; the check before timing's largest errors against the "
+                "float64 oracle and the larger as a share of its tolerance bound (≤ 1 passes). "
+                "`percall`: the weights are computed from the targets inside every call.", "",
+                tables.headline_md(headline), ""]
     summary = fastest_summary(df)
     if len(summary):
         out += ["## Fastest contender", "",

@@ -512,3 +512,41 @@ def accuracy_md(acc) -> str:
             for r in acc.itertuples()]
     return md_table(["contender", "dtype", "logit scale", "loss abs", "loss rel", "grad abs",
                      "grad rel", "cases", "known limit (loss/grad)", "failed"], rows)
+
+
+# The headline table's columns after the case, mode and contender: (header, cell of one
+# row of `harness.analysis.report.headline_view`).
+HEADLINE_COLUMNS: tuple[tuple[str, Callable[[Any], str]], ...] = (
+    ("median", _median_cell),
+    ("GB/s", lambda r: fmt_num(r.gbps, r.gbps_noise)),  # min_bytes / median (benchmark.traffic)
+    ("% copy", lambda r: fmt_num(r.peak_bw_pct, r.peak_bw_pct_noise, 2)),
+    ("× eager", lambda r: fmt_speedup(r.x_eager)),
+    ("× compiled", lambda r: fmt_speedup(r.x_compiled)),
+    ("× Liger", lambda r: fmt_speedup(r.x_liger)),
+    ("peak mem", lambda r: fmt_bytes(r.peak_mem_bytes)),
+    ("loss err", lambda r: _error_cell(r.loss_error)),
+    ("grad err", lambda r: _error_cell(r.grad_error)),
+    ("of bound", lambda r: f"{r.error_of_bound:.2g}" if _finite(r.error_of_bound) else DASH),
+)
+
+
+def _error_cell(x) -> str:
+    return f"{x:.1e}" if _finite(x) else DASH
+
+
+def headline_md(view) -> str:
+    """The headline table: one row per case, mode and contender of ``view`` (in its order),
+    a failed or untimed benchmark as its reason."""
+    header = ["case", "mode", "contender", *(name for name, _ in HEADLINE_COLUMNS)]
+    rows = []
+    for r in view.itertuples():
+        head = [f"{r.headline} `{r.case_id}`", str(r.mode), str(r.contender)]
+        rows.append(head + _headline_cells(r))
+    return md_table(header, rows)
+
+
+def _headline_cells(r) -> list[str]:
+    width = len(HEADLINE_COLUMNS)
+    if not r.ok or not _finite(r.median):
+        return [f"failed: {r.error}" if isinstance(r.error, str) else "not timed"] + [DASH] * (width - 1)
+    return [cell(r) for _, cell in HEADLINE_COLUMNS]

@@ -56,6 +56,16 @@ def _accuracy(expect: Expectation) -> str:
     return "exact" if exact else "degraded"
 
 
+def _errors(verdicts) -> dict:
+    """The check's largest errors against the oracle, for the record; None where a
+    property was not compared (a degraded regime, no gradient taken)."""
+    compared = {v.prop: v for v in verdicts if v.compared and v.prop in ("loss", "grad")}
+    bounds = [v.of_bound for v in compared.values()]
+    return {"loss_error": compared["loss"].max_abs if "loss" in compared else None,
+            "grad_error": compared["grad"].max_abs if "grad" in compared else None,
+            "error_of_bound": max(bounds) if bounds else None}
+
+
 def _median(benchmark) -> float | None:
     stats = getattr(benchmark, "stats", None)
     return stats.stats.median if stats is not None else None
@@ -137,7 +147,7 @@ def _first_pass(benchmark, step: Step, case, contender, timed, mode: str, device
         peak_mem_bytes=peak_mem, compile_s=cost.cold_s if cost else None,
         compile_warm_s=cost.warm_s if cost else None, compile_what=cost.what if cost else None,
         accuracy=_accuracy(expectation(contender, case, device)), torch=torch.__version__,
-        threads=bench_threads)
+        threads=bench_threads, **_errors(verdicts))
     benchmark.extra_info.update(record.as_extra())
     return _calibrated(step, bench_options["round_time"])
 

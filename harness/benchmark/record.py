@@ -34,8 +34,12 @@ class BenchRecord:
     compile_s: float | None = None
     compile_warm_s: float | None = None
     compile_what: str | None = None
-    # correctness: what the contender declares on this case (exact or degraded)
+    # correctness: what the contender declares on this case (exact or degraded), and the
+    # check before timing's largest errors against the float64 oracle
     accuracy: str | None = None
+    loss_error: float | None = None           # max |loss - oracle|
+    grad_error: float | None = None           # max |grad - oracle| over the elements
+    error_of_bound: float | None = None       # the larger error as a share of its bound (<= 1 passes)
     # how it was timed, and whether the timing can be trusted (`harness.benchmark.stability`)
     torch: str | None = None
     threads: int | None = None
