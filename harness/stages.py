@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
-import subprocess
 import tarfile
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.atomic import atomic_path, atomic_write_text
+from harness.child import Child
 
 ARCHIVE = "gpu-check.tgz"
 SUMMARY = "summary.txt"
@@ -70,20 +69,19 @@ class Outcome:
 def run_stage(stage: Stage, work: Path, grace_s: float = GRACE_S) -> Outcome:
     """Run ``stage`` with its output in ``work/<name>.log``; at its deadline send SIGINT to
     its process group, then SIGTERM and SIGKILL ``grace_s`` apart while it has not stopped.
-    The stage runs in a session of its own, so a signal reaches every process it started
-    and none reaches this runner."""
-    log = work / f"{stage.name}.log"
-    env = {**stage_env(), **stage.env}
+    The stage runs in a session of its own (a `Child`), so a signal reaches every process
+    it started and none reaches this runner."""
     start = time.monotonic()
     try:
-        with open(log, "wb") as out:
-            child = subprocess.Popen(list(stage.argv), stdout=out, stderr=subprocess.STDOUT,
-                                     env=env, start_new_session=True)
-            stopped_by = _wait_or_stop(child, start + stage.deadline_s, grace_s)
+        child = Child(list(stage.argv), work / f"{stage.name}.log", env={**stage_env(), **stage.env},
+                      talk=False)
+        child.start()
     except OSError as exc:
         return Outcome(stage.name, None, 0.0, error=f"{type(exc).__name__}: {exc}")
-    return Outcome(stage.name, child.returncode, time.monotonic() - start, stopped_by,
-                   accepted=stopped_by is None and child.returncode in stage.accept)
+    stopped_by = child.wait(stage.deadline_s - (time.monotonic() - start), grace_s)
+    code = child.proc.returncode if child.proc is not None else None
+    return Outcome(stage.name, code, time.monotonic() - start, stopped_by,
+                   accepted=stopped_by is None and code in stage.accept)
 
 
 def stage_env() -> dict[str, str]:
@@ -93,27 +91,6 @@ def stage_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _wait_or_stop(child: subprocess.Popen, deadline: float, grace_s: float) -> str | None:
-    """None when ``child`` ended by itself; else the signal that stopped it."""
-    try:
-        child.wait(timeout=max(deadline - time.monotonic(), 0))
-        return None
-    except subprocess.TimeoutExpired:
-        pass
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(child.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            child.wait(timeout=grace_s)
-            return sig.name
-        except subprocess.TimeoutExpired:
-            continue
-    child.wait()
-    return signal.SIGKILL.name
 
 
 def pack(work: Path, archive: Path) -> None:

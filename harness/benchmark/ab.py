@@ -26,12 +26,9 @@ by ``--contender NAME=MODULE:ATTR``) with the installed harness.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import random
-import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +41,7 @@ import numpy as np
 
 from harness.analysis import verdict
 from harness.benchmark import stability
+from harness.child import Child, ChildStopped, ended
 
 SIDES = ("BASE", "HEAD")
 WORKER = Path(__file__).with_name("worker.py")
@@ -120,29 +118,27 @@ class WorkerDied(RuntimeError):
 
 
 class WorkerProcess:
-    """One side's worker: JSON lines in, JSON lines out, its stderr in ``log``."""
+    """One side's worker (a `Child`): JSON lines in, JSON lines out, its stderr in ``log``.
+    It stays in the caller's process group: a Ctrl-C, or the GPU check's SIGINT to the
+    stage that runs `ab`, reaches it too."""
 
     def __init__(self, side: Side, log: Path, caller_dir: Path, prefix: Sequence[str] = (),
                  env: dict[str, str] | None = None) -> None:
         """``prefix``: what runs the interpreter (valgrind, for `harness.benchmark.counts`);
         ``env``: variables set on top of the side's environment."""
         self.side, self.log = side, log
-        self._log = open(log, "w")  # noqa: SIM115 (closed in close())
-        self._argv = [*prefix, side.python, "-c", BOOT, str(WORKER)]
-        self._env = {**side_env(side, caller_dir), **(env or {})}
+        self.child = Child([*prefix, side.python, "-c", BOOT, str(WORKER)], log, cwd=side.root,
+                           env={**side_env(side, caller_dir), **(env or {})}, own_group=False)
         self._listing: dict | None = None  # the selection a restarted worker is given again
-        self._start()
+        self.child.start()
 
-    def _start(self) -> None:
-        self.proc = subprocess.Popen(self._argv, cwd=self.side.root, env=self._env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
+    @property
+    def pid(self) -> int:
+        return self.child.pid
 
     def restart(self) -> None:
         """A fresh worker after one died (a contender that crashed it): the run goes on."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self._start()
+        self.child.restart()
         if self._listing is not None:
             self.call(**self._listing)
 
@@ -150,38 +146,17 @@ class WorkerProcess:
         """Send ``msg`` and read the reply; past ``deadline_s`` seconds (a contender stuck
         in native code, where the worker's own alarm cannot reach) the worker is killed."""
         try:
-            self.proc.stdin.write(json.dumps(msg) + "\n")
-            self.proc.stdin.flush()
-            ready = True
-            if deadline_s is not None:
-                ready = bool(select.select([self.proc.stdout], [], [], deadline_s)[0])
-                if not ready:
-                    self.proc.kill()
-            line = self.proc.stdout.readline() if ready else ""
-        except (BrokenPipeError, OSError):
-            line = ""
-        if not line:
-            code = self.proc.wait()
-            how = f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
-            if deadline_s is not None and not ready:
-                how = f"no answer within {deadline_s:.0f} s, killed"
+            reply = self.child.request(msg, deadline_s)
+        except ChildStopped as stopped:
+            how = f"no answer within {deadline_s:.0f} s, killed" if stopped.hung else ended(stopped.code)
             raise WorkerDied(f"{self.side.label}'s worker stopped ({how}) during {msg.get('op')}"
-                             f"{' ' + str(msg['id']) if 'id' in msg else ''}: see {self.log}")
+                             f"{' ' + str(msg['id']) if 'id' in msg else ''}: see {self.log}") from None
         if msg.get("op") == "list":
             self._listing = dict(msg)
-        return json.loads(line)
+        return reply
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError, ValueError):
-                self.proc.stdin.write('{"op": "quit"}\n')
-                self.proc.stdin.flush()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        self.child.close({"op": "quit"}, wait_s=10)
 
 
 @contextlib.contextmanager

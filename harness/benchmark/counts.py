@@ -45,7 +45,7 @@ def unavailable() -> str | None:
 
 def _instrument(worker: WorkerProcess, state: str) -> str | None:
     """Switch callgrind's instrumentation of the worker on or off; why not, or None."""
-    done = subprocess.run(["callgrind_control", "-i", state, str(worker.proc.pid)],
+    done = subprocess.run(["callgrind_control", "-i", state, str(worker.pid)],
                           capture_output=True, text=True)
     return None if done.returncode == 0 else f"callgrind_control failed: {done.stderr.strip()[-200:]}"
 

@@ -10,10 +10,11 @@ allocation without bound ends that call, not the run.
   the derived limit.
 * `InProcess`: the built-ins (and the harness's own tests), where isolation cannot matter:
   the call runs here under SIGALRM (`runner.time_limit`).
-* `Isolated`: one worker per contender (``python -m harness.equivalence.worker``), JSON
-  lines over a pipe, restarted after a death; the worker's address space is capped
-  (`memory_limit`, RLIMIT_AS, CPU only: CUDA reserves address space by the terabyte). A
-  worker that does not answer within the limit (plus `KILL_MARGIN_S`) is killed.
+* `Isolated`: one worker per contender (``python -m harness.equivalence.worker``, a
+  `harness.child.Child`), JSON lines over a pipe, restarted after a death; the worker's
+  address space is capped (`memory_limit`, RLIMIT_AS, CPU only: CUDA reserves address
+  space by the terabyte). A worker that does not answer within the limit (plus
+  `KILL_MARGIN_S`) is killed.
 
 Either judge answers a case with its verdicts or a `Failure`: ``hang``, ``crash`` (the
 signal or exit code, the last lines the worker wrote), or ``not run`` (a case of a kind
@@ -21,13 +22,10 @@ that already hung or crashed: `kind_of`). Tests: ``suites/harness/test_isolation
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import select
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from harness.child import Child, ChildStopped, ended
 from harness.contenders import Contender
 from harness.equivalence.properties import Verdict
 from harness.equivalence.runner import CallTimeout, evaluate, judge_outcome, solve
@@ -49,7 +48,6 @@ REFERENCE_FACTOR = 200.0    # × the reference's time on the same case
 COMPILE_ALLOWANCE_S = 120.0  # a first compile on a 2-core CPU takes about a minute
 KILL_MARGIN_S = 2.0          # past the limit, before a worker that did not stop itself is killed
 WORKER_START_S = 120.0       # importing torch and the contender's module
-TAIL_LINES = 6               # of the worker's stderr, shown with a crash
 
 Progress = Callable[[str], None]
 
@@ -152,12 +150,13 @@ class InProcess:
 
 
 class Isolated:
-    """One worker process for one contender, started on first use and again after it died."""
+    """One worker process for one contender (a `Child`), started on first use and again
+    after it died."""
 
     def __init__(self, contender: Contender, device: str):
         self.contender, self.device = contender, device
-        self.proc: subprocess.Popen | None = None
-        self.log: Path | None = None
+        self.child: Child | None = None
+        self.up = False    # started and answering; a death or a kill makes it start again
         self.fresh = True  # no call made yet: the contender's first gets the compile allowance
 
     # ---- the worker ----------------------------------------------------------------
@@ -167,85 +166,52 @@ class Isolated:
         return {"name": c.name, "family": c.family, "target": target, "device": self.device,
                 "memory": memory_limit() if self.device == "cpu" else None}
 
-    def _start(self) -> Failure | None:
+    def _child(self) -> Child:
         fd, log = tempfile.mkstemp(prefix=f"xentbench-worker-{self.contender.name}-", suffix=".log")
         os.close(fd)
-        self.log = Path(log)
         root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (root, os.getcwd(), os.environ.get("PYTHONPATH", "")) if p)}
-        with open(self.log, "w") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.equivalence.worker", json.dumps(self._spec())],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
-                start_new_session=True)  # a Ctrl-C reaches the harness, which stops the worker
-        reply = self._reply(WORKER_START_S, "starting its worker")
+        # its own process group: a Ctrl-C reaches the harness, which stops the worker
+        return Child([sys.executable, "-m", "harness.equivalence.worker", json.dumps(self._spec())],
+                     Path(log), env=env)
+
+    def _start(self) -> Failure | None:
+        if self.child is None:
+            self.child = self._child()
+        self.child.start()
+        self.up = True
+        reply = self._reply(None, WORKER_START_S, "starting its worker")
         if isinstance(reply, Failure):
             return reply
         if not reply.get("ok"):
-            self._stop()
+            self.child.kill()
+            self.up = False
             return Failure("crash", f"its worker could not load it: {reply.get('error')}")
         return None
 
-    def _reply(self, limit: float, doing: str) -> dict | Failure:
-        """The worker's next line within ``limit`` seconds, or how it failed."""
-        assert self.proc is not None and self.proc.stdout is not None
-        deadline = time.monotonic() + limit
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self._stop()
+    def _reply(self, msg: dict | None, limit: float, doing: str) -> dict | Failure:
+        """The worker's reply (to ``msg``, or its greeting) within ``limit`` seconds, or how
+        it failed."""
+        assert self.child is not None
+        try:
+            if msg is None:
+                return self.child.receive(limit)
+            return self.child.request(msg, limit)
+        except ChildStopped as stopped:
+            self.up = False
+            if stopped.hung:
                 return Failure("hang", f"no answer within {limit:.1f} s ({doing}; the worker was killed)")
-            ready, _, _ = select.select([self.proc.stdout], [], [], min(left, 1.0))
-            if ready:
-                line = self.proc.stdout.readline()
-                if line:
-                    return json.loads(line)
-                return self._died()
-            if self.proc.poll() is not None:
-                return self._died()
-
-    def _died(self) -> Failure:
-        assert self.proc is not None
-        code = self.proc.wait()
-        tail = self._tail()
-        self.proc = None
-        if code < 0:
-            name = signal.Signals(-code).name
-            how = f"killed by {name}"
-            if name == "SIGKILL":  # the kernel's OOM killer (the harness kills only on a hang)
-                how += f" (out of memory? the worker's limit is {memory_limit() / (1 << 30):.0f} GiB)"
-        else:
-            how = f"exited with code {code}"
-        return Failure("crash", how + (f"; its last words: {tail}" if tail else ""))
-
-    def _tail(self) -> str:
-        if self.log is None or not self.log.exists():
-            return ""
-        lines = [ln.strip() for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
-        return " | ".join(lines[-TAIL_LINES:])[-600:]
-
-    def _stop(self) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-            self.proc = None
+            return _crash(stopped)
 
     # ---- the calls --------------------------------------------------------------------
     def verdicts(self, case: Case, props: tuple[str, ...], limit: float,
                  backward: bool = True) -> dict[str, Verdict] | Failure:
-        if self.proc is None and (failed := self._start()):
+        if not self.up and (failed := self._start()):
             return failed
-        assert self.proc is not None and self.proc.stdin is not None
         self.fresh = False
-        try:
-            self.proc.stdin.write(json.dumps({"op": "verify", "case": case.id, "props": list(props),
-                                              "timeout": limit, "backward": backward}) + "\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            return self._died()
-        reply = self._reply(limit + KILL_MARGIN_S, f"on case {case.id}")
+        reply = self._reply({"op": "verify", "case": case.id, "props": list(props), "timeout": limit,
+                             "backward": backward}, limit + KILL_MARGIN_S, f"on case {case.id}")
         if isinstance(reply, Failure):
             return reply
         if reply.get("hang"):
@@ -258,16 +224,17 @@ class Isolated:
         return {p: Verdict(**v) for p, v in reply["verdicts"].items()}
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.stdin is not None:
-            try:
-                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=5)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                pass
-            self._stop()
-        if self.log is not None:
-            self.log.unlink(missing_ok=True)
+        if self.child is not None:
+            self.child.close({"op": "quit"}, wait_s=5)
+            self.child.log.unlink(missing_ok=True)
+
+
+def _crash(stopped: ChildStopped) -> Failure:
+    """A worker that died: its signal or exit code and its last words."""
+    how = ended(stopped.code)
+    if stopped.code == -signal.SIGKILL:  # the kernel's OOM killer (the harness kills only on a hang)
+        how += f" (out of memory? the worker's limit is {memory_limit() / (1 << 30):.0f} GiB)"
+    return Failure("crash", how + (f"; its last words: {stopped.tail}" if stopped.tail else ""))
 
 
 def judge_for(contender: Contender, device: str) -> InProcess | Isolated:
