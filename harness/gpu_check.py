@@ -1,9 +1,9 @@
 """The GPU check: one command of about 6 minutes that brings back, from a 15-minute lease,
-the versions, the fused kernels' correctness at their real tiles, the speed table, a
-narrowed landmark bench and an A/A pair, each stage under its own deadline and packed as it
-ends (`harness.stages`). ``scripts/gpu_check.sh OUT`` runs it; ``DEVICE=cpu`` runs the same
-plan at tiny sizes with the same deadlines, packing and summary (the CI dry run,
-`suites/harness/test_gpu_check.py`).
+the versions, the fused kernels' correctness at their real tiles, the headline table
+(``bench --cases headline``), a narrowed landmark bench and an A/A pair, each stage under
+its own deadline and packed as it ends (`harness.stages`). ``scripts/gpu_check.sh OUT``
+runs it; ``DEVICE=cpu`` runs the same plan at tiny sizes with the same deadlines, packing
+and summary (the CI dry run, `suites/harness/test_gpu_check.py`).
 
     python -m harness.gpu_check OUT [--device cuda|cpu] [--work DIR] [--scale S]
     python -m harness.gpu_check env WORK      # the first stage alone: versions and clocks
@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
@@ -33,14 +32,21 @@ from harness.stages import ARCHIVE, SUMMARY, Stage, run_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMIT_FILE = ROOT / ".gpu-check" / "commit"  # written before the call: the copy has no .git
-SPEED_TABLE = "speed-table.json"
+HEADLINE_RUN = "bench-headline.json"  # the table stage's run; also copied to OUT beside the archive
 # Seconds per stage on CUDA: 6 minutes in all, leaving a rerun's room in a 15-minute lease.
 DEADLINES = {"env": 20, "fused": 90, "table": 140, "landmarks": 60, "aa": 50}
 PACKAGES = ("torch", "triton", "pytest", "pytest-benchmark", "hypothesis", "pandas", "numpy",
             "nvidia-ml-py", "liger-kernel", "pytest-xdist", "pytest-timeout")
 # The landmark bench's contenders: the ones the mission compares, not all fifteen.
-# (Compiled contenders are in the speed table: their compiles would eat this stage's minute.)
+# (Compiled contenders are in the headline stage: their compiles would eat this stage's minute.)
 LANDMARK_CONTENDERS = ("eager", "fused_triton", "liger", "bce_logits", "fused_triton_binary")
+# The headline's contenders: what its table compares with (eager, compiled, Liger) and the
+# harness's fused kernels, of both families
+HEADLINE_CONTENDERS = ("eager", "compiled_eager", "fused_triton", "liger", "bce_logits",
+                       "compiled_bce_logits", "fused_triton_binary")
+# On CPU the dry run times only the seed's case with eager, given and per-call weights: the
+# plumbing, in seconds (compiles on 2 cores would take the stage's deadline)
+HEADLINE_CPU_SELECTION = "n2-c2-64x64 and eager and not compiled"
 # The A/A pair: the seed's large case on CUDA (64 × 2 × 1024 × 1024, L2 flushed), the
 # classification landmark on CPU.
 AA_SELECTION = {"cuda": "n64-c2-1024x1024 and eager and not compiled and fwd_bwd",
@@ -180,18 +186,27 @@ def ab_lines(folder: Path) -> list[str]:
 
 
 def table_lines(path: Path) -> list[str]:
-    from harness.benchmark import speed_table
+    """The headline run as the summary shows it: one line per benchmark, fastest first in
+    each case and mode, with its share of the copy, speedups against eager, compiled and
+    Liger, and its error as a share of the tolerance bound; then what was not timed."""
+    from harness.analysis import report
+    from harness.analysis.load import load
 
-    doc = json.loads(path.read_text())
-    c = doc.get("ceilings") or {}
-    head = ([f"copy {c['copy_gbps']:.0f} GB/s, read {c['read_gbps']:.0f} GB/s"]
-            if "copy_gbps" in c else [])
-    rows = [speed_table.SpeedRow(**r) for r in doc.get("rows", [])]
-    # the rows not timed, one line per reason: the summary is what the output tail shows
-    untimed = Counter(r.status for r in rows if not r.timed)
-    tail = [f"{n} rows {status}" for status, n in untimed.items()]
-    tail += [f"stopped: {doc['stopped']}"] if doc.get("stopped") else []
-    return head + speed_table.render([r for r in rows if r.timed]).splitlines() + tail
+    view = report.headline_view(report.enrich(load([path])))
+    rows = [_headline_line(r) for r in view.itertuples()]
+    failures = (json.loads(path.read_text()).get("xentbench") or {}).get("failures", [])
+    rows += [f"FAILED {f['contender']} {f['case_id']} {f['mode']}: {f['error'][:120]}"
+             for f in failures]
+    return rows or ["no benchmark timed"]
+
+
+def _headline_line(r) -> str:
+    from harness.analysis.tables import fmt_num, fmt_speedup
+
+    return (f"{r.headline + ' ' + r.mode:<34} {r.contender:<20} {r.median * 1e3:9.3f} ms "
+            f"{fmt_num(r.peak_bw_pct)} % of copy  ×eager {fmt_speedup(r.x_eager)}  ×compiled "
+            f"{fmt_speedup(r.x_compiled)}  ×Liger {fmt_speedup(r.x_liger)}  error/bound "
+            f"{fmt_num(getattr(r, 'error_of_bound', None), least=2)}")
 
 
 # ---- the plan ----------------------------------------------------------------------------
@@ -211,10 +226,14 @@ def plan(device: str, work: Path, scale: float = 1.0, python: str = sys.executab
                         "--hypothesis-profile=ci", f"--junitxml={work / 'fused.xml'}",
                         *([] if cuda else ["-k", "gpu_tile_switch or depend_on_the_class"])],
               d["fused"], lambda w: junit_lines(w / "fused.xml")),
-        Stage("table", [python, "-m", "harness.benchmark.speed_table", f"--device={device}",
-                        f"--out={work / SPEED_TABLE}", f"--deadline={max(d['table'] - 15, 1):g}",
-                        *([] if cuda else ["--tiny"])],
-              d["table"], lambda w: table_lines(w / SPEED_TABLE)),
+        Stage("table", [python, "-m", "harness", "bench", f"--device={device}",
+                        f"--size={'full' if cuda else 'small'}", "--cases=headline", "--passes=1",
+                        "--processes=1", f"--deadline={max(d['table'] - 20, 1):g}",
+                        f"--out={work / HEADLINE_RUN}",
+                        *(f"--only={name}" for name in HEADLINE_CONTENDERS), "--",
+                        "--bench-round-time=0.2" if cuda else "--bench-round-time=0.02",
+                        *([] if cuda else ["-k", HEADLINE_CPU_SELECTION])],
+              d["table"], lambda w: table_lines(w / HEADLINE_RUN)),
         Stage("landmarks", [python, "-m", "harness", "bench", f"--device={device}",
                             f"--size={'full' if cuda else 'small'}", "--cases=landmarks",
                             "--passes=1", "--processes=1", f"--deadline={max(d['landmarks'] - 20, 1):g}",
@@ -246,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="xentbench-gpu-check-"))
     title = f"xentbench GPU check on {device} (deadlines ×{args.scale:g}); work {work}"
     outcomes = run_plan(title, plan(device, work, args.scale), work, args.out,
-                        also=(SPEED_TABLE,))
+                        also=(HEADLINE_RUN,))
     print((args.out / SUMMARY).read_text())
     return 0 if all(o.accepted for o in outcomes) else 1
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check (issue 20): versions and clocks, the fused kernels at their real tiles, the
-# speed table, a narrowed landmark bench and an A/A pair, each stage under its own deadline
-# (6 minutes in all on CUDA), packed into OUT/gpu-check.tgz with OUT/summary.txt after every
-# stage (harness/stages.py). Nothing is fetched: wheels come carried in .gpu-check/wheels
-# (scripts/gpu_prepare.sh, run here before the call, also writes the commit).
+# headline table (bench --cases headline), a narrowed landmark bench and an A/A pair, each
+# stage under its own deadline (6 minutes in all on CUDA), packed into OUT/gpu-check.tgz
+# with OUT/summary.txt after every stage (harness/stages.py). Nothing is fetched: wheels
+# come carried in .gpu-check/wheels (scripts/gpu_prepare.sh, run here before the call, also
+# writes the commit).
 #   scripts/gpu_check.sh OUT                 # on the GPU machine
 #   DEVICE=cpu scripts/gpu_check.sh OUT      # the dry run: tiny sizes, same plumbing (CI)
 #   SCALE=0.2 ...                            # every deadline × 0.2 (the clean-stop test)

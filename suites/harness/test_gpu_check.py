@@ -34,18 +34,19 @@ def test_the_dry_run_passes_every_stage_and_returns_three_files(tmp_path):
     done = _check(tmp_path, 1.0)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ARCHIVE, SUMMARY,
-                                                                 gpu_check.SPEED_TABLE])
+                                                                 gpu_check.HEADLINE_RUN])
     summary = (tmp_path / SUMMARY).read_text()
     for stage in ("env", "fused", "table", "landmarks"):
         assert f"[{stage}] ok" in summary, summary
     # the A/A pair is judged, or says that the machine was too busy to judge it (exit 2:
     # every block pair contaminated, as when the rest of the suite runs beside it)
     assert "[aa] ok" in summary or "[aa] exit 2" in summary, summary
-    assert {"env.json", "fused.xml", gpu_check.SPEED_TABLE, "bench-landmarks.json",
+    assert {"env.json", "fused.xml", gpu_check.HEADLINE_RUN, "bench-landmarks.json",
             "aa/ab.json", SUMMARY} <= _members(tmp_path)
     # the output ends with the summary, so the device's output tail holds the table
     assert done.stdout.rstrip().endswith(summary.rstrip().splitlines()[-1])
     assert "torch 2." in summary and "n256-c1000-p0.01-f32-mean-eager-fwd_bwd: " in summary
+    assert "seed_f32_per_call fwd_bwd" in summary  # the headline table's stage
 
 
 def test_deadlines_cut_short_still_leave_every_finished_stage(tmp_path):
@@ -80,3 +81,27 @@ def test_the_plan_fits_its_budget_and_puts_the_cheap_and_telling_first(device, t
     fused = next(s for s in stages if s.name == "fused")
     tests = [a for a in fused.argv if a.startswith("suites/")]
     assert tests[0] == "suites/harness/test_fused_gpu_tiles.py"
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_the_table_stage_is_bench_of_the_headline_cases(device, tmp_path):
+    """The table is `bench --cases headline` (issue 31): its run comes back beside the archive."""
+    table = next(s for s in gpu_check.plan(device, tmp_path) if s.name == "table")
+    assert table.argv[1:4] == ["-m", "harness", "bench"] and "--cases=headline" in table.argv
+    assert f"--out={tmp_path / gpu_check.HEADLINE_RUN}" in table.argv
+    assert ("--size=full" in table.argv) == (device == "cuda")
+    assert {"--only=compiled_eager", "--only=liger", "--only=fused_triton"} <= set(table.argv)
+
+
+def test_the_summary_shows_the_headline_table(tmp_path):
+    from fakes import make_run, write_run
+
+    from harness.benchmark.case_sets import headline
+
+    cases = [c for name, c in headline("small", "cpu").items() if name.startswith("seed_f32")]
+    doc = make_run(cases=tuple(cases), speed={"eager": 1.0, "compiled_eager": 2.0, "liger": 0.5},
+                   modes=("fwd_bwd",), noise=0.001)
+    lines = gpu_check.table_lines(write_run(tmp_path / gpu_check.HEADLINE_RUN, doc))
+    liger = next(line for line in lines if line.startswith("seed_f32_per_call fwd_bwd")
+                 and " liger " in line)
+    assert "×eager 2.00×" in liger and "×compiled 4.00×" in liger and "×Liger 1.00×" in liger
