@@ -20,8 +20,8 @@ from harness.kernels import interpret_without_cuda
 interpret_without_cuda()  # before the imports below: torch._dynamo imports Triton
 
 from harness import contenders as registry  # noqa: E402
-from harness import options  # noqa: E402
-from harness.analysis import ab_verdicts, tables, verdict  # noqa: E402
+from harness import options, verdict  # noqa: E402
+from harness.analysis import ab_verdicts, tables  # noqa: E402
 from harness.analysis import compare as comparing  # noqa: E402
 from harness.analysis.load import ResultsError, load  # noqa: E402
 from harness.analysis.paired import PairedSettings, fewest_pairs  # noqa: E402

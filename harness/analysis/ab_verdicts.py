@@ -2,7 +2,7 @@
 sides have, judged on its pairs (`harness.analysis.paired`), the changes first; the
 verdict document written beside the two sides' JSON; and what fails the gate.
 
-Row verdicts, the words ``compare`` says too (`harness.analysis.verdict`): ``slower``,
+Row verdicts, the words ``compare`` says too (`harness.verdict`): ``slower``,
 ``faster``, ``undecided``, ``same``, ``too few`` (fewer clean
 pairs than the test needs to reach alpha: `harness.analysis.paired`), ``unstable`` (every
 pair had a contaminated block: nothing left to judge), and ``broken`` (HEAD failed its
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from harness.analysis import verdict
+from harness import verdict
 from harness.analysis.paired import PairedSettings, fewest_pairs, judge_all, pairs_needed
 from harness.benchmark.ab import SIDES, AbRun
 

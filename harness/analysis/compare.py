@@ -16,7 +16,7 @@ have at least `MIN_U_ROUNDS` rounds, and in any case a 99 % bootstrap interval o
 normalised ratio that excludes 1 (blocks of rounds on fresh inputs resampled first, then
 rounds, and the factor drawn from its uncertainty) — and the run-to-run drift floor
 (`drift_floor`), all inputs to the decision ``ab`` makes too
-(`harness.analysis.verdict.decide`, its words). Within the threshold is ``same``; beyond it
+(`harness.verdict.decide`, its words). Within the threshold is ``same``; beyond it
 but short of the test or the floor, ``undecided``. A benchmark that either run recorded as
 contaminated (preempted, oversubscribed, quantised: `harness.benchmark.stability`) is
 ``unstable``, never slower or faster; one that is only wide (its spread) is judged like the
@@ -35,7 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.analysis import stats, verdict
+from harness import verdict
+from harness.analysis import stats
 from harness.analysis.load import ResultsError, runs_table
 from harness.benchmark import stability
 

@@ -10,7 +10,7 @@ whatever the machine was doing at that moment; what is left is judged across the
   interval (`PairedSettings.confidence`);
 - the false changes over every benchmark compared are controlled by Benjamini–Hochberg
   (`benjamini_hochberg`) at ``alpha``;
-- three verdicts (`harness.analysis.verdict.decide`, shared with ``compare``):
+- three verdicts (`harness.verdict.decide`, shared with ``compare``):
   ``slower``/``faster`` when the adjusted p is below ``alpha`` and the median ratio is
   beyond the threshold; ``same`` when the interval lies within ± the threshold (an
   equivalence claim); ``undecided`` otherwise;
@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from harness.analysis import verdict
+from harness import verdict
 from harness.analysis.stats import rankdata
 
 ArrayLike = Sequence[float] | np.ndarray

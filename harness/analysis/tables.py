@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
-from harness.analysis import verdict
+from harness import verdict
 from harness.analysis.stats import significant_digits
 from harness.benchmark.stability import SPREAD, shared_reasons
 from harness.problem.families import family

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analysis import verdict
+from harness import verdict
 from harness.benchmark import stability
 from harness.child import Child, ChildStopped, ended
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis import ab_verdicts, paired, tables, verdict
+from harness import verdict
+from harness.analysis import ab_verdicts, paired, tables
 from harness.analysis.load import load, validate
 from harness.analysis.paired import PairedSettings
 from harness.benchmark import ab, counts

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from fakes import CASES, make_run, scale_contender, write_run
 
-from harness.analysis import ab_verdicts, compare, paired, stats, verdict
+from harness import verdict
+from harness.analysis import ab_verdicts, compare, paired, stats
 from harness.analysis.load import load
 from harness.analysis.paired import PairedSettings
 from harness.cli import main, parse_threshold
