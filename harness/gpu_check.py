@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from importlib import metadata
 from pathlib import Path
 
-from harness import options
+from harness import machine, options
 from harness.atomic import atomic_write_text
 from harness.stages import ARCHIVE, SUMMARY, Stage, run_plan
 
@@ -55,28 +53,21 @@ AA_SELECTION = {"cuda": "n64-c2-1024x1024 and eager and not compiled and fwd_bwd
 
 # ---- the first stage: versions, clocks, the commit ---------------------------------------
 def versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+    return machine.versions(PACKAGES)
 
 
 def device_facts() -> dict:
     import torch
 
     facts: dict = {"cuda_available": torch.cuda.is_available(), "torch_cuda": torch.version.cuda}
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        facts.update(name=props.name, capability=f"{props.major}.{props.minor}",
-                     memory_gib=round(props.total_memory / 2**30, 1),
-                     l2_bytes=getattr(props, "L2_cache_size", None),
-                     sms=props.multi_processor_count)
+    found = machine.gpu(torch)
+    if found is not None:
+        facts.update(name=found["name"], capability=found["capability"],
+                     memory_gib=round(found["memory_bytes"] / 2**30, 1),
+                     l2_bytes=found["l2_bytes"], sms=found["sms"])
     facts["clocks"] = _smi("clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,"
                            "clocks_throttle_reasons.active,power.draw,temperature.gpu")
-    facts["driver"] = _smi("driver_version")
+    facts["driver"] = machine.driver()
     return facts
 
 

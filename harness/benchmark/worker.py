@@ -40,7 +40,7 @@ def _machine_info(torch) -> dict:
     from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 
     info = pytest_benchmark_generate_machine_info()
-    info.update(torch=torch.__version__, cpu_count=os.cpu_count())
+    info.update(_beside("_xentbench_machine", Path(__file__).parents[1] / "machine.py").run_info(torch))
     return info
 
 
@@ -56,11 +56,17 @@ def _commit_info() -> dict:
 def _selection():
     """`harness.benchmark.selection` of the controller's checkout, loaded from beside this
     file: the ``harness`` on ``sys.path`` is the side's, which may predate that module."""
+    return _beside("_xentbench_selection", Path(__file__).with_name("selection.py"))
+
+
+def _beside(name: str, path: Path):
+    """A module of the controller's checkout (`harness.benchmark.selection`,
+    `harness.machine`), loaded from its file as ``name``: the side's ``harness`` may
+    predate it."""
     import importlib.util
 
-    name = "_xentbench_selection"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("selection.py"))
+        spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import pytest
 import torch
 
 from harness import contenders as registry
-from harness import options
+from harness import machine, options
 from harness.analysis.accuracy import AccuracyLog
 from harness.atomic import atomic_write_text
 from harness.benchmark import case_sets, passes
@@ -245,21 +244,4 @@ def check_cases(config: pytest.Config) -> None:
 
 def add_machine_info(machine_info: dict) -> None:
     """What pytest-benchmark's JSON says of the machine, plus torch's and the GPU's."""
-    machine_info["torch"] = torch.__version__
-    machine_info["python_implementation"] = platform.python_implementation()
-    machine_info["cpu_count"] = os.cpu_count()
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        machine_info["gpu_name"] = props.name
-        machine_info["gpu_memory_bytes"] = props.total_memory
-        machine_info["gpu_count"] = torch.cuda.device_count()
-        machine_info["cuda"] = torch.version.cuda
-        machine_info["driver"] = _nvidia_driver()
-
-
-def _nvidia_driver() -> str | None:
-    try:
-        with open("/proc/driver/nvidia/version") as f:
-            return f.readline().strip()
-    except OSError:
-        return None
+    machine_info.update(machine.run_info(torch))
