@@ -230,9 +230,22 @@ def _run_fields(run: list[RunFile], run_id: str) -> dict:
         "schema": run[0].stamp.get("schema", SCHEMA_VERSION),
         "run_threads": run[0].stamp.get("threads"),
         **_fidelity_fields(run),
+        **_ceiling_fields(run),
         "_torch": infos[0].get("torch"),
         "_device": run[0].stamp.get("device"),
     }
+
+
+# the run's copy and read ceilings (``xentbench.ceilings``, measured once per timing
+# session: `harness.benchmark.timing.measure_ceilings`), a column of each of its rows
+CEILING_KEYS = ("ceiling_copy_gbps", "ceiling_read_gbps")
+
+
+def _ceiling_fields(run: list[RunFile]) -> dict:
+    """The first shard's ceilings that has them; NaN for a run without (older, smoke)."""
+    found = [f.stamp["ceilings"] for f in run if isinstance(f.stamp.get("ceilings"), dict)]
+    first = found[0] if found else {}
+    return {key: first.get(key.removeprefix("ceiling_")) for key in CEILING_KEYS}
 
 
 def _fidelity_fields(run: list[RunFile]) -> dict:
@@ -304,7 +317,7 @@ def benchmark_row(bench: dict, run: dict) -> dict:
 
 
 COLUMNS = tuple(dict.fromkeys((*RUN_KEYS, "name", "fullname", "group", "case_id", "contender",
-                                "mode", *EXTRA_KEYS, *STAT_KEYS, "data", "positions", "size")))
+                                "mode", *EXTRA_KEYS, *STAT_KEYS, "data", "positions", "size", *CEILING_KEYS)))
 
 
 def load(paths: Iterable[str | Path], merge_shards: bool = True) -> pd.DataFrame:
@@ -332,7 +345,7 @@ def frame(rows: list[dict]) -> pd.DataFrame:
             df[col] = None
     extra = [c for c in df.columns if c not in COLUMNS]
     df = df[[*COLUMNS, *extra]]
-    for col in (*record.NUMERIC, *STAT_KEYS, "positions", "size"):
+    for col in (*record.NUMERIC, *STAT_KEYS, "positions", "size", *CEILING_KEYS):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     return df.reset_index(drop=True)
 

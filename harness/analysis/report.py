@@ -142,11 +142,35 @@ def headline_view(df: pd.DataFrame) -> pd.DataFrame:
             _ratio(medians.get((r.run_id, r.case_id, r.mode,
                                 HEADLINE_BASES.get(r.family, {}).get(column, "")), np.nan), r.median)
             for r in rows.itertuples()]
+    rows = with_model_bandwidth(rows)
     order = {case_id: i for i, case_id in enumerate(names)}
     rows["_order"] = rows["case_id"].map(order)
     rows["_median"] = rows["median"].fillna(math.inf)
     rows = rows.sort_values(["run_id", "_order", "mode", "_median"], kind="stable")
     return rows.drop(columns=["_order", "_median"])
+
+
+def with_model_bandwidth(rows: pd.DataFrame) -> pd.DataFrame:
+    """Add the headline's bandwidth columns: ``copy_pct`` (GB/s by `min_bytes` as % of the
+    run's measured copy ceiling, ``ceiling_copy_gbps``; a run without ceilings falls back to
+    the session's copy measure, ``peak_bw_pct``), ``model_gbps`` (the contender's own traffic
+    model, `harness.benchmark.traffic.model_bytes`, over the median) and ``model_copy_pct``,
+    each with the noise GB/s has."""
+    out = rows.copy()
+    for col in ("model_bytes", "ceiling_copy_gbps", "peak_bw_pct", "peak_bw_pct_noise"):
+        if col not in out:
+            out[col] = np.nan
+    copy = out["ceiling_copy_gbps"].where(out["ceiling_copy_gbps"] > 0, out["peak_gbps"])
+    copy = pd.to_numeric(copy, errors="coerce")
+    rel = out["gbps_noise"] / out["gbps"]
+    has_ceiling = out["ceiling_copy_gbps"] > 0
+    out["copy_pct"] = (100 * out["gbps"] / copy).where(has_ceiling, out["peak_bw_pct"])
+    out["copy_pct_noise"] = (out["copy_pct"] * rel).where(has_ceiling, out["peak_bw_pct_noise"])
+    out["model_gbps"] = out["model_bytes"] / out["median"].where(out["median"] > 0) / 1e9
+    out["model_gbps_noise"] = out["model_gbps"] * rel
+    out["model_copy_pct"] = 100 * out["model_gbps"] / copy
+    out["model_copy_pct_noise"] = out["model_copy_pct"] * rel
+    return out
 
 
 def _ratio(base: float, median: float) -> float:
@@ -234,8 +258,11 @@ def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None,
     headline = headline_view(cases)
     if len(headline):
         out += ["## Headline", "",
-                "The headline cases (`bench --cases headline`): GB/s and % of the measured copy "
-                "bandwidth by `min_bytes` (the least a loss must move); speedups against eager, "
+                "The headline cases (`bench --cases headline`): GB/s and % of the run's measured "
+                "copy ceiling by `min_bytes` (the least a loss must move) and by the contender's "
+                "own traffic model (`model`: the bytes it really moves, "
+                "`harness.benchmark.traffic.model_bytes`; `-` where none is stated); speedups "
+                "against eager, "
                 "`torch.compile` and Liger-Kernel on the same case and mode (> 1 is faster); peak "
                 "memory above the inputs; the check before timing's largest errors against the "
                 "float64 oracle and the larger as a share of its tolerance bound (≤ 1 passes). "

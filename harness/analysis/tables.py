@@ -519,7 +519,9 @@ def accuracy_md(acc) -> str:
 HEADLINE_COLUMNS: tuple[tuple[str, Callable[[Any], str]], ...] = (
     ("median", _median_cell),
     ("GB/s", lambda r: fmt_num(r.gbps, r.gbps_noise)),  # min_bytes / median (benchmark.traffic)
-    ("% copy", lambda r: fmt_num(r.peak_bw_pct, r.peak_bw_pct_noise, 2)),
+    ("% copy", lambda r: fmt_num(r.copy_pct, r.copy_pct_noise, 2)),  # of the run's ceiling
+    ("model GB/s", lambda r: fmt_num(r.model_gbps, r.model_gbps_noise)),  # traffic.model_bytes
+    ("model % copy", lambda r: fmt_num(r.model_copy_pct, r.model_copy_pct_noise, 2)),
     ("× eager", lambda r: fmt_speedup(r.x_eager)),
     ("× compiled", lambda r: fmt_speedup(r.x_compiled)),
     ("× Liger", lambda r: fmt_speedup(r.x_liger)),

@@ -28,7 +28,7 @@ from harness.benchmark.step import (
     replicated,
 )
 from harness.benchmark.timing import RoundProbe, peak_extra_memory
-from harness.benchmark.traffic import min_bytes
+from harness.benchmark.traffic import min_bytes, model_bytes
 from harness.contenders.compiled import for_timing
 from harness.equivalence.isolation import Failure
 from harness.kernels import watch
@@ -49,6 +49,12 @@ def _calibrated(step: Step, round_time: float) -> tuple[int, int]:
         calls = timing.calls_per_event(device_once)
         once = max(once, device_once * calls)
     return int(min(max(round_time / once, 5), 200)), calls
+
+
+def traffic_fields(contender: str, case, mode: str) -> dict:
+    """The record's traffic: ``bytes`` (`min_bytes`, the least any loss moves) and
+    ``model_bytes`` (what this contender moves by its own stated model, None without one)."""
+    return {"bytes": min_bytes(case, mode), "model_bytes": model_bytes(contender, case, mode)}
 
 
 def _accuracy(expect: Expectation) -> str:
@@ -136,14 +142,14 @@ def _first_pass(benchmark, step: Step, case, contender, timed, mode: str, device
         pytest.skip(f"{contender.name}: runs Triton kernels in the interpreter (no GPU): checked "
                     "against the oracle, never timed")
 
-    nbytes = min_bytes(case, mode)
     step.setup()  # the gradient the compile or an earlier call left is gone before the count
     # a smoke run (--benchmark-disable) records no numbers: the CPU measure's first profiler
     # start in a process (3 s, its import) is spent only on a timed run
     peak_mem = peak_extra_memory(step.run, device) if bench_options["timing"] else None
     record = BenchRecord(
         contender=contender.name, family=contender.family, case_id=case.id, mode=mode,
-        device=device, dtype=case.dtype, case=case.fields(), bytes=nbytes, peak_gbps=peak_gbps,
+        device=device, dtype=case.dtype, case=case.fields(), **traffic_fields(contender.name, case, mode),
+        peak_gbps=peak_gbps,
         peak_mem_bytes=peak_mem, compile_s=cost.cold_s if cost else None,
         compile_warm_s=cost.warm_s if cost else None, compile_what=cost.what if cost else None,
         accuracy=_accuracy(expectation(contender, case, device)), torch=torch.__version__,

@@ -30,6 +30,7 @@ class BenchRecord:
     peak_mem_bytes: int | None
     gbps: float | None = None                 # bytes / median
     peak_bw_pct: float | None = None          # gbps as % of peak_gbps
+    model_bytes: int | None = None            # the contender's own traffic model (traffic.model_bytes)
     # compile cost (torch.compile contenders)
     compile_s: float | None = None
     compile_warm_s: float | None = None
@@ -74,7 +75,8 @@ def machine_info_stamp(run_id: str | None = None, shard: str | None = None) -> d
     """The least the benchmark plugin puts under ``output_json["xentbench"]`` (or
     ``machine_info["xentbench"]``): the schema version, and for sharded runs a run id shared
     by all shards (e.g. from ``$XENTBENCH_RUN_ID``) so that they merge reliably. The plugin
-    may add ``device``, ``shard``, ``failures`` (benchmarks not timed) and ``notes``."""
+    may add ``device``, ``shard``, ``failures`` (benchmarks not timed), ``notes`` and, in a
+    timing run, ``ceilings`` (`harness.benchmark.timing.measure_ceilings`)."""
     stamp: dict = {"schema": SCHEMA_VERSION}
     if run_id:
         stamp["run_id"] = run_id

@@ -203,6 +203,27 @@ def copy_samples(device: str, nbytes: int, rounds: int = 10) -> tuple[int, Sampl
     return 2 * src.numel() * 4, samples
 
 
+CEILING_BYTES = {"cuda": 1 << 30, "cpu": 32 << 20}  # past the device's caches; CPU: tens of ms
+
+
+def measure_ceilings(device: str, nbytes: int | None = None, rounds: int = 5) -> dict:
+    """The device's copy and read ceilings, measured once per timing session and kept in
+    the run's JSON (``xentbench.ceilings``): GB/s (1e9 bytes) of the median of ``rounds``
+    timed copies of ``nbytes`` (2 × nbytes moved: read + write, `copy_samples`) and of
+    ``rounds`` timed ``x.sum()`` over them (nbytes read). `report` divides each headline
+    row's GB/s by ``copy_gbps``."""
+    if nbytes is None:
+        nbytes = CEILING_BYTES["cuda" if device.startswith("cuda") else "cpu"]
+    moved, copies = copy_samples(device, nbytes, rounds)
+    x = torch.empty(nbytes // 4, dtype=torch.float32, device=device).uniform_()
+    reads = time_calls(lambda: x.sum(), device, rounds, warmup=2)
+    return {"bytes": x.numel() * 4, "rounds": rounds,
+            "copy_gbps": moved / statistics.median(copies.seconds) / 1e9,
+            "read_gbps": x.numel() * 4 / statistics.median(reads.seconds) / 1e9,
+            "copy_model": "2 x bytes (read + write) / median copy_",
+            "read_model": "bytes / median x.sum()"}
+
+
 def fidelity_check(device: str, rounds: int = 400):
     """The run's timer self-check (`harness.benchmark.stability.fidelity`): F.cross_entropy on 256 ×
     1000 logits, single-threaded (CPU time equals wall time only for one thread), timed per

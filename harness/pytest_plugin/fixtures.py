@@ -15,9 +15,15 @@ import torch
 from harness import contenders as registry
 from harness import options
 from harness.benchmark import passes
-from harness.benchmark.timing import copy_samples, fidelity_check, reserve_flush_buffer
+from harness.benchmark.timing import (
+    copy_samples,
+    fidelity_check,
+    measure_ceilings,
+    reserve_flush_buffer,
+)
 from harness.pytest_plugin import processes
 from harness.pytest_plugin.session import CASES_CHECKED, COMPILE_STATS, XentSession, session_of
+from harness.pytest_plugin.session import timing as timing_run
 from harness.pytest_plugin.summary import say
 
 
@@ -71,8 +77,14 @@ def bench_pass(request: pytest.FixtureRequest) -> tuple[int, passes.PassLog]:
 
 
 @pytest.fixture(scope="session")
-def peak_gbps(pytestconfig: pytest.Config, device: str) -> float:
-    """The device's copy bandwidth, measured once per session (GB/s, 1e9 bytes)."""
+def peak_gbps(pytestconfig: pytest.Config, device: str, xent: XentSession) -> float:
+    """The device's copy bandwidth, measured once per session (GB/s, 1e9 bytes); in a
+    timing run also the copy and read ceilings the run's JSON keeps (``xentbench.ceilings``,
+    `harness.benchmark.timing.measure_ceilings`), which a smoke run does not pay for."""
+    if timing_run(pytestconfig) and xent.ceilings is None:
+        xent.ceilings = measure_ceilings(device)
+        say(pytestconfig, f"ceilings on {device}: copy {xent.ceilings['copy_gbps']:.1f} GB/s, "
+                          f"read {xent.ceilings['read_gbps']:.1f} GB/s")
     nbytes = (1 << 30) if device.startswith("cuda") else (256 << 20)
     say(pytestconfig, f"measuring {device} copy bandwidth ({nbytes >> 20} MiB), the peak behind "
                       "'% of peak'")

@@ -56,6 +56,7 @@ class XentSession:
     device: str = "cpu"                          # where this session's contenders run
     seed: int | None = None                      # --hypothesis-seed: the suites' draw
     contenders: dict[str, list] = field(default_factory=dict)  # per family, as `contenders_of` resolved
+    ceilings: dict | None = None                 # copy and read GB/s, measured in a timing run
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -126,7 +127,7 @@ class XentSession:
 
     def stamp(self, config: pytest.Config) -> dict:
         """The ``xentbench`` key of the run's JSON: machine, options, failures, notes, timer
-        check, unstable count."""
+        check, unstable count and, in a timing run, the copy and read ceilings."""
         run_id = config.getoption("run_id") or os.environ.get("XENTBENCH_RUN_ID")
         return {
             **machine_info_stamp(run_id, config.getoption("shard")),
@@ -138,6 +139,7 @@ class XentSession:
             "fidelity": self.fidelity,
             "unstable": len(self.unstable),
             "started": self.started,  # pytest-benchmark's "datetime" is when the file was saved
+            **({"ceilings": self.ceilings} if self.ceilings else {}),
         }
 
     def save_untimed_run(self, config: pytest.Config) -> None:

@@ -20,10 +20,19 @@ MULTICLASS = {"eager": 1.0, "compiled_eager": 0.5, "liger": 0.8, "fused_triton":
 BINARY = {"bce_logits": 1.0, "compiled_bce_logits": 0.5, "fused_triton_binary": 0.25}
 
 
+# the run's measured ceilings, as the session writes them (`timing.measure_ceilings`)
+CEILINGS = {"bytes": 32 << 20, "rounds": 5, "copy_gbps": 50.0, "read_gbps": 80.0}
+MODEL_FACTOR = {"eager": 6, "fused_triton": 2}  # model_bytes = factor × min_bytes; others none
+
+
 def _run(tmp_path, name: str, cases, speed: dict):
-    doc = make_run(cases=tuple(cases), speed=speed, noise=0.001, modes=("fwd_bwd",))
+    doc = make_run(cases=tuple(cases), speed=speed, noise=0.001, modes=("fwd_bwd",),
+                   stamp={"schema": 1, "ceilings": CEILINGS})
     for b in doc["benchmarks"]:
-        b["extra_info"].update(loss_error=1.5e-7, grad_error=2.5e-9, error_of_bound=0.03)
+        info = b["extra_info"]
+        factor = MODEL_FACTOR.get(info["contender"])
+        info.update(loss_error=1.5e-7, grad_error=2.5e-9, error_of_bound=0.03,
+                    model_bytes=factor * info["bytes"] if factor else None)
     return write_run(tmp_path / name, doc)
 
 
@@ -58,8 +67,8 @@ def test_the_table_is_in_tables_md(headline_run) -> None:
                if line.startswith("| seed_bf16_per_call") and "| fused_triton |" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[0] == f"seed_bf16_per_call `{CASES['seed_bf16_per_call'].id}`"
-    assert cells[6:9] == ["2.50×", "1.25×", "2.00×"]
-    assert cells[10:13] == ["1.5e-07", "2.5e-09", "0.03"]
+    assert cells[8:11] == ["2.50×", "1.25×", "2.00×"]
+    assert cells[12:15] == ["1.5e-07", "2.5e-09", "0.03"]
     assert md.index("## Headline") < md.index("## Rankings")
 
 
@@ -84,3 +93,41 @@ def test_the_record_keeps_the_checks_errors_against_the_oracle() -> None:
     assert errors["loss_error"] == by_prop["loss"].max_abs > 0  # bf16 is not exact
     assert errors["grad_error"] == by_prop["grad"].max_abs > 0
     assert errors["error_of_bound"] == max(by_prop["loss"].of_bound, by_prop["grad"].of_bound) <= 1
+
+
+def test_gbps_and_percent_of_the_copy_by_min_bytes_and_by_the_model(headline_run) -> None:
+    """The run's JSON carries the ceilings (``xentbench.ceilings``) and each record its
+    ``model_bytes``: the table shows GB/s and % of the copy ceiling by both."""
+    view = report.headline_view(headline_run)
+    for contender, factor in MODEL_FACTOR.items():
+        r = view[(view["contender"] == contender) & (view["headline"] == "seed_f32")].iloc[0]
+        assert r.ceiling_copy_gbps == 50.0
+        assert r.gbps == pytest.approx(r["bytes"] / r["median"] / 1e9)
+        assert r.copy_pct == pytest.approx(100 * r.gbps / 50.0)
+        assert r.model_gbps == pytest.approx(factor * r.gbps)
+        assert r.model_copy_pct == pytest.approx(100 * factor * r.gbps / 50.0)
+    md = report.render_markdown(headline_run)
+    section = md.split("## Headline", 1)[1].split("\n## ", 1)[0]
+    header = next(line for line in section.splitlines() if line.startswith("| case"))
+    names = [c.strip() for c in header.strip("|").split("|")]
+    assert names[3:8] == ["median", "GB/s", "% copy", "model GB/s", "model % copy"]
+
+    def cells(contender: str) -> list[str]:
+        row = next(line for line in section.splitlines()
+                   if line.startswith("| seed_f32 ") and f"| {contender} |" in line)
+        return [c.strip() for c in row.strip("|").split("|")]
+
+    eager = view[(view["contender"] == "eager") & (view["headline"] == "seed_f32")].iloc[0]
+    got = cells("eager")
+    assert float(got[5]) == pytest.approx(eager.copy_pct, rel=0.01)
+    assert float(got[6]) == pytest.approx(6 * float(got[4]), rel=0.01)
+    assert float(got[7]) == pytest.approx(6 * eager.copy_pct, rel=0.01)
+    assert cells("liger")[6:8] == ["-", "-"]  # no model recorded for it in this run
+
+
+def test_a_run_without_ceilings_falls_back_to_the_sessions_copy(tmp_path) -> None:
+    doc = make_run(cases=(CASES["seed_f32"],), speed=MULTICLASS, modes=("fwd_bwd",))
+    df = report.enrich(load([write_run(tmp_path / "old.json", doc)]))
+    view = report.headline_view(df)
+    assert view["ceiling_copy_gbps"].isna().all()
+    assert list(view["copy_pct"]) == pytest.approx(list(view["peak_bw_pct"]))
