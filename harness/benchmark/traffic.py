@@ -63,8 +63,8 @@ class Sizes:
     @classmethod
     def of(cls, case: Case) -> Sizes:
         b = torch.finfo(case.torch_dtype).bits // 8
-        binary = case.family == "binary"
-        return cls(p=case.positions, c=1 if binary else case.c, b=b, t=b if binary else 8,
+        index = case.spec.index_targets  # int64 class ids, else 0/1 targets in the logits' dtype
+        return cls(p=case.positions, c=case.c, b=b, t=8 if index else b,
                    smoothing=bool(case.label_smoothing), per_call=case.per_call,
                    spatial=bool(case.spatial))
 
