@@ -149,10 +149,14 @@ def liger_bytes(s: Sizes, mode: str) -> int:
 
 
 # contender name -> its stated model; the binary family's eager and compiled forms share
-# the multi-class ones (each model has its binary branch)
+# the multi-class ones (each model has its binary branch). nn.CrossEntropyLoss calls
+# F.cross_entropy, and F.cross_entropy is ATen's log_softmax then nll_loss: the same
+# kernels as the eager model, eager or compiled.
 TRAFFIC_MODELS: dict[str, Callable[[Sizes, str], int]] = {
     "eager": eager_bytes, "bce_logits": eager_bytes,
+    "module": eager_bytes, "logsoftmax_nll": eager_bytes,
     "compiled_eager": compiled_bytes, "compiled_bce_logits": compiled_bytes,
+    "compiled_logsoftmax_nll": compiled_bytes,
     "fused_triton": fused_bytes, "fused_triton_binary": fused_bytes, "liger": liger_bytes,
 }
 

@@ -26,7 +26,10 @@ PER_CALL = Case(n=2, c=2, spatial=(4,), weights="inverse_freq", per_call=True)
     ("eager", SEED, "fwd_bwd", 6 * 96 + 2 * 8 * (4 + 8)),             # 768
     ("eager", VOCAB, "fwd_bwd", 9 * 40 + 2 * 4 * (2 + 8)),            # 440: smoothing
     ("eager", PER_CALL, "fwd", 2 * 64 + 8 * (4 + 8) + 2 * 8 * 8),     # 352
+    ("module", SEED, "fwd_bwd", 768),                                 # F.cross_entropy's kernels
+    ("logsoftmax_nll", SEED, "fwd", 288),                             # the same kernels
     ("compiled_eager", SEED, "fwd_bwd", 3 * 96 + 2 * 8 * 8 + 8 * 8),  # 480
+    ("compiled_logsoftmax_nll", SEED, "fwd_bwd", 480),                # the same fused pair
     ("fused_triton", SEED, "fwd_bwd", 2 * 96 + 2 * 8 * 8),            # 320
     ("fused_triton", SEED, "fwd", 320),                               # the same kernels
     ("liger", SEED, "fwd_bwd", 9 * 96 + 8 * 8),                       # 928: clone, class-last, back
