@@ -483,6 +483,9 @@ class Reach:
     def line(self) -> str:
         got = f"{self.pairs} pairs" + (f", {self.triples} triples of {' × '.join(TRIAD)}"
                                        if self.triples else "") + f", in {self.cases} cases"
+        if not self.missing and not self.pairs:  # one dimension varies (compiled_bce_logits)
+            return f"every declared value reached ({self.values} values, no pair declared, " \
+                f"in {self.cases} cases)"
         if not self.missing:
             return f"every declared pair reached ({got})"
         return f"not reached ({len(self.missing)} of {self.values + self.pairs + self.triples}): " + \

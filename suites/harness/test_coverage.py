@@ -92,6 +92,17 @@ def test_a_compiled_contender_is_covered_on_one_graph():
     assert {c.weights for c in cases} >= {"inverse_freq", "onehot", "seed_inverse_freq"}
 
 
+def test_a_contender_with_one_varying_dimension_claims_values_not_pairs():
+    """compiled_bce_logits varies only its weight scheme on its graph (BCE ignores no
+    target and masks no logit): its line claims the values it reached, not '0 pairs'."""
+    compiled = registry.get("compiled_bce_logits")
+    got = coverage.reach(compiled, coverage.covering(compiled))
+    assert got.pairs == 0 and got.missing == ()
+    assert got.line().startswith(f"every declared value reached ({got.values} values, no pair")
+    short = coverage.reach(compiled, coverage.covering(compiled)[:1])
+    assert short.line().startswith("not reached (")
+
+
 @pytest.mark.slow  # one pytest run of 13 contenders
 def test_the_suite_catches_a_loss_wrong_on_one_value_of_each_dimension():
     done = subprocess.run(
