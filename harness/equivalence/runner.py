@@ -174,6 +174,26 @@ def repro_command(contender: Contender, case) -> str:
     return f"python -m harness check {case.id} --only {contender.name}{spec}"
 
 
+# An interpreted contender's verdicts on a case, all five properties from its one call,
+# kept for the process: the call (Triton's interpreter) is most of a property test's cost,
+# and the suite's five property tests of one contender run one after another, mostly in
+# the same xdist worker, on the same cases (covering cases, then the same seeded draw).
+# Verdicts only (no tensors), so the memory is small whatever the run.
+_INTERPRETED_VERDICTS: dict[tuple, dict[str, Verdict]] = {}
+
+
+def verdict_of(contender: Contender, case: Case, device: str, prop: str,
+               timeout: float | None = CALL_TIMEOUT_S) -> Verdict:
+    """``prop`` on ``case``: for an interpreted contender from one call judged on every
+    property, kept per process (`_INTERPRETED_VERDICTS`); for the others one call."""
+    if contender.untimed_reason() is None:
+        return verify(contender, case, device, (prop,), timeout)[prop]
+    key = (contender.name, contender.source, case.id, device, timeout)
+    if key not in _INTERPRETED_VERDICTS:
+        _INTERPRETED_VERDICTS[key] = verify(contender, case, device, PROPERTIES, timeout)
+    return _INTERPRETED_VERDICTS[key][prop]
+
+
 def property_search(contender: Contender, prop: str, device: str,
                     on_case: Callable[[Contender, Case, dict[str, Verdict]], None],
                     timeout: float | None = CALL_TIMEOUT_S, seed: int | None = None,
@@ -207,7 +227,7 @@ def property_search(contender: Contender, prop: str, device: str,
     @given(case=strategies.for_contender(contender))
     def property_holds(case: Case) -> None:
         try:
-            verdict = verify(contender, case, device, (prop,), timeout)[prop]
+            verdict = verdict_of(contender, case, device, prop, timeout)
         except KeyboardInterrupt:  # pytest's summary then names the case that was running
             raise KeyboardInterrupt(f"checking {contender.name} on case {case.id}") from None
         on_case(contender, case, {prop: verdict})

@@ -409,3 +409,31 @@ def test_a_contender_that_hangs_is_a_failure_within_the_timeout() -> None:
     assert time.monotonic() - started < 10
     assert all(not v.ok and "CallTimeout" in v.detail
                for p, v in verdicts.items() if p != "inputs")
+
+
+def test_an_interpreted_contender_is_called_once_per_case_for_its_five_properties() -> None:
+    """`verdict_of` keeps an interpreted contender's verdicts per case (its call is most of
+    a property test's cost); each property still gets its own verdict from that call, and
+    a contender that is not interpreted is called once per property."""
+    from harness.equivalence import runner
+
+    calls = {"n": 0}
+
+    def wrong_grad(input, target, weight=None, ignore_index=-100, reduction="mean",
+                   label_smoothing=0.0):  # right loss, gradient doubled
+        calls["n"] += 1
+        loss = F.cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                               reduction=reduction, label_smoothing=label_smoothing)
+        return 2 * loss - loss.detach()
+
+    case = Case.from_id("n2-c3-4-p0.5-f32-mean")
+    interpreted = Contender("interp_wrong_grad", "multiclass", wrong_grad, "test",
+                            why_untimed=lambda: "runs in an interpreter")
+    got = {prop: runner.verdict_of(interpreted, case, "cpu", prop) for prop in PROPERTIES}
+    assert calls["n"] == 1
+    assert got["loss"].ok and not got["grad"].ok and got["grad"].prop == "grad"
+    assert {prop: v.prop for prop, v in got.items()} == {p: p for p in PROPERTIES}
+    plain = Contender("plain_wrong_grad", "multiclass", wrong_grad, "test")
+    calls["n"] = 0
+    assert not runner.verdict_of(plain, case, "cpu", "grad").ok
+    assert runner.verdict_of(plain, case, "cpu", "loss").ok and calls["n"] == 2
