@@ -49,8 +49,11 @@ def test_the_dry_run_passes_every_stage_and_returns_three_files(tmp_path):
     assert "seed_f32_per_call fwd_bwd" in summary  # the headline table's stage
 
 
+@pytest.mark.slow  # about 30 s of waiting on deadlines; the runner's part is test_stages'
 def test_deadlines_cut_short_still_leave_every_finished_stage(tmp_path):
-    """The CPU dry run of `make test` (about 30 s): every deadline × 0.1, so that the first
+    """The real plan's commands under cut deadlines (about 30 s, so in the slow tier: the
+    runner's own deadline, packing and SIGINT handling are proven with small commands in
+    test_stages, in `make test`): every deadline × 0.1, so that the first
     stages end by themselves (on an idle machine: env, fused, and the table stopping at its
     own --deadline) and the last ones are stopped by theirs. No stage may fail: each ends
     ok or at its deadline (the A/A pair may also find the machine too busy: exit 2)."""
