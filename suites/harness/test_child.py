@@ -17,12 +17,14 @@ from harness.child import Child, ChildStopped, ended
 
 PY = sys.executable
 # echoes each request with "echo"; "sleep" hangs with a grandchild in its group; "die" says
-# a last word on stderr and kills itself with the signal asked
+# a last word on stderr and kills itself with the signal asked; "quit" ends it
 SERVER = """
 import json, os, signal, subprocess, sys, time
 print("started", file=sys.stderr, flush=True)
 for line in sys.stdin:
     msg = json.loads(line)
+    if msg["op"] == "quit":
+        sys.exit(0)
     if msg["op"] == "sleep":
         grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         print(json.dumps({"grandchild": grandchild.pid}), file=sys.stderr, flush=True)
@@ -52,8 +54,11 @@ def test_a_request_gets_its_reply_and_quit_ends_it(tmp_path):
     child = _server(tmp_path)
     assert child.request({"op": "hi", "n": 1}, deadline_s=30) == {"echo": {"op": "hi", "n": 1}}
     assert child.request({"op": "again"}) == {"echo": {"op": "again"}}
-    child.close({"op": "quit"})
+    started = time.monotonic()
+    child.close({"op": "quit"}, wait_s=10)
     assert not child.running
+    assert child.proc.returncode == 0  # it quit when asked: not killed after the wait
+    assert time.monotonic() - started < 5
 
 
 def test_a_hang_past_its_deadline_kills_the_whole_group(tmp_path):
