@@ -88,3 +88,40 @@ def test_a_new_property_joins_the_value_findings_without_an_edit_here(monkeypatc
     assert families == ((("loss", "grad", "nonfinite", "inputs", "calibration"), FEATURES),
                         (("meta",), META_FEATURES))
     assert property_families(("loss",)) == ((("loss",), FEATURES),)
+
+
+def test_with_defects_the_summary_lists_each_defect_of_a_contender_whose_property_failed() -> None:
+    """The suites' ``--defects``, in process: a failed property test's report names its
+    contender (`XentSession.pytest_runtest_logreport`), and the summary's section lists
+    that contender's every distinct defect with a reproduction; a contender whose tests
+    passed is not searched. (The same through a pytest subprocess: test_external, slow.)"""
+    from types import SimpleNamespace
+
+    from harness.pytest_plugin import summary
+    from harness.pytest_plugin.session import XentSession
+
+    xent = XentSession(call_timeout=30)
+    for nodeid, failed in (("test_equivalence.py::test_multiclass_property[two-loss]", True),
+                           ("test_equivalence.py::test_multiclass_property[eager-loss]", False)):
+        xent.pytest_runtest_logreport(SimpleNamespace(when="call", failed=failed, nodeid=nodeid,
+                                                      user_properties=[]))
+    assert xent.failed_contenders == {"two"}
+
+    class Terminal:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def section(self, title, **kwargs):
+            self.lines.append(f"== {title}")
+
+        def write_line(self, line, **kwargs):
+            self.lines.append(line)
+
+    eager = Contender("eager", "multiclass", F.cross_entropy, "reference", caps=NO_WEIGHTS)
+    terminal = Terminal()
+    summary.defects(terminal, xent, [eager, TWO], "cpu")
+    text = "\n".join(terminal.lines)
+    assert "FAIL two: 2 distinct defects" in text, text
+    assert "reduction='sum'" in text and "ignored targets" in text, text
+    assert "python -m harness check " in text and "--only two" in text, text
+    assert "eager" not in text, text

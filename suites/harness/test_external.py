@@ -126,6 +126,7 @@ def test_bad_contender_spec_is_a_usage_error() -> None:
             "e.g. probe=torch.nn.functional:cross_entropy") in proc.stdout, show(proc)
 
 
+@pytest.mark.slow  # 15 s; the same in process: test_defects' --defects test (make test)
 def test_the_suites_list_every_distinct_defect_with_defects(tmp_path: Path) -> None:
     """A Hypothesis search stops at one counterexample per property; ``--defects`` lists
     both defects of a contender that has two, each with its minimal case."""
