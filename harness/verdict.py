@@ -8,7 +8,8 @@ Both commands judge a ratio HEAD/BASE (NEW/BASE) on its logarithm, and say the s
 - ``undecided``: neither (a change that is not significant, or not beyond the floor);
 - ``unstable``: every timing was contaminated (preempted, oversubscribed, quantised):
   nothing left to judge;
-- ``too few``: fewer timings than the test needs to reach alpha at all.
+- ``too few``: fewer timings than the test needs to reach alpha at all (``ab``'s pairs,
+  ``compare``'s rounds).
 
 ``undecided`` and ``same`` over ``compare``'s former ``noisy`` and ``unchanged``: ``noisy``
 blamed noise where the cause can be the drift floor, too few rounds or a machine that moved,

@@ -17,7 +17,9 @@ normalised ratio that excludes 1 (blocks of rounds on fresh inputs resampled fir
 rounds, and the factor drawn from its uncertainty) — and the run-to-run drift floor
 (`drift_floor`), all inputs to the decision ``ab`` makes too
 (`harness.verdict.decide`, its words). Within the threshold is ``same``; beyond it
-but short of the test or the floor, ``undecided``. A benchmark that either run recorded as
+but short of the test or the floor, ``undecided``; beyond it with fewer than
+`MIN_BOOT_ROUNDS` rounds on a side, ``too few`` (no test can run: ``ab``'s word for too few
+pairs). A benchmark that either run recorded as
 contaminated (preempted, oversubscribed, quantised: `harness.benchmark.stability`) is
 ``unstable``, never slower or faster; one that is only wide (its spread) is judged like the
 others, on intervals that its spread widens, with the spread in its note: never judging it
@@ -45,7 +47,8 @@ MIN_U_ROUNDS = 5      # fewer rounds cannot reach p < 0.01 in a two-sided U test
 MIN_BOOT_ROUNDS = 3   # fewer than this on a side: no test at all, never significant
 MIN_FACTOR_BENCHMARKS = 4  # fewer stable benchmarks in common: raw ratios, not normalised
 N_BOOT = 1000
-STATUSES = (verdict.SLOWER, verdict.FASTER, verdict.UNSTABLE, verdict.UNDECIDED, "environment changed",
+STATUSES = (verdict.SLOWER, verdict.FASTER, verdict.UNSTABLE, verdict.TOO_FEW, verdict.UNDECIDED,
+            "environment changed",
             "new", "missing", "untimed", verdict.SAME)  # untimed: failed (or was not timed) in both runs
 METHOD = verdict.UNPAIRED  # what judged, said in the output beside `ab`'s paired method
 
@@ -160,6 +163,9 @@ def machine_factor(raw_ratios: np.ndarray, groups: list[str] | None = None, seed
     return MachineFactor(float(np.exp(center)), np.exp(draws), int(r.size))
 
 
+NO_TEST = "too few rounds"  # `significance`'s test when a side has under MIN_BOOT_ROUNDS
+
+
 def significance(base: np.ndarray, new: np.ndarray, factor: MachineFactor, alpha: float = ALPHA,
                  with_ci: bool = True, seed: int = 0,
                  blocks: tuple[int, int] = (1, 1)) -> tuple[float, tuple[float, float], bool, str]:
@@ -190,7 +196,7 @@ def significance(base: np.ndarray, new: np.ndarray, factor: MachineFactor, alpha
         return test.p, ci, bool(test.p < alpha) and ci_excludes_one, f"U ({test.method})"
     if min(base.size, new.size) >= MIN_BOOT_ROUNDS:
         return math.nan, ci, ci_excludes_one, "bootstrap CI"
-    return math.nan, ci, False, "too few rounds"
+    return math.nan, ci, False, NO_TEST
 
 
 # ---- whole runs ----------------------------------------------------------------------
@@ -285,6 +291,8 @@ def _judge(row: dict, factor: MachineFactor, env: list[str], settings: Settings,
     # `same` on the ratio itself (interval None): an interval of one run's rounds cannot
     # bound the next run's drift, and compare has never claimed more than the ratio
     row["judged"] = status = verdict.decide(log_r, significant, settings.threshold, floor=floor)
+    if status == verdict.UNDECIDED and test == NO_TEST:  # beyond the threshold, untestable
+        row["judged"] = status = verdict.TOO_FEW
     if status != verdict.decide(log_r, significant, settings.threshold):  # the floor held it back
         drift = floor[0] if log_r > 0 else floor[1]
         row["note"] = _join_note(row["note"], f"within run-to-run drift ({_pct(drift)})")
@@ -370,16 +378,17 @@ def presentable(result: pd.DataFrame) -> pd.DataFrame:
     return ranked
 
 
-CHANGES = (verdict.SLOWER, verdict.FASTER, verdict.UNSTABLE, verdict.UNDECIDED, "environment changed")
+CHANGES = (verdict.SLOWER, verdict.FASTER, verdict.UNSTABLE, verdict.TOO_FEW, verdict.UNDECIDED,
+           "environment changed")
 
 
 def worth_a_look(result: pd.DataFrame) -> pd.DataFrame:
-    """Rows worth a look: a judged change, an unstable or undecided benchmark, or one whose
+    """Rows worth a look: a judged change, an unstable, too-few or undecided benchmark, or one whose
     environment changed and would not be the same. Benchmarks only one run has (``new``,
     ``missing``) are counted, not listed: a full run against a small baseline has a hundred
     of them (``--all`` lists them)."""
     changed = result["status"].isin(CHANGES) & (result["judged"] != verdict.SAME)
-    return result[changed | result["status"].isin(CHANGES[:4])]
+    return result[changed | result["status"].isin(CHANGES[:5])]
 
 
 def status_counts(result: pd.DataFrame) -> dict[str, int]:

@@ -100,7 +100,7 @@ def test_few_rounds_use_the_bootstrap_interval(tmp_path):
 def test_without_raw_rounds_nothing_is_called_significant(tmp_path):
     base, new = make_run(0, save_data=False), scale_contender(make_run(1, save_data=False), "ext", 2.0)
     result = _compare(tmp_path, base, new)
-    assert set(result[result["contender"] == "ext"]["status"]) == {"undecided"}
+    assert set(result[result["contender"] == "ext"]["status"]) == {verdict.TOO_FEW}
 
 
 def test_new_missing_and_failed_benchmarks(tmp_path):
@@ -161,7 +161,21 @@ def test_compare_and_ab_share_the_words_and_the_default():
     assert compare.Settings().threshold == PairedSettings().threshold == verdict.DEFAULT_THRESHOLD
     judgements = set(compare.STATUSES) - {"environment changed", "new", "missing", "untimed"}
     assert judgements <= set(ab_verdicts.ORDER) and set(paired.VERDICTS) <= set(ab_verdicts.ORDER)
-    assert set(paired.VERDICTS) - {"too few"} <= judgements
+    assert set(paired.VERDICTS) <= judgements
+
+
+def test_a_change_beyond_the_threshold_on_two_rounds_is_too_few_as_in_ab(tmp_path):
+    """Two rounds a side cannot be tested (`compare.MIN_BOOT_ROUNDS`): a 3× slowdown there
+    reads ``too few`` (ab's word for too few pairs), listed as worth a look, never
+    ``slower``; within the threshold the ratio alone still says ``same``."""
+    base = make_run(0, rounds=2)
+    new = scale_contender(make_run(1, rounds=2), "ext", 3.0)
+    result = _compare(tmp_path, base, new)
+    ext = result[result["contender"] == "ext"]
+    assert set(ext["status"]) == {verdict.TOO_FEW} and set(ext["test"]) == {compare.NO_TEST}
+    others = result[result["contender"] != "ext"]
+    assert verdict.SLOWER not in set(others["status"]) and verdict.TOO_FEW not in set(others["status"])
+    assert set(compare.worth_a_look(result)["contender"]) >= {"ext"}
 
 
 def test_every_log_ratio_is_the_shared_one():
