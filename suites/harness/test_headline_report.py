@@ -131,3 +131,20 @@ def test_a_run_without_ceilings_falls_back_to_the_sessions_copy(tmp_path) -> Non
     view = report.headline_view(df)
     assert view["ceiling_copy_gbps"].isna().all()
     assert list(view["copy_pct"]) == pytest.approx(list(view["peak_bw_pct"]))
+
+
+@pytest.mark.parametrize(("size", "device"), [("full", "cuda"), ("small", "cpu")])
+def test_each_kind_of_headline_case_comes_in_the_first_round(size, device):
+    """A deadline cuts the case set from its end (the GPU check's table stage): the first
+    four cases hold one of each kind (weights given, weights per call, the binary form,
+    the vocabulary), so a cut leaves rounds, not kinds, out; the next round is bf16."""
+    def kind(case) -> str:
+        if case.family == "binary":
+            return "binary"
+        return "per_call" if case.per_call else "vocabulary" if case.c > 2 else "given"
+
+    cases = list(headline(size, device).values())
+    assert len(cases) == 12 and len({c.id for c in cases}) == 12
+    assert sorted(kind(c) for c in cases[:4]) == ["binary", "given", "per_call", "vocabulary"]
+    assert sorted(kind(c) for c in cases[4:8]) == ["binary", "given", "per_call", "vocabulary"]
+    assert {c.dtype for c in cases[:3]} == {"f32"} and {c.dtype for c in cases[4:8]} == {"bf16"}
