@@ -11,7 +11,8 @@ The HTML page that holds these tables is `harness.analysis.html`.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from harness import verdict
@@ -235,6 +236,16 @@ _TERMINAL_HEADER = ["status", "contender", "case", "mode", "ratio", "99% CI", "p
 CASE_WIDTH = 44  # longer case ids are cut in the terminal table (the markdown keeps them)
 
 
+def short_case_ids(ids: Iterable[str], width: int) -> dict[str, str]:
+    """Each case id cut to ``width`` characters with '…', for a terminal table; ids whose
+    cuts would read alike stay whole (a case with weights given and the same case with
+    ``-percall`` differ only in their last token)."""
+    ids = list(dict.fromkeys(ids))
+    cut = {i: i if len(i) <= width else i[:width - 1] + "…" for i in ids}
+    shared = Counter(cut.values())
+    return {i: c if shared[c] == 1 else i for i, c in cut.items()}
+
+
 def compare_table(shown, counts: dict[str, int], title: str, context: list[str], threshold: float) -> str:
     """Terminal table of the ``shown`` rows (`harness.analysis.compare.presentable`) and ``counts``,
     the number of benchmarks per status: changes first, within 120 columns — the test, the
@@ -242,7 +253,9 @@ def compare_table(shown, counts: dict[str, int], title: str, context: list[str],
     lines = _compare_intro(title, context, threshold)
     if len(shown):
         rows, notes = [], []
-        for full in _compare_rows(shown):
+        table = _compare_rows(shown)
+        short = short_case_ids((full[2] for full in table), CASE_WIDTH)
+        for full in table:
             status, contender, case, mode, ratio, ci, p, test, raw, base, new, note = full
             detail = "; ".join(x for x in (note, f"raw ratio {raw}" if raw != DASH else "",
                                            test if test != DASH else "") if x)
@@ -251,8 +264,7 @@ def compare_table(shown, counts: dict[str, int], title: str, context: list[str],
                 notes.append(textwrap.fill(f"[{len(notes) + 1}] {contender} {case} {mode}: {detail}",
                                            width=120, subsequent_indent="    "))
                 mark = f"[{len(notes)}]"
-            short = case if len(case) <= CASE_WIDTH else case[:CASE_WIDTH - 1] + "…"
-            rows.append([status, contender, short, mode, ratio, ci, p, base, new, mark])
+            rows.append([status, contender, short[case], mode, ratio, ci, p, base, new, mark])
         lines.append(_table(_TERMINAL_HEADER, rows))
         lines += notes
     lines.append(f"summary: {_counts(counts)}")
@@ -285,13 +297,12 @@ AB_CASE_WIDTH = 26
 def _ab_rows(rows: list[dict], width: int | None = None) -> list[list[str]]:
     """``rows`` from `harness.analysis.ab_verdicts.judge_run`; ``width`` cuts long case ids."""
     out = []
+    short = short_case_ids((str(r["case_id"]) for r in rows), width) if width else {}
     for r in rows:
         bounded = _finite(r.get("low")) and _finite(r.get("high"))
         half = (r["high"] - r["low"]) / 2 if bounded else float("nan")
         ci = f"{fmt_num(r['low'], half)}–{fmt_num(r['high'], half)}" if _finite(r.get("low")) else DASH
-        case = str(r["case_id"])
-        if width and len(case) > width:
-            case = case[:width - 1] + "…"
+        case = short.get(str(r["case_id"]), str(r["case_id"]))
         pairs = f"{r['pairs']}" + (f" (−{r['dropped']})" if r.get("dropped") else "")
         out.append([r["verdict"], _BY.get(r.get("by") or "", DASH), str(r["contender"]), case, str(r["mode"]),
                     fmt_ratio(r.get("ratio"), half), ci, fmt_p(r.get("p_adjusted")), pairs,

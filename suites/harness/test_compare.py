@@ -425,3 +425,19 @@ def test_a_change_within_the_machines_own_move_is_undecided_a_large_one_is_not(t
     # a machine 4x slower still shows a 2.5x regression: the move counts up to 2x only
     slow_day = _compare(tmp_path, base, scale_contender(make_run(1, machine=4.0), "naive", 2.5))
     assert set(slow_day[slow_day["contender"] == "naive"]["status"]) == {"slower"}
+
+
+def test_cut_case_ids_never_read_alike_in_a_terminal_table():
+    """The terminal tables of compare and ab cut long case ids; two ids whose cuts would be
+    the same (the headline's given and per-call weights) stay whole, the others are cut."""
+    from harness.analysis import tables
+
+    given = "bin-n2-c1-64x64-p0.05-bf16-mean-winverse_freq"
+    per_call = f"{given}-percall"
+    other = "n2-c2-64x64-p0.05-bf16-mean-winverse_freq-ls0.1-ig0.05"
+    short = tables.short_case_ids([given, per_call, other, given], 26)
+    assert short[given] == given and short[per_call] == per_call
+    assert short[other] == other[:25] + "…"
+    rows = [{"case_id": case, "verdict": "same", "contender": "eager", "mode": "fwd", "low": 0.99,
+             "high": 1.01, "ratio": 1.0, "pairs": 16} for case in (given, per_call)]
+    assert [row[3] for row in tables._ab_rows(rows, tables.AB_CASE_WIDTH)] == [given, per_call]
