@@ -290,12 +290,13 @@ def _judge(row: dict, factor: MachineFactor, env: list[str], settings: Settings,
     row.update(p=p, ci_low=ci[0], ci_high=ci[1], test=test)
     # `same` on the ratio itself (interval None): an interval of one run's rounds cannot
     # bound the next run's drift, and compare has never claimed more than the ratio
-    row["judged"] = status = verdict.decide(log_r, significant, settings.threshold, floor=floor)
-    if status == verdict.UNDECIDED and test == NO_TEST:  # beyond the threshold, untestable
-        row["judged"] = status = verdict.TOO_FEW
+    status = verdict.decide(log_r, significant, settings.threshold, floor=floor)
     if status != verdict.decide(log_r, significant, settings.threshold):  # the floor held it back
         drift = floor[0] if log_r > 0 else floor[1]
         row["note"] = _join_note(row["note"], f"within run-to-run drift ({_pct(drift)})")
+    if status == verdict.UNDECIDED and test == NO_TEST:  # beyond the threshold, untestable
+        status = verdict.TOO_FEW
+    row["judged"] = status
     if not row["_judged"]:  # contaminated: a wide spread alone is judged on its intervals
         status = "unstable"
     if env and not settings.allow_env_change:

@@ -173,6 +173,7 @@ def test_a_change_beyond_the_threshold_on_two_rounds_is_too_few_as_in_ab(tmp_pat
     result = _compare(tmp_path, base, new)
     ext = result[result["contender"] == "ext"]
     assert set(ext["status"]) == {verdict.TOO_FEW} and set(ext["test"]) == {compare.NO_TEST}
+    assert not any("drift" in str(note) for note in ext["note"])  # untested, not held back
     others = result[result["contender"] != "ext"]
     assert verdict.SLOWER not in set(others["status"]) and verdict.TOO_FEW not in set(others["status"])
     assert set(compare.worth_a_look(result)["contender"]) >= {"ext"}
