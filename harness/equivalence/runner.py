@@ -188,7 +188,7 @@ def verdict_of(contender: Contender, case: Case, device: str, prop: str,
     property, kept per process (`_INTERPRETED_VERDICTS`); for the others one call."""
     if contender.untimed_reason() is None:
         return verify(contender, case, device, (prop,), timeout)[prop]
-    key = (contender.name, contender.source, case.id, device, timeout)
+    key = (contender.name, contender.source, contender.fn, case.id, device, timeout)
     if key not in _INTERPRETED_VERDICTS:
         _INTERPRETED_VERDICTS[key] = verify(contender, case, device, PROPERTIES, timeout)
     return _INTERPRETED_VERDICTS[key][prop]

@@ -411,12 +411,13 @@ def test_a_contender_that_hangs_is_a_failure_within_the_timeout() -> None:
                for p, v in verdicts.items() if p != "inputs")
 
 
-def test_an_interpreted_contender_is_called_once_per_case_for_its_five_properties() -> None:
+def test_an_interpreted_contender_is_called_once_per_case_for_its_five_properties(monkeypatch) -> None:
     """`verdict_of` keeps an interpreted contender's verdicts per case (its call is most of
     a property test's cost); each property still gets its own verdict from that call, and
     a contender that is not interpreted is called once per property."""
     from harness.equivalence import runner
 
+    monkeypatch.setattr(runner, "_INTERPRETED_VERDICTS", {})  # this test's calls, not a rerun's
     calls = {"n": 0}
 
     def wrong_grad(input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -437,3 +438,7 @@ def test_an_interpreted_contender_is_called_once_per_case_for_its_five_propertie
     calls["n"] = 0
     assert not runner.verdict_of(plain, case, "cpu", "grad").ok
     assert runner.verdict_of(plain, case, "cpu", "loss").ok and calls["n"] == 2
+    # another function under the same name and source is its own entry, not the first's verdicts
+    right = Contender("interp_wrong_grad", "multiclass", F.cross_entropy, "test",
+                      why_untimed=lambda: "runs in an interpreter")
+    assert runner.verdict_of(right, case, "cpu", "grad").ok
