@@ -88,31 +88,43 @@ def check_cases(contender: Contender, cases: list[Case], device: str,
     signatures: set = set()
     try:
         for i, case in enumerate(cases):
-            if progress:
-                progress(f"{contender.name}: {_phase(i, grid, len(cases))} ({case.id})")
-            if reason := contender.skip_reason(case, device):
-                out.append(CaseVerdicts(contender.name, case, None, reason))
-                continue
-            if why := _not_run(case, stopped, completed):
-                out.append(CaseVerdicts(contender.name, case, None, failure=Failure("not run", why)))
-                continue
-            limit = call_limit(case, device, given=timeout,
-                               first_compile=_first_compile(contender, case, signatures, judge))
+            # a Ctrl-C anywhere in a case's turn says what was running (the CLI prints it,
+            # exit 130): a user presses it after reading a progress line, which is printed
+            # before the call, so one in the call alone left a window
             try:
-                got = judge.verdicts(case, PROPERTIES, limit)
-            except KeyboardInterrupt:  # say what was running (the CLI prints it, exit 130)
+                _check_one(contender, case, device, timeout, judge, out, completed, stopped,
+                           signatures, progress, _phase(i, grid, len(cases)))
+            except KeyboardInterrupt:
                 raise KeyboardInterrupt(f"checking {contender.name} on case {case.id}") from None
-            if isinstance(got, Failure):
-                kind = kind_of(case, completed)
-                stopped.append((kind, case, got.kind))
-                out.append(CaseVerdicts(contender.name, case, None, failure=got, failure_kind=kind))
-            else:
-                completed.append(case)
-                out.append(CaseVerdicts(contender.name, case, got))
     finally:
         if judges is None:
             judge.close()
     return out
+
+
+def _check_one(contender: Contender, case: Case, device: str, timeout: float | None, judge,
+               out: list[CaseVerdicts], completed: list[Case], stopped: list, signatures: set,
+               progress: Progress | None, phase: str) -> None:
+    """One case's turn in `check_cases`: skipped, not run after a hang or crash of its
+    kind, or called under its limit, its verdicts or failure appended to ``out``."""
+    if progress:
+        progress(f"{contender.name}: {phase} ({case.id})")
+    if reason := contender.skip_reason(case, device):
+        out.append(CaseVerdicts(contender.name, case, None, reason))
+        return
+    if why := _not_run(case, stopped, completed):
+        out.append(CaseVerdicts(contender.name, case, None, failure=Failure("not run", why)))
+        return
+    limit = call_limit(case, device, given=timeout,
+                       first_compile=_first_compile(contender, case, signatures, judge))
+    got = judge.verdicts(case, PROPERTIES, limit)
+    if isinstance(got, Failure):
+        kind = kind_of(case, completed)
+        stopped.append((kind, case, got.kind))
+        out.append(CaseVerdicts(contender.name, case, None, failure=got, failure_kind=kind))
+    else:
+        completed.append(case)
+        out.append(CaseVerdicts(contender.name, case, got))
 
 
 def _judge(contender: Contender, device: str, judges: dict | None):
@@ -124,8 +136,10 @@ def _judge(contender: Contender, device: str, judges: dict | None):
 
 
 def _phase(i: int, grid: int, total: int) -> str:
+    if grid == 0:  # the cases the user named
+        return f"case {i + 1} of {total}"
     if i < grid:
-        return f"every declared pair, case {i + 1} of {grid}"
+        return f"covering cases, case {i + 1} of {grid}"
     return f"generated cases, case {i + 1 - grid} of {total - grid}"
 
 

@@ -281,3 +281,19 @@ def test_bench_checks_the_users_code_in_a_worker_first_and_times_the_rest(tmp_pa
     assert [b["extra_info"]["contender"] for b in doc["benchmarks"]] == ["eager"]
     [failure] = doc["xentbench"]["failures"]
     assert failure["contender"] == "abort" and failure["error"] == "crash: killed by SIGABRT"
+
+
+def test_a_ctrl_c_right_after_a_progress_line_still_names_the_case():
+    """The progress line is printed before the call; a Ctrl-C that lands between them (a
+    user reacting to the line, or the subprocess test above) still names the case."""
+    from harness import contenders as registry
+    from harness.equivalence import verdicts
+
+    case = Case.from_id("n2-c3-p0.5-f32-mean")
+
+    def progress(text: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        verdicts.check_cases(registry.get("eager"), [case], "cpu", progress=progress)
+    assert str(stopped.value) == f"checking eager on case {case.id}"
