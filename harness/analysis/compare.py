@@ -434,7 +434,8 @@ def header_lines(comparison: Comparison, base: pd.DataFrame, new: pd.DataFrame) 
     slower, faster = comparison.floor
     if math.isfinite(slower) or math.isfinite(faster):
         lines.append(f"run-to-run drift (how far the other benchmarks scatter): slowdowns within "
-                     f"{_pct(slower)} and speedups within {_pct(faster)} are undecided")
+                     f"{_pct(slower)} and speedups within {_pct(faster)} are undecided (too few where "
+                     "rounds are lacking)")
     move = machine_move(comparison.factor)
     if move > 0 and move in (slower, faster):
         lines.append(f"the machine itself moved by {_pct(move)} between the runs: benchmarks do "

@@ -248,8 +248,9 @@ def short_case_ids(ids: Iterable[str], width: int) -> dict[str, str]:
 
 def compare_table(shown, counts: dict[str, int], title: str, context: list[str], threshold: float) -> str:
     """Terminal table of the ``shown`` rows (`harness.analysis.compare.presentable`) and ``counts``,
-    the number of benchmarks per status: changes first, within 120 columns — the test, the
-    raw ratio and the note of each row go below the table as numbered notes."""
+    the number of benchmarks per status: changes first, within 120 columns unless two case
+    ids would cut alike (`short_case_ids`) — the test, the raw ratio and the note of each
+    row go below the table as numbered notes."""
     lines = _compare_intro(title, context, threshold)
     if len(shown):
         rows, notes = [], []

@@ -47,10 +47,10 @@ def headline(size: str, device: str) -> dict[str, Case]:
     with 5 % of the targets ignored, with and without label smoothing. GPU sizes on CUDA
     with the ``full`` preset, CPU sizes otherwise.
 
-    In rounds, one case of each kind per round (given weights, per-call weights, binary,
-    vocabulary), f32 first: a deadline (the GPU check's table stage, where each compiled
-    contender compiles per case) then cuts whole rounds of the least telling, not a whole
-    kind."""
+    In rounds of four, one case of each kind per round (given weights, per-call weights,
+    binary, vocabulary), f32 first: a deadline after the first four cases (the GPU check's
+    table stage, where each compiled contender compiles per case) then cuts rounds of the
+    least telling, not a whole kind."""
     gpu = device.startswith("cuda") and size != "small"
     seed = dict(n=64, spatial=(1024, 1024)) if gpu else dict(n=2, spatial=(64, 64))
     (big, big_rows), (vocab, rows) = (((128256, 4096), (32000, 4096)) if gpu

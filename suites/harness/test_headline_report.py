@@ -137,7 +137,8 @@ def test_a_run_without_ceilings_falls_back_to_the_sessions_copy(tmp_path) -> Non
 def test_each_kind_of_headline_case_comes_in_the_first_round(size, device):
     """A deadline cuts the case set from its end (the GPU check's table stage): the first
     four cases hold one of each kind (weights given, weights per call, the binary form,
-    the vocabulary), so a cut leaves rounds, not kinds, out; the next round is bf16."""
+    the vocabulary), so a cut after them leaves rounds, not kinds, out; the next round is
+    bf16."""
     def kind(case) -> str:
         if case.family == "binary":
             return "binary"
