@@ -185,6 +185,7 @@ def table_lines(path: Path) -> list[str]:
 
     view = report.headline_view(report.enrich(load([path])))
     rows = [_headline_line(r) for r in view.itertuples()]
+    rows += report.headline_missing_lines(view) if len(view) else []
     failures = (json.loads(path.read_text()).get("xentbench") or {}).get("failures", [])
     rows += [f"FAILED {f['contender']} {f['case_id']} {f['mode']}: {f['error'][:120]}"
              for f in failures]

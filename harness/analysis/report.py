@@ -28,7 +28,7 @@ from harness.analysis.plots import (
 )
 from harness.analysis.writers import write_csv, write_parquet
 from harness.atomic import atomic_write_text
-from harness.benchmark.case_sets import headline_names, landmark_names, landmarks
+from harness.benchmark.case_sets import SIZES, headline, headline_names, landmark_names, landmarks
 from harness.problem.families import FAMILIES, MULTICLASS
 
 
@@ -150,6 +150,30 @@ def headline_view(df: pd.DataFrame) -> pd.DataFrame:
     return rows.drop(columns=["_order", "_median"])
 
 
+def headline_missing(view: pd.DataFrame) -> dict[str, list[str]]:
+    """Per run of ``view`` (`headline_view`), the headline cases of its preset that it has
+    no benchmark of, by name, in the set's order: what a deadline (the GPU check's table
+    stage) or a ``-k`` left out, so a short table does not pass for the whole set. The
+    preset is the (size, device) whose set holds most of the run's cases."""
+    from harness.problem.capabilities import DEVICES
+
+    sets = [list(headline(size, device).items()) for size in SIZES for device in DEVICES]
+    out = {}
+    for run_id, rows in view.groupby("run_id", sort=False):
+        have = set(rows["case_id"])
+        chosen = max(sets, key=lambda named: sum(case.id in have for _, case in named))
+        out[str(run_id)] = [name for name, case in chosen if case.id not in have]
+    return out
+
+
+def headline_missing_lines(view: pd.DataFrame) -> list[str]:
+    """One line per run that lacks headline cases (`headline_missing`), none otherwise."""
+    many = view["run_id"].nunique() > 1
+    return [f"{f'run {run_id}: ' if many else ''}headline cases not in this run: "
+            f"{', '.join(names)} (stopped by a deadline, or not selected)"
+            for run_id, names in headline_missing(view).items() if names]
+
+
 def with_model_bandwidth(rows: pd.DataFrame) -> pd.DataFrame:
     """Add the headline's bandwidth columns: ``copy_pct`` (GB/s by `min_bytes` as % of the
     run's measured copy ceiling, ``ceiling_copy_gbps``; a run without ceilings falls back to
@@ -267,7 +291,8 @@ def render_markdown(df: pd.DataFrame, accuracy: pd.DataFrame | None = None,
                 "memory above the inputs; the check before timing's largest errors against the "
                 "float64 oracle and the larger as a share of its tolerance bound (≤ 1 passes). "
                 "`percall`: the weights are computed from the targets inside every call.", "",
-                tables.headline_md(headline), ""]
+                tables.headline_md(headline), "",
+                *(line for text in headline_missing_lines(headline) for line in (text, ""))]
     summary = fastest_summary(df)
     if len(summary):
         out += ["## Fastest contender", "",

@@ -149,3 +149,20 @@ def test_each_kind_of_headline_case_comes_in_the_first_round(size, device):
     assert sorted(kind(c) for c in cases[:4]) == ["binary", "given", "per_call", "vocabulary"]
     assert sorted(kind(c) for c in cases[4:8]) == ["binary", "given", "per_call", "vocabulary"]
     assert {c.dtype for c in cases[:3]} == {"f32"} and {c.dtype for c in cases[4:8]} == {"bf16"}
+
+
+def test_a_table_cut_short_names_the_headline_cases_it_lacks(tmp_path, headline_run) -> None:
+    """A deadline (the GPU check's table stage) or a ``-k`` leaves cases out: the report and
+    the GPU check's summary name them in the set's order; a whole set names none."""
+    from harness import gpu_check
+
+    assert report.headline_missing_lines(report.headline_view(headline_run)) == []
+    first = list(CASES.values())[:5]
+    path = _run(tmp_path, "cut.json", [c for c in first if c.family == "multiclass"], MULTICLASS)
+    df = report.enrich(load([path]))
+    rest = [name for name, case in CASES.items()
+            if case not in first or case.family != "multiclass"]
+    line = f"headline cases not in this run: {', '.join(rest)} (stopped by a deadline, or not selected)"
+    assert report.headline_missing_lines(report.headline_view(df)) == [line]
+    assert line in report.render_markdown(df).split("## Headline", 1)[1].split("\n## ", 1)[0]
+    assert gpu_check.table_lines(path)[-1] == line
