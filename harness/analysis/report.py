@@ -116,11 +116,12 @@ def fastest_summary(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-# What each headline row is compared with, by family: eager (the family's reference), its
-# static compiled form and Liger-Kernel (multi-class only: Liger has no BCE here)
+# What each headline row is compared with besides the family's reference (eager, already
+# `enrich`'s ``speedup``), by family: its static compiled form and Liger-Kernel (multi-class
+# only: Liger has no BCE here)
 HEADLINE_BASES: dict[str, dict[str, str]] = {
-    "multiclass": {"x_eager": "eager", "x_compiled": "compiled_eager", "x_liger": "liger"},
-    "binary": {"x_eager": "bce_logits", "x_compiled": "compiled_bce_logits"},
+    "multiclass": {"x_compiled": "compiled_eager", "x_liger": "liger"},
+    "binary": {"x_compiled": "compiled_bce_logits"},
 }
 
 
@@ -137,10 +138,12 @@ def headline_view(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["run_id", "case_id", "mode"]
     medians = rows.set_index([*keys, "contender"])["median"]
     medians = medians[~medians.index.duplicated()]
-    for column in ("x_eager", "x_compiled", "x_liger"):
+    rows["x_eager"] = rows["speedup"]
+    for column in ("x_compiled", "x_liger"):
         rows[column] = [
-            _ratio(medians.get((r.run_id, r.case_id, r.mode,
-                                HEADLINE_BASES.get(r.family, {}).get(column, "")), np.nan), r.median)
+            stats.speedup(medians.get((r.run_id, r.case_id, r.mode,
+                                       HEADLINE_BASES.get(r.family, {}).get(column, "")), np.nan),
+                          r.median)
             for r in rows.itertuples()]
     rows = with_model_bandwidth(rows)
     order = {case_id: i for i, case_id in enumerate(names)}
@@ -176,29 +179,21 @@ def headline_missing_lines(view: pd.DataFrame) -> list[str]:
 
 def with_model_bandwidth(rows: pd.DataFrame) -> pd.DataFrame:
     """Add the headline's bandwidth columns: ``copy_pct`` (GB/s by `min_bytes` as % of the
-    run's measured copy ceiling, ``ceiling_copy_gbps``; a run without ceilings falls back to
-    the session's copy measure, ``peak_bw_pct``), ``model_gbps`` (the contender's own traffic
-    model, `harness.benchmark.traffic.model_bytes`, over the median) and ``model_copy_pct``,
-    each with the noise GB/s has."""
+    run's measured copy ceiling, ``ceiling_copy_gbps``; a run without ceilings: the session's
+    copy measure, ``peak_gbps``, the same number in a run with them), ``model_gbps`` (the
+    contender's own traffic model, `harness.benchmark.traffic.model_bytes`, over the median)
+    and ``model_copy_pct``, each with the noise GB/s has."""
     out = rows.copy()
-    for col in ("model_bytes", "ceiling_copy_gbps", "peak_bw_pct", "peak_bw_pct_noise"):
-        if col not in out:
-            out[col] = np.nan
     copy = out["ceiling_copy_gbps"].where(out["ceiling_copy_gbps"] > 0, out["peak_gbps"])
     copy = pd.to_numeric(copy, errors="coerce")
     rel = out["gbps_noise"] / out["gbps"]
-    has_ceiling = out["ceiling_copy_gbps"] > 0
-    out["copy_pct"] = (100 * out["gbps"] / copy).where(has_ceiling, out["peak_bw_pct"])
-    out["copy_pct_noise"] = (out["copy_pct"] * rel).where(has_ceiling, out["peak_bw_pct_noise"])
+    out["copy_pct"] = 100 * out["gbps"] / copy
+    out["copy_pct_noise"] = out["copy_pct"] * rel
     out["model_gbps"] = out["model_bytes"] / out["median"].where(out["median"] > 0) / 1e9
     out["model_gbps_noise"] = out["model_gbps"] * rel
     out["model_copy_pct"] = 100 * out["model_gbps"] / copy
     out["model_copy_pct_noise"] = out["model_copy_pct"] * rel
     return out
-
-
-def _ratio(base: float, median: float) -> float:
-    return base / median if base == base and median == median and median > 0 else math.nan
 
 
 def _finite_or(value: float, default: float) -> float:
