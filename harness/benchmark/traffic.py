@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.kernels.layout import GPU_MAX_BLOCK_C
 from harness.problem.case import Case
 
 
@@ -69,9 +70,9 @@ class Sizes:
                    spatial=bool(case.spatial))
 
 
-# The fused kernel's class block on the GPU (harness.kernels.xent.MAX_BLOCK_C_GPU): above it
-# the forward reads the logits twice. Copied, not imported: importing xent imports Triton.
-FUSED_BLOCK_C = 4096
+# The fused kernel's class block on the GPU: above it the forward reads the logits twice
+# (harness.kernels.layout imports no Triton)
+FUSED_BLOCK_C = GPU_MAX_BLOCK_C
 
 
 def eager_bytes(s: Sizes, mode: str) -> int:
