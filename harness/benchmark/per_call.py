@@ -19,7 +19,7 @@ import torch
 from harness.equivalence.properties import Verdict
 from harness.equivalence.runner import call_args
 from harness.problem.inputs import Inputs
-from harness.problem.weights import inverse_freq
+from harness.problem.weights import binary_inverse_freq, inverse_freq
 
 F64 = torch.float64
 
@@ -32,12 +32,6 @@ def class_counts_on_device(target: torch.Tensor, n_classes: int,
     zero = torch.zeros((), dtype=torch.int64, device=target.device)
     return torch.stack([zero if k == ignored_class else (target == k).sum()
                         for k in range(n_classes)]).to(F64)
-
-
-def binary_counts_on_device(target: torch.Tensor) -> torch.Tensor:
-    """float64 [negatives, positives] of 0/1 float targets."""
-    positives = (target > 0.5).sum()
-    return torch.stack([target.numel() - positives, positives]).to(F64)
 
 
 def multiclass_weights(target: torch.Tensor, n_classes: int, ignored_class: int | None,
@@ -53,7 +47,7 @@ def binary_weights(target: torch.Tensor, dtype: torch.dtype,
     makes them: the class weights rounded to ``dtype`` first, their ratio divided in float64
     and rounded once. w0 is never 0 (inverse_freq gives a batch with one class uniform
     weights), so the pos_weight form always exists."""
-    w = inverse_freq(binary_counts_on_device(target)).to(dtype).to(F64)
+    w = binary_inverse_freq((target > 0.5).sum(), target.numel()).to(dtype).to(F64)
     return w[:1].to(dtype).reshape(shape), (w[1:] / w[:1]).to(dtype).reshape(shape)
 
 

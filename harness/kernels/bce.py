@@ -33,6 +33,7 @@ from harness.kernels import gpu_tiles
 from harness.kernels._jit import claim_stored_gradient, jit, launch_guard
 from harness.kernels.layout import bce_block, is_flat, merge_dims, needs_int64
 from harness.kernels.xent import UNSPECIALISED, _acc, _first_index, _row_index, _xent_bwd
+from harness.problem.weights import binary_inverse_freq
 
 
 @jit(do_not_specialize=UNSPECIALISED)
@@ -212,14 +213,6 @@ def count_positives(target: torch.Tensor) -> torch.Tensor:
     return parts.sum()
 
 
-def inverse_freq_weights(n_pos: torch.Tensor, numel: int) -> torch.Tensor:
-    """`harness.problem.weights.inverse_freq` for K = 2 from a device-side positive count: [f1, f0],
-    or [1, 1] when fewer than two classes are present. float64, on n_pos's device."""
-    from harness.problem.weights import inverse_freq  # the one rule, written once
-
-    return inverse_freq(torch.stack([numel - n_pos, n_pos]).to(torch.float64))
-
-
 def inverse_freq(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean",
                  normalize: str = "numel") -> torch.Tensor:
     """Binary cross-entropy on 1-channel logits with the batch's inverse-frequency class
@@ -238,7 +231,7 @@ def inverse_freq(logits: torch.Tensor, target: torch.Tensor, reduction: str = "m
     _check(logits, target, reduction)
     numel = logits.numel()
     n_pos = count_positives(target)
-    w = inverse_freq_weights(n_pos, numel)
+    w = binary_inverse_freq(n_pos, numel)
     acc = torch.float64 if logits.dtype == torch.float64 else torch.float32
     cw = w.to(logits.dtype).to(acc)  # weights rounded to the input dtype, as a caller's would be
     normaliser = None

@@ -73,6 +73,13 @@ def inverse_freq(counts: torch.Tensor) -> torch.Tensor:
     return torch.where((counts > 0).sum() <= 1, torch.ones_like(w), w)
 
 
+def binary_inverse_freq(n_pos: torch.Tensor, numel: int | torch.Tensor) -> torch.Tensor:
+    """`inverse_freq` of 0/1 targets from their device-side positive count, without a host
+    sync: [w_0, w_1] = [f_1, f_0] in float64 on ``n_pos``'s device (the fused BCE kernel's
+    and the per-call weights' rule, written once)."""
+    return inverse_freq(torch.stack([numel - n_pos, n_pos]).to(torch.float64))
+
+
 def balanced(counts: torch.Tensor) -> torch.Tensor:
     """scikit-learn's 'balanced': ``w_c = N / (K · n_c)``, so every present class carries
     the same total weight N / K. An absent class gets the largest present class's weight."""

@@ -61,7 +61,12 @@ def test_the_weights_computed_in_the_call_are_the_cases_bit_for_bit(name) -> Non
 
 def test_weights_from_another_formula_are_caught(monkeypatch) -> None:
     # balanced weights differ from inverse_freq's: the step would time another problem
-    monkeypatch.setattr(per_call, "inverse_freq", lambda counts: counts.sum() / (2 * counts.clamp(min=1)))
+    def balanced(counts):
+        return counts.sum() / (2 * counts.clamp(min=1))
+
+    monkeypatch.setattr(per_call, "inverse_freq", balanced)
+    monkeypatch.setattr(per_call, "binary_inverse_freq", lambda n_pos, numel: balanced(
+        torch.stack([numel - n_pos, n_pos]).to(torch.float64)))
     for name in ("seed_f32_per_call", "seed_bce_bf16_per_call"):
         verdict = per_call.check_same_weights(inputs_for(CPU[name], "cpu"))
         assert not verdict.ok and "weight" in verdict.detail
