@@ -86,45 +86,37 @@ def check_cases(contender: Contender, cases: list[Case], device: str,
     completed: list[Case] = []
     stopped: list[tuple[tuple[str, ...], Case, str]] = []  # (kind, first case, what it did)
     signatures: set = set()
+    case = None
     try:
         for i, case in enumerate(cases):
-            # a Ctrl-C anywhere in a case's turn says what was running (the CLI prints it,
-            # exit 130): a user presses it after reading a progress line, which is printed
-            # before the call, so one in the call alone left a window
-            try:
-                _check_one(contender, case, device, timeout, judge, out, completed, stopped,
-                           signatures, progress, _phase(i, grid, len(cases)))
-            except KeyboardInterrupt:
-                raise KeyboardInterrupt(f"checking {contender.name} on case {case.id}") from None
+            if progress:
+                progress(f"{contender.name}: {_phase(i, grid, len(cases))} ({case.id})")
+            if reason := contender.skip_reason(case, device):
+                out.append(CaseVerdicts(contender.name, case, None, reason))
+                continue
+            if why := _not_run(case, stopped, completed):
+                out.append(CaseVerdicts(contender.name, case, None, failure=Failure("not run", why)))
+                continue
+            limit = call_limit(case, device, given=timeout,
+                               first_compile=_first_compile(contender, case, signatures, judge))
+            got = judge.verdicts(case, PROPERTIES, limit)
+            if isinstance(got, Failure):
+                kind = kind_of(case, completed)
+                stopped.append((kind, case, got.kind))
+                out.append(CaseVerdicts(contender.name, case, None, failure=got, failure_kind=kind))
+            else:
+                completed.append(case)
+                out.append(CaseVerdicts(contender.name, case, got))
+    except KeyboardInterrupt:
+        # say what was running wherever in its turn it lands (the CLI prints it, exit 130):
+        # a user presses it after reading a progress line, printed before the call
+        if case is None:
+            raise
+        raise KeyboardInterrupt(f"checking {contender.name} on case {case.id}") from None
     finally:
         if judges is None:
             judge.close()
     return out
-
-
-def _check_one(contender: Contender, case: Case, device: str, timeout: float | None, judge,
-               out: list[CaseVerdicts], completed: list[Case], stopped: list, signatures: set,
-               progress: Progress | None, phase: str) -> None:
-    """One case's turn in `check_cases`: skipped, not run after a hang or crash of its
-    kind, or called under its limit, its verdicts or failure appended to ``out``."""
-    if progress:
-        progress(f"{contender.name}: {phase} ({case.id})")
-    if reason := contender.skip_reason(case, device):
-        out.append(CaseVerdicts(contender.name, case, None, reason))
-        return
-    if why := _not_run(case, stopped, completed):
-        out.append(CaseVerdicts(contender.name, case, None, failure=Failure("not run", why)))
-        return
-    limit = call_limit(case, device, given=timeout,
-                       first_compile=_first_compile(contender, case, signatures, judge))
-    got = judge.verdicts(case, PROPERTIES, limit)
-    if isinstance(got, Failure):
-        kind = kind_of(case, completed)
-        stopped.append((kind, case, got.kind))
-        out.append(CaseVerdicts(contender.name, case, None, failure=got, failure_kind=kind))
-    else:
-        completed.append(case)
-        out.append(CaseVerdicts(contender.name, case, got))
 
 
 def _judge(contender: Contender, device: str, judges: dict | None):
