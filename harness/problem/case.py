@@ -134,8 +134,8 @@ class Case:
             yield f"{self.family} cases have no label_smoothing: set it to 0"
         if not 0.0 <= self.ignore_frac <= 1.0:
             yield f"ignore_frac must be in [0, 1], got {self.ignore_frac}"
-        if (self._kept_share() == 0 and self.positions > self.n_ignored
-                and self.ignored_class is not None):
+        if (self.ignored_class is not None and self.positions > self.n_ignored
+                and self._kept_share() == 0):  # the share loops over every class: last
             yield (f"ignore_index {self.ignore_index} is the only class with targets at p={self.p}: "
                    "every target would be ignored; use another p, ignore_index or ignore_frac=1")
         if self.soft and (self.ignore_frac or self.ignore_index >= 0):

@@ -88,7 +88,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """``--bench-deadline``: a test not started in time is skipped, so the session ends by
     itself and pytest-benchmark saves what was timed (a killed session saves nothing)."""
-    if is_own_item(item) and session_of(item.config).past_deadline():
+    if session_of(item.config).past_deadline() and is_own_item(item):  # the cheap test first
         pytest.skip(f"deadline: not started within --bench-deadline "
                     f"{item.config.getoption('bench_deadline'):g} s of the session's start")
 

@@ -100,8 +100,7 @@ def bench_threads(pytestconfig: pytest.Config, device: str, xent: XentSession) -
     59 µs read 7,995 µs with two threads and two neighbours; 104 µs against 107 µs idle
     with one thread and one neighbour). 0 keeps torch's default."""
     wanted = pytestconfig.getoption("bench_threads")
-    timing = not pytestconfig.getoption("benchmark_disable", False)
-    if device == "cpu" and wanted and timing:  # a smoke run (--benchmark-disable) times nothing
+    if device == "cpu" and wanted and timing_run(pytestconfig):  # a smoke run times nothing
         torch.set_num_threads(wanted)
     xent.threads = torch.get_num_threads()
     return xent.threads
@@ -113,7 +112,7 @@ def timer_fidelity(pytestconfig: pytest.Config, device: str, xent: XentSession):
     benchmark session before the first benchmark, whatever ``-k`` selected; None when
     benchmarks are disabled. A failed check is kept in the JSON (``xentbench.fidelity``),
     marks the run unstable in `compare`, and warns."""
-    if pytestconfig.getoption("benchmark_disable", False):
+    if not timing_run(pytestconfig):
         return None
     say(pytestconfig, "checking the timer against CPU time and an independent timer (fidelity)")
     check, method = fidelity_check(device)
@@ -136,4 +135,4 @@ def bench_options(pytestconfig: pytest.Config, device: str) -> dict:
         reserve_flush_buffer(device)
     return {"size": pytestconfig.getoption("bench_size"), "flush": flush,
             "round_time": processes.round_time(pytestconfig, device),
-            "timing": not pytestconfig.getoption("benchmark_disable", False)}
+            "timing": timing_run(pytestconfig)}
