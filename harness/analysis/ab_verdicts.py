@@ -60,9 +60,12 @@ def judge_run(run: AbRun, settings: PairedSettings) -> list[dict]:
         row.pop("name")
         if j.pairs == 0 and j.dropped:
             row["verdict"] = "unstable"
-        row["by"] = "wall time" if row["verdict"] in ("slower", "faster", "same") else None
+        row["by"] = "wall time" if row["verdict"] in WALL_DECIDED else None
         rows.append(row)
     return sorted(rows, key=lambda r: (ORDER.index(r["verdict"]), r["benchmark"]))
+
+
+WALL_DECIDED = (*verdict.CHANGED, verdict.SAME)  # verdicts wall time reached by itself
 
 
 def _wall_note(pairs: int, dropped: int, needed: int) -> str | None:
@@ -82,7 +85,7 @@ def with_instructions(rows: list[dict], counted: dict[str, dict[str, list[float]
     The row's verdict stays wall time's where wall time decided; where it did not
     (``undecided``, ``unstable``), a decisive count gives it, and ``by`` says which."""
     for r in rows:
-        r["by"] = "wall time" if r["verdict"] in ("slower", "faster", "same") else None
+        r["by"] = "wall time" if r["verdict"] in WALL_DECIDED else None
         sides = [counted.get(label, {}).get(r["benchmark"]) for label in SIDES]
         if not all(isinstance(s, list) and s for s in sides):
             why = next((s for s in sides if isinstance(s, str)), None)
