@@ -160,10 +160,7 @@ def bench_lines(path: Path) -> list[str]:
         flags += ["launch-bound"] if info.get("launch_bound") else []
         rows.append(f"{b['name'].split('[', 1)[-1].rstrip(']'):<60} {median * 1e3:9.3f} ms "
                     f"{'' if pct is None else f'{pct:5.1f} % of copy'} {' '.join(flags)}")
-    failures = (doc.get("xentbench") or {}).get("failures", [])
-    rows += [f"FAILED {f['contender']} {f['case_id']} {f['mode']}: {f['error'][:120]}"
-             for f in failures]
-    return rows or ["no benchmark timed"]
+    return rows + _failure_lines(doc) or ["no benchmark timed"]
 
 
 def ab_lines(folder: Path) -> list[str]:
@@ -186,10 +183,13 @@ def table_lines(path: Path) -> list[str]:
     view = report.headline_view(report.enrich(load([path])))
     rows = [_headline_line(r) for r in view.itertuples()]
     rows += report.headline_missing_lines(view) if len(view) else []
-    failures = (json.loads(path.read_text()).get("xentbench") or {}).get("failures", [])
-    rows += [f"FAILED {f['contender']} {f['case_id']} {f['mode']}: {f['error'][:120]}"
-             for f in failures]
-    return rows or ["no benchmark timed"]
+    return rows + _failure_lines(json.loads(path.read_text())) or ["no benchmark timed"]
+
+
+def _failure_lines(doc: dict) -> list[str]:
+    """A run's benchmarks that raised or failed their check (``xentbench.failures``)."""
+    return [f"FAILED {f['contender']} {f['case_id']} {f['mode']}: {f['error'][:120]}"
+            for f in (doc.get("xentbench") or {}).get("failures", [])]
 
 
 def _headline_line(r) -> str:
